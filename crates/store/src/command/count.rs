@@ -1,0 +1,34 @@
+use crate::entry::Millis;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// The number of live keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count;
+
+impl Count {
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        Reply::Count(store.len(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Delete, Set};
+
+    #[test]
+    fn counts_live_keys_only() {
+        let store = Store::new();
+        assert_eq!(Count.apply(&store, 0), Reply::Count(0));
+        Set::new("a", "v").apply(&store, 0);
+        Set::new("b", "v").expires_at(10).apply(&store, 0);
+        Set::new("c", "v").apply(&store, 0);
+        assert_eq!(Count.apply(&store, 9), Reply::Count(3));
+        assert_eq!(Count.apply(&store, 10), Reply::Count(2));
+        Delete::new("a").apply(&store, 10);
+        assert_eq!(Count.apply(&store, 10), Reply::Count(1));
+        assert_eq!(store.sweep_expired(10, 10), 1);
+        assert_eq!(Count.apply(&store, 10), Reply::Count(1));
+    }
+}

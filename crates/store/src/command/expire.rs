@@ -1,0 +1,69 @@
+use bytes::Bytes;
+
+use crate::entry::{Entry, Millis};
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// Set (`Some`) or clear (`None`) the expiry of an existing key. Changing the expiry is a write:
+/// the key gets a new version, so conditional writers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expire {
+    pub key: Bytes,
+    pub at: Option<Millis>,
+}
+
+impl Expire {
+    pub fn new(key: impl Into<Bytes>, at: Option<Millis>) -> Self {
+        Self { key: key.into(), at }
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let Some(current) = shard.live(&self.key, now) else {
+            return Reply::NotFound;
+        };
+        let version = store.next_version();
+        let entry = Entry {
+            version,
+            expires_at: self.at,
+            ..current.clone()
+        };
+        shard.put(self.key.clone(), entry);
+        Reply::ExpirySet { version }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Get, Set};
+
+    #[test]
+    fn sets_and_clears_an_expiry() {
+        let store = Store::new();
+        Set::new("k", "v").apply(&store, 0);
+        assert_eq!(Expire::new("k", Some(50)).apply(&store, 0), Reply::ExpirySet { version: 2 });
+        assert_eq!(Get::new("k").apply(&store, 50), Reply::NotFound);
+        // Still held until swept; clearing the expiry before then is too late: it is gone at 50.
+        assert_eq!(Expire::new("k", None).apply(&store, 50), Reply::NotFound);
+        assert_eq!(store.sweep_expired(50, 10), 1);
+    }
+
+    #[test]
+    fn clearing_keeps_the_value_alive() {
+        let store = Store::new();
+        Set::new("k", "v").expires_at(50).apply(&store, 0);
+        assert_eq!(Expire::new("k", None).apply(&store, 10), Reply::ExpirySet { version: 2 });
+        let Reply::Value(e) = Get::new("k").apply(&store, 1_000) else {
+            panic!("key should have survived");
+        };
+        assert_eq!(e.value, Bytes::from("v"));
+        assert_eq!(e.modified_at, 0);
+        assert_eq!(store.sweep_expired(1_000, 10), 0);
+    }
+
+    #[test]
+    fn missing_key_is_not_found() {
+        assert_eq!(Expire::new("k", Some(1)).apply(&Store::new(), 0), Reply::NotFound);
+    }
+}

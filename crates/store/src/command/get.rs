@@ -1,0 +1,58 @@
+use bytes::Bytes;
+
+use crate::entry::Millis;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// Read the live entry under a key. Takes only the shard's read lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Get {
+    pub key: Bytes,
+}
+
+impl Get {
+    pub fn new(key: impl Into<Bytes>) -> Self {
+        Self { key: key.into() }
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        match store.read(&self.key).live(&self.key, now) {
+            Some(entry) => Reply::Value(entry.clone()),
+            None => Reply::NotFound,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Command, Set};
+
+    #[test]
+    fn missing_key_is_not_found() {
+        let store = Store::new();
+        assert_eq!(Get::new("nope").apply(&store, 0), Reply::NotFound);
+    }
+
+    #[test]
+    fn returns_what_was_set_with_its_metadata() {
+        let store = Store::new();
+        store.execute(Command::Set(Set::new("k", "v").content_type("text/plain")), 7);
+        let Reply::Value(e) = Get::new("k").apply(&store, 8) else {
+            panic!("expected a value");
+        };
+        assert_eq!(e.value, Bytes::from("v"));
+        assert_eq!(e.content_type, Bytes::from("text/plain"));
+        assert_eq!(e.version, 1);
+        assert_eq!(e.modified_at, 7);
+        assert_eq!(e.expires_at, None);
+    }
+
+    #[test]
+    fn expired_key_is_invisible_at_its_expiry_instant() {
+        let store = Store::new();
+        store.execute(Command::Set(Set::new("k", "v").expires_at(100)), 0);
+        assert!(matches!(Get::new("k").apply(&store, 99), Reply::Value(_)));
+        assert_eq!(Get::new("k").apply(&store, 100), Reply::NotFound);
+    }
+}

@@ -1,0 +1,93 @@
+use bytes::Bytes;
+
+use crate::entry::Millis;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// One page of the live keys starting with `prefix`, in byte order, after `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct List {
+    pub prefix: Bytes,
+    pub cursor: Option<Bytes>,
+    pub limit: usize,
+}
+
+impl List {
+    pub fn new(prefix: impl Into<Bytes>, cursor: Option<Bytes>, limit: usize) -> Self {
+        Self {
+            prefix: prefix.into(),
+            cursor,
+            limit,
+        }
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        Reply::Page(store.list(&self.prefix, self.cursor.as_deref(), self.limit, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    fn keys(reply: &Reply) -> (Vec<String>, Option<Bytes>) {
+        let Reply::Page(p) = reply else {
+            panic!("expected a page, got {reply:?}");
+        };
+        let keys = p
+            .keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(&k.key).into_owned())
+            .collect();
+        (keys, p.next_cursor.clone())
+    }
+
+    #[test]
+    fn lists_by_prefix_in_order_a_page_at_a_time() {
+        let store = Store::with_shards(4);
+        for k in ["b/2", "a", "b/1", "b/3", "c", "b"] {
+            Set::new(k, "v").apply(&store, 0);
+        }
+        let (page, cursor) = keys(&List::new("b/", None, 2).apply(&store, 0));
+        assert_eq!(page, ["b/1", "b/2"]);
+        assert_eq!(cursor.as_deref(), Some(&b"b/2"[..]));
+        let (page, cursor) = keys(&List::new("b/", cursor, 2).apply(&store, 0));
+        assert_eq!(page, ["b/3"]);
+        assert_eq!(cursor, None);
+        let (all, _) = keys(&List::new("", None, 100).apply(&store, 0));
+        assert_eq!(all, ["a", "b", "b/1", "b/2", "b/3", "c"]);
+    }
+
+    #[test]
+    fn a_full_last_page_has_no_cursor() {
+        let store = Store::new();
+        Set::new("x1", "v").apply(&store, 0);
+        Set::new("x2", "v").apply(&store, 0);
+        assert_eq!(keys(&List::new("x", None, 2).apply(&store, 0)).1, None);
+    }
+
+    #[test]
+    fn expired_keys_are_skipped() {
+        let store = Store::new();
+        Set::new("a", "v").expires_at(10).apply(&store, 0);
+        Set::new("b", "v").apply(&store, 0);
+        assert_eq!(keys(&List::new("", None, 10).apply(&store, 10)).0, ["b"]);
+    }
+
+    #[test]
+    fn a_cursor_before_the_prefix_starts_at_the_prefix() {
+        let store = Store::new();
+        Set::new("m1", "v").apply(&store, 0);
+        Set::new("z", "v").apply(&store, 0);
+        let (page, _) = keys(&List::new("m", Some(Bytes::from("a")), 10).apply(&store, 0));
+        assert_eq!(page, ["m1"]);
+    }
+
+    #[test]
+    fn zero_limit_is_an_empty_page() {
+        let store = Store::new();
+        Set::new("a", "v").apply(&store, 0);
+        assert_eq!(keys(&List::new("", None, 0).apply(&store, 0)), (vec![], None));
+    }
+}

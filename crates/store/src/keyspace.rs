@@ -1,0 +1,130 @@
+//! The sharded keyspace and its store-wide revision counter.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use hashbrown::DefaultHashBuilder;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::command::Command;
+use crate::entry::Millis;
+use crate::reply::Reply;
+use crate::shard::Shard;
+
+/// Shards in a store made by [`Store::new`]. Enough that two writers rarely meet on one lock even
+/// with dozens of cores, few enough that a listing's merge over all shards stays cheap.
+pub const DEFAULT_SHARDS: usize = 64;
+
+/// The keyspace. Share it between threads behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: DefaultHashBuilder,
+    /// The last version handed out. Versions are assigned under the written key's shard lock, so
+    /// for each key they increase in the order its writes were applied.
+    revision: AtomicU64,
+    /// Where the next bounded sweep starts, so successive sweeps visit every shard in turn.
+    sweep_cursor: AtomicUsize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store with [`DEFAULT_SHARDS`] shards.
+    pub fn new() -> Self {
+        Self::with_shards(DEFAULT_SHARDS)
+    }
+
+    /// An empty store with `shards` shards (at least one).
+    pub fn with_shards(shards: usize) -> Self {
+        let shards = shards.max(1);
+        Self {
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: DefaultHashBuilder::default(),
+            revision: AtomicU64::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// Applies one command at time `now` and returns its reply.
+    pub fn execute(&self, command: Command, now: Millis) -> Reply {
+        command.apply(self, now)
+    }
+
+    /// The last version assigned by any write (0 for a store never written).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Number of live keys at `now`.
+    pub fn len(&self, now: Millis) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| {
+                let shard = s.read();
+                (shard.len() - shard.expired_count(now)) as u64
+            })
+            .sum()
+    }
+
+    /// Whether no key is live at `now`.
+    pub fn is_empty(&self, now: Millis) -> bool {
+        self.len(now) == 0
+    }
+
+    /// Reclaims up to `budget` expired keys, taking each shard's write lock only when that shard
+    /// holds an expired key and only for a bounded number of removals. Returns how many it removed.
+    pub fn sweep_expired(&self, now: Millis, budget: usize) -> usize {
+        let n = self.shards.len();
+        let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % n;
+        let mut removed = 0;
+        for i in 0..n {
+            if removed >= budget {
+                break;
+            }
+            let lock = &self.shards[(start + i) % n];
+            if !lock.read().has_expired(now) {
+                continue;
+            }
+            removed += lock.write().sweep(now, budget - removed);
+        }
+        removed
+    }
+
+    /// Removes every key. Versions keep increasing afterwards.
+    pub fn clear(&self) {
+        let mut guards: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
+        for g in &mut guards {
+            g.clear();
+        }
+    }
+
+    pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
+        // The high bits: the shard's own table uses another hasher, so the two stay independent.
+        let hash = self.hasher.hash_one(key);
+        ((hash >> 32) as usize) % self.shards.len()
+    }
+
+    pub(crate) fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
+        self.shards[self.shard_index(key)].read()
+    }
+
+    pub(crate) fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[self.shard_index(key)].write()
+    }
+
+    /// Read guards on every shard, taken in index order (the one order every multi-shard lock
+    /// follows, so they cannot deadlock).
+    pub(crate) fn read_all(&self) -> Vec<RwLockReadGuard<'_, Shard>> {
+        self.shards.iter().map(|s| s.read()).collect()
+    }
+
+    /// The next version. Call it while holding the write lock of the key being written.
+    pub(crate) fn next_version(&self) -> u64 {
+        self.revision.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}

@@ -1,0 +1,24 @@
+//! `kvs-store` owns the keyspace of kvs: keys and values as bytes, each value with its content
+//! type, version, last-modified time and optional expiry, and the `Command`/`Reply` language that
+//! every front door (HTTP, RESP, the line protocol) translates to and from.
+//!
+//! It is not a server: it opens no sockets or files, starts no threads and never reads the clock.
+//! Every operation is given the current time (`now`, milliseconds since the Unix epoch) by its
+//! caller, so tests control time exactly and the log can replay writes deterministically.
+//!
+//! Concurrency contract: the keyspace is split into shards, each behind its own reader-writer lock.
+//! Readers never wait for readers; writers wait only for operations on the same shard. Every
+//! per-key operation runs entirely under its shard's lock and is therefore linearizable.
+
+mod command;
+mod entry;
+mod keyspace;
+mod listing;
+mod reply;
+mod shard;
+
+pub use command::{Command, Condition, Count, Delete, Expire, ExpiryUpdate, Get, List, Set};
+pub use entry::{Entry, KeyInfo, Millis, DEFAULT_CONTENT_TYPE};
+pub use keyspace::{Store, DEFAULT_SHARDS};
+pub use listing::Page;
+pub use reply::Reply;

@@ -1,0 +1,104 @@
+//! One shard of the keyspace: a hash table for point operations, an ordered set of its keys for
+//! listings, and an index of expiry instants for the background sweep. All three change together
+//! under the shard's write lock, so they always agree.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::entry::{Entry, Millis};
+
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    map: HashMap<Bytes, Entry>,
+    order: BTreeSet<Bytes>,
+    expiries: BTreeSet<(Millis, Bytes)>,
+}
+
+impl Shard {
+    /// The entry under `key` if it exists and has not expired at `now`.
+    pub(crate) fn live(&self, key: &[u8], now: Millis) -> Option<&Entry> {
+        self.map.get(key).filter(|e| e.is_live(now))
+    }
+
+    /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
+    /// (which may be an expired one the caller must treat as absent).
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        let new_expiry = entry.expires_at;
+        let previous = self.map.insert(key.clone(), entry);
+        match &previous {
+            Some(old) => {
+                if old.expires_at != new_expiry {
+                    if let Some(at) = old.expires_at {
+                        self.expiries.remove(&(at, key.clone()));
+                    }
+                    if let Some(at) = new_expiry {
+                        self.expiries.insert((at, key));
+                    }
+                }
+            }
+            None => {
+                if let Some(at) = new_expiry {
+                    self.expiries.insert((at, key.clone()));
+                }
+                self.order.insert(key);
+            }
+        }
+        previous
+    }
+
+    /// Removes `key` and returns its entry, expired or not.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (key, entry) = self.map.remove_entry(key)?;
+        self.order.remove(&key);
+        if let Some(at) = entry.expires_at {
+            self.expiries.remove(&(at, key));
+        }
+        Some(entry)
+    }
+
+    /// Number of keys held, including expired ones not yet reclaimed.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Number of keys that are expired at `now` but still held. Costs work in proportion to that
+    /// number, which the background sweep keeps small.
+    pub(crate) fn expired_count(&self, now: Millis) -> usize {
+        self.expiries.iter().take_while(|(at, _)| *at <= now).count()
+    }
+
+    /// Whether some key has expired at `now` and awaits reclaiming.
+    pub(crate) fn has_expired(&self, now: Millis) -> bool {
+        self.expiries.first().is_some_and(|(at, _)| *at <= now)
+    }
+
+    /// Removes up to `budget` keys that expired at or before `now`; returns how many it removed.
+    pub(crate) fn sweep(&mut self, now: Millis, budget: usize) -> usize {
+        let mut removed = 0;
+        while removed < budget {
+            let Some((at, key)) = self.expiries.first().cloned() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.remove(&key);
+            removed += 1;
+        }
+        removed
+    }
+
+    /// The ordered keys of this shard, for listings.
+    pub(crate) fn ordered_keys(&self) -> &BTreeSet<Bytes> {
+        &self.order
+    }
+
+    /// Removes every key.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+        self.expiries.clear();
+    }
+}
