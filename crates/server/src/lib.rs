@@ -1,0 +1,15 @@
+//! `kvs-server` runs kvs: the [`Engine`] that owns the keyspace, the network front doors (HTTP
+//! today), configuration, the background expiry sweep and graceful shutdown.
+//!
+//! It is not the command line: the `kvs` binary parses flags and signals and calls [`Server`].
+//! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
+
+pub mod config;
+mod engine;
+mod expiry;
+pub mod http;
+mod server;
+
+pub use config::{Config, ConfigError, Limits};
+pub use engine::Engine;
+pub use server::{ServeError, Server, run};

@@ -1,0 +1,133 @@
+//! `kvs serve`: configuration from defaults, an optional TOML file and flags; logs; signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kvs_server::Config;
+use kvs_server::config::parse_duration;
+
+/// Flags override the config file, which overrides the embedded defaults.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags win over it). Keys: http, and under
+    /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
+    /// body_timeout.
+    #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Address of the HTTP API [default: 127.0.0.1:9000]. Use port 0 for any free port.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+
+    /// Longest key in bytes; longer keys are refused (HTTP 414) [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    max_key_len: Option<usize>,
+
+    /// Largest value in bytes; larger bodies are refused (HTTP 413) before they are read
+    /// [default: 67108864 = 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_value_size: Option<usize>,
+
+    /// Most simultaneous client connections; more are answered 503 and closed [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Largest request head (request line plus headers) in bytes; larger get 431
+    /// [default: 16384, at least 8192].
+    #[arg(long, value_name = "BYTES")]
+    max_header_size: Option<usize>,
+
+    /// Time a client has to send a complete request head, e.g. 10s or 500ms; slower clients are
+    /// disconnected [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    header_timeout: Option<Duration>,
+
+    /// Time a client has to send a complete request body; slower bodies get 408 [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    body_timeout: Option<Duration>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let l = &mut config.limits;
+        if let Some(v) = self.http {
+            config.http = v;
+        }
+        if let Some(v) = self.max_key_len {
+            l.max_key_len = v;
+        }
+        if let Some(v) = self.max_value_size {
+            l.max_value_size = v;
+        }
+        if let Some(v) = self.max_connections {
+            l.max_connections = v;
+        }
+        if let Some(v) = self.max_header_size {
+            l.max_header_size = v;
+        }
+        if let Some(v) = self.header_timeout {
+            l.header_timeout = v;
+        }
+        if let Some(v) = self.body_timeout {
+            l.body_timeout = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = kvs_server::Server::bind(config).await?;
+        server.run(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("received SIGINT"),
+        _ = terminate => tracing::info!("received SIGTERM"),
+    }
+}

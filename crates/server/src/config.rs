@@ -1,0 +1,166 @@
+//! Server configuration: embedded defaults, optionally overridden by a TOML file, then by flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Everything `kvs serve` can be told. Every field has a default, so an empty file is valid.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP listener.
+    pub http: SocketAddr,
+    /// Limits that protect the server from oversized or slow clients.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Limits on what one client may send. Each has a documented default (see the README).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest key in bytes (after percent-decoding). Default 4096; longer keys get 414.
+    pub max_key_len: usize,
+    /// Largest value in bytes. Default 64 MiB; larger bodies get 413 before they are buffered.
+    pub max_value_size: usize,
+    /// Most open client connections. Default 10,000; further connections get 503 and are closed.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes. Default 16 KiB; larger get 431.
+    pub max_header_size: usize,
+    /// Time a client has to send a complete request head. Default 10 s.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a complete request body. Default 60 s; slower bodies get 408.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_key_len: 4096,
+            max_value_size: 64 * 1024 * 1024,
+            max_connections: 10_000,
+            max_header_size: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("invalid config file {path}: {cause}")]
+    Parse {
+        path: String,
+        cause: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: shown.clone(),
+            cause,
+        })?;
+        Self::from_toml(&text).map_err(|cause| ConfigError::Parse {
+            path: shown,
+            cause: Box::new(cause),
+        })
+    }
+
+    /// Parses TOML text; fields it leaves out keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Rejects settings the server cannot run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let bad = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
+        if l.max_key_len == 0 {
+            return bad("max_key_len must be at least 1");
+        }
+        if l.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if l.max_header_size < 8192 {
+            return bad("max_header_size must be at least 8192 bytes");
+        }
+        if l.header_timeout.is_zero() || l.body_timeout.is_zero() {
+            return bad("timeouts must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Reads a duration written as "10s", "500ms", "2m" (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::from_toml("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn file_overrides_some_fields() {
+        let c = Config::from_toml(
+            "http = \"127.0.0.1:8080\"\n[limits]\nmax_key_len = 10\nheader_timeout = \"500ms\"\nbody_timeout = 3\n",
+        )
+        .expect("valid config");
+        assert_eq!(c.http, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(c.limits.max_key_len, 10);
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.body_timeout, Duration::from_secs(3));
+        assert_eq!(c.limits.max_connections, Limits::default().max_connections);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors() {
+        assert!(Config::from_toml("htp = \"127.0.0.1:1\"").is_err());
+        assert!(Config::from_toml("[limits]\nheader_timeout = \"soon\"").is_err());
+        let mut c = Config::default();
+        c.limits.max_connections = 0;
+        assert!(c.validate().is_err());
+    }
+}

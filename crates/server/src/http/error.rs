@@ -1,0 +1,118 @@
+//! JSON error responses: `{"error":"<code>","message":"<text for a person>"}` with the status
+//! that fits. The set of codes is closed; messages never echo request payloads.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this resource allows {allow}"),
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    pub(crate) fn precondition_failed(current: Option<u64>) -> Self {
+        let message = match current {
+            Some(v) => format!("the condition did not hold; the current version is {v}"),
+            None => "the condition did not hold; the key does not exist".to_owned(),
+        };
+        Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", message)
+    }
+
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn key_too_long(limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "key_too_long",
+            format!("the key exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not complete the request",
+        )
+    }
+
+    pub(crate) fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// A complete HTTP/1.1 503 response for a connection refused because the server is at its
+/// connection limit; written straight to the socket before closing it.
+pub(crate) const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+connection: close\r\n\
+retry-after: 1\r\n\
+content-length: 82\r\n\r\n\
+{\"error\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_response_declares_its_exact_body_length() {
+        let text = std::str::from_utf8(BUSY_RESPONSE).expect("ascii");
+        let (_, body) = text.split_once("\r\n\r\n").expect("head and body");
+        assert!(text.contains(&format!("content-length: {}\r\n", body.len())));
+        let parsed: serde_json::Value = serde_json::from_str(body).expect("json body");
+        assert_eq!(parsed["error"], "too_many_connections");
+    }
+}

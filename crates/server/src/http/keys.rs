@@ -1,0 +1,151 @@
+//! `/kvs/{key}`: read, write and delete one key. The key is the rest of the path, percent-decoded
+//! to bytes, so `/` may appear inside it.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use kvs_store::{Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set};
+use percent_encoding::percent_decode;
+
+use super::conditions::{Tags, etag, http_date, parse_tags, write_condition, write_expiry};
+use super::error::ApiError;
+use super::{AppState, body, query};
+
+const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE";
+
+pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = match key_of(&parts, state.limits.max_key_len) {
+        Err(e) => Err(e),
+        Ok(key) => match parts.method {
+            Method::GET => get(&state, key, &parts.headers, true),
+            Method::HEAD => get(&state, key, &parts.headers, false),
+            Method::PUT | Method::POST => put(&state, key, &parts, body).await,
+            Method::DELETE => delete(&state, key, &parts.headers),
+            _ => Err(ApiError::method_not_allowed(ALLOW)),
+        },
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn key_of(parts: &Parts, max_len: usize) -> Result<Bytes, ApiError> {
+    let raw = parts.uri.path().strip_prefix("/kvs/").unwrap_or_default();
+    let key: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+    if key.is_empty() {
+        return Err(ApiError::bad_request("the key is empty"));
+    }
+    if key.len() > max_len {
+        return Err(ApiError::key_too_long(max_len));
+    }
+    Ok(Bytes::from(key))
+}
+
+/// The headers that describe a stored entry: `ETag`, `Last-Modified` and, with a TTL, `Expires`.
+fn entry_headers(headers: &mut HeaderMap, entry: &Entry) {
+    headers.insert(header::ETAG, etag(entry.version));
+    headers.insert(header::LAST_MODIFIED, http_date(entry.modified_at));
+    if let Some(at) = entry.expires_at {
+        headers.insert(header::EXPIRES, http_date(at));
+    }
+}
+
+fn get(state: &AppState, key: Bytes, headers: &HeaderMap, with_body: bool) -> Result<Response, ApiError> {
+    let entry = match state.engine.execute(Command::Get(Get { key })) {
+        Reply::Value(entry) => entry,
+        _ => return Err(ApiError::not_found("no such key")),
+    };
+    let mut response = match headers.get(header::IF_NONE_MATCH) {
+        Some(tags) if parse_tags(tags)?.matches(entry.version) => {
+            StatusCode::NOT_MODIFIED.into_response()
+        }
+        _ => {
+            let content_type = HeaderValue::from_maybe_shared(entry.content_type.clone())
+                .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
+            let length = HeaderValue::from(entry.value.len());
+            let body = if with_body {
+                Body::from(entry.value.clone())
+            } else {
+                Body::empty()
+            };
+            let mut r = Response::new(body);
+            r.headers_mut().insert(header::CONTENT_TYPE, content_type);
+            r.headers_mut().insert(header::CONTENT_LENGTH, length);
+            r
+        }
+    };
+    entry_headers(response.headers_mut(), &entry);
+    Ok(response)
+}
+
+async fn put(state: &AppState, key: Bytes, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+    let condition = write_condition(&parts.headers)?;
+    let ttl = query::text_param(&parts.uri, "ttl");
+    let expiry = match write_expiry(ttl.as_deref(), &parts.headers)? {
+        Some(at) => ExpiryUpdate::At(at),
+        None => ExpiryUpdate::Clear,
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| Bytes::copy_from_slice(v.as_bytes()))
+        .unwrap_or_else(|| Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()));
+    let value = body::read(&parts.headers, body, &state.limits).await?;
+    let command = Set {
+        key: key.clone(),
+        value,
+        content_type,
+        condition,
+        expiry,
+    };
+    match state.engine.execute(Command::Set(command)) {
+        Reply::Stored { version, created, .. } => {
+            let mut json = serde_json::Map::new();
+            query::key_fields(&key, &mut json);
+            json.insert("version".into(), version.into());
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let mut response = (status, axum::Json(json)).into_response();
+            let h = response.headers_mut();
+            h.insert(header::ETAG, etag(version));
+            if created {
+                if let Ok(location) = HeaderValue::from_str(&query::key_path(&key)) {
+                    h.insert(header::LOCATION, location);
+                }
+            }
+            Ok(response)
+        }
+        Reply::ConditionFailed { current } => Err(ApiError::precondition_failed(current)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let tags = headers.get(header::IF_MATCH).map(parse_tags).transpose()?;
+    let if_version = match &tags {
+        None | Some(Tags::Any) => None,
+        Some(Tags::Versions(v)) => match v.as_slice() {
+            [one] => Some(*one),
+            [] => return Err(ApiError::precondition_failed(None)),
+            _ => return Err(ApiError::bad_request("If-Match on a delete takes one entity tag")),
+        },
+    };
+    match state.engine.execute(Command::Delete(Delete { key, if_version })) {
+        Reply::Deleted(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        // A conditional delete of a missing key fails its condition (RFC 9110 §13.1.1).
+        Reply::NotFound if tags.is_some() => Err(ApiError::precondition_failed(None)),
+        Reply::NotFound => Err(ApiError::not_found("no such key")),
+        Reply::ConditionFailed { current } => Err(ApiError::precondition_failed(current)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A reply the command cannot produce; logged, and answered as a server error.
+pub(crate) fn unexpected(reply: &Reply) -> ApiError {
+    // Only the variant: replies can hold user data, which never goes to the log.
+    let variant = format!("{reply:?}");
+    let variant = variant.split(['(', ' ', '{']).next().unwrap_or_default();
+    tracing::error!(reply = variant, "unexpected reply from the store");
+    ApiError::internal()
+}

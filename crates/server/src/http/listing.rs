@@ -1,0 +1,79 @@
+//! `GET /kvs?prefix=&limit=&cursor=`: keys in byte order, one page at a time.
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use kvs_store::{Command, List, Reply};
+use serde_json::{Map, Value};
+
+use super::conditions::rfc3339;
+use super::error::ApiError;
+use super::keys::unexpected;
+use super::{AppState, query};
+
+/// Keys per page when the client names no limit.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+/// Most keys one page may hold.
+pub(crate) const MAX_LIMIT: usize = 1000;
+
+pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return ApiError::method_not_allowed("GET, HEAD").into_response();
+    }
+    list(&state, request.uri()).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiError> {
+    let prefix = query::param(uri, "prefix").unwrap_or_default();
+    let limit = match query::text_param(uri, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    let cursor = match query::param(uri, "cursor") {
+        None => None,
+        Some(c) if c.is_empty() => None,
+        Some(c) => Some(Bytes::from(query::decode_cursor(&c).ok_or_else(|| {
+            ApiError::bad_request("cursor must be a next_cursor value from an earlier page")
+        })?)),
+    };
+    let page = match state.engine.execute(Command::List(List {
+        prefix: prefix.into(),
+        cursor,
+        limit,
+    })) {
+        Reply::Page(page) => page,
+        other => return Err(unexpected(&other)),
+    };
+    let keys: Vec<Value> = page
+        .keys
+        .iter()
+        .map(|k| {
+            let mut o = Map::new();
+            query::key_fields(&k.key, &mut o);
+            o.insert("size".into(), k.size.into());
+            o.insert(
+                "content_type".into(),
+                String::from_utf8_lossy(&k.content_type).into_owned().into(),
+            );
+            o.insert("version".into(), k.version.into());
+            o.insert("modified_at".into(), rfc3339(k.modified_at).into());
+            o.insert(
+                "expires_at".into(),
+                k.expires_at.map(rfc3339).map_or(Value::Null, Value::from),
+            );
+            Value::Object(o)
+        })
+        .collect();
+    let next = page
+        .next_cursor
+        .map_or(Value::Null, |c| query::encode_cursor(&c).into());
+    Ok(axum::Json(serde_json::json!({ "keys": keys, "next_cursor": next })).into_response())
+}

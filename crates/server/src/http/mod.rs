@@ -1,0 +1,63 @@
+//! The HTTP front door: the REST API on `/kvs/{key}`, listings, the person API, health and the
+//! OpenAPI document. Handlers translate requests into store `Command`s and replies into responses.
+
+mod body;
+mod conditions;
+mod error;
+mod keys;
+mod listener;
+mod listing;
+mod openapi;
+mod person;
+mod query;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+
+use crate::config::Limits;
+use crate::engine::Engine;
+
+pub(crate) use listener::serve;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) limits: Arc<Limits>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+        Self {
+            engine,
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+/// The HTTP API. Each route takes any method and answers the ones it does not serve with 405 and
+/// `Allow`, so the error body is JSON like every other error.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/kvs", any(listing::handle))
+        .route("/kvs/", any(listing::handle))
+        .route("/kvs/{*key}", any(keys::handle))
+        .route("/person/update", any(person::update))
+        .route("/person/get", any(person::get))
+        .route("/healthz", any(health))
+        .route("/openapi.json", any(openapi::handle))
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+async fn health(method: axum::http::Method) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match method {
+        axum::http::Method::GET | axum::http::Method::HEAD => {
+            axum::Json(serde_json::json!({"status": "ok"})).into_response()
+        }
+        _ => error::ApiError::method_not_allowed("GET, HEAD").into_response(),
+    }
+}

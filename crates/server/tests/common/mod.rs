@@ -1,0 +1,72 @@
+//! Starting a real kvs server on 127.0.0.1:0 for a test, and stopping it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use kvs_server::{Config, Server};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server; dropping it without [`TestServer::stop`] aborts it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// A server with default limits on an ephemeral port.
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A server whose default config `adjust` may change before it binds 127.0.0.1:0.
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.http = SocketAddr::from(([127, 0, 0, 1], 0));
+        adjust(&mut config);
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.http_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("server runs");
+        });
+        Self {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Asks the server to shut down gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.expect("server task ends cleanly");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A client that neither follows redirects nor pools across tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}

@@ -1,0 +1,170 @@
+//! Limits and slow clients, spoken in raw bytes: oversized bodies are refused before they are
+//! buffered, trickling clients are cut off, and the connection limit holds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, client};
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the peer closes or `limit` passes; returns what arrived.
+async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return (out, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads one response head (up to the blank line).
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert_eq!(n, 1, "connection closed before a full response head: {:?}", String::from_utf8_lossy(&out));
+        out.push(byte[0]);
+    }
+    String::from_utf8(out).expect("ascii head")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_oversized_body_is_refused_before_it_is_sent() {
+    let s = TestServer::with(|c| c.limits.max_value_size = 1024).await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    // Claims a gigabyte and sends none of it: the answer must not wait for (or buffer) the body.
+    tcp.write_all(b"PUT /kvs/huge HTTP/1.1\r\nhost: kvs\r\ncontent-length: 1000000000\r\n\r\n")
+        .await
+        .expect("write");
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    let r = client().get(s.url("/kvs/huge")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_body_is_cut_off_at_the_limit() {
+    let s = TestServer::with(|c| c.limits.max_value_size = 1024).await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    tcp.write_all(b"PUT /kvs/chunked HTTP/1.1\r\nhost: kvs\r\ntransfer-encoding: chunked\r\n\r\n")
+        .await
+        .expect("write");
+    // 2 KiB in 512-byte chunks, never finishing the body; the server answers once past 1 KiB.
+    for _ in 0..4 {
+        let mut chunk = b"200\r\n".to_vec();
+        chunk.extend_from_slice(&[b'z'; 512]);
+        chunk.extend_from_slice(b"\r\n");
+        if tcp.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    let r = client().get(s.url("/kvs/chunked")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "no partial write");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_trickles_headers_is_disconnected() {
+    let s = TestServer::with(|c| c.limits.header_timeout = Duration::from_millis(500)).await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    let started = Instant::now();
+    tcp.write_all(b"GET /kvs/slow HTTP/1.1\r\n").await.expect("write");
+    let mut closed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if tcp.write_all(b"x-slow: y\r\n").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut probe = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut probe)).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the trickling client was never cut off");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "cut off only after {took:?}");
+    // The server is unharmed.
+    let r = client().get(s.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(r.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_finishes_gets_408() {
+    let s = TestServer::with(|c| c.limits.body_timeout = Duration::from_millis(300)).await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    tcp.write_all(b"PUT /kvs/stalled HTTP/1.1\r\nhost: kvs\r\ncontent-length: 10\r\n\r\nab")
+        .await
+        .expect("write");
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+    let r = client().get(s.url("/kvs/stalled")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_headers_get_431() {
+    let s = TestServer::start().await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    let mut request = b"GET /kvs/x HTTP/1.1\r\nhost: kvs\r\n".to_vec();
+    for i in 0..400 {
+        request.extend_from_slice(format!("x-filler-{i}: {}\r\n", "f".repeat(80)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let _ = tcp.write_all(&request).await;
+    let (reply, _) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_limit_get_503_until_one_closes() {
+    let s = TestServer::with(|c| c.limits.max_connections = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\n\r\n").await.expect("write");
+        let head = read_head(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        held.push(tcp);
+    }
+    let mut third = TcpStream::connect(s.addr).await.expect("connect");
+    let (reply, closed) = read_until_close(&mut third, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 503 "), "{reply}");
+    assert!(reply.contains("too_many_connections"), "{reply}");
+    assert!(closed);
+
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n").await.expect("write");
+        let (reply, _) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
+        if reply.starts_with(b"HTTP/1.1 200 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot never became usable");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
