@@ -82,7 +82,10 @@ impl Server {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         stop.cancel();
         tasks.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, tasks.wait()).await.is_err() {
+        if tokio::time::timeout(DRAIN_DEADLINE, tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish within {DRAIN_DEADLINE:?}");
         }
         tracing::info!("stopped");

@@ -8,7 +8,11 @@ use common::{TestServer, client};
 use reqwest::StatusCode;
 
 async fn page(c: &reqwest::Client, s: &TestServer, query: &str) -> serde_json::Value {
-    let r = c.get(s.url(&format!("/kvs?{query}"))).send().await.expect("list");
+    let r = c
+        .get(s.url(&format!("/kvs?{query}")))
+        .send()
+        .await
+        .expect("list");
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.expect("json")
 }
@@ -35,7 +39,12 @@ async fn paging_through_ten_thousand_keys_returns_each_once_in_order() {
             tokio::spawn(async move {
                 for i in (w..10_000).step_by(8) {
                     let n = (i * 7919) % 10_000;
-                    let r = c.put(format!("{base}{n:05}")).body(n.to_string()).send().await.expect("put");
+                    let r = c
+                        .put(format!("{base}{n:05}"))
+                        .body(n.to_string())
+                        .send()
+                        .await
+                        .expect("put");
                     assert_eq!(r.status(), StatusCode::CREATED);
                 }
             })
@@ -47,8 +56,16 @@ async fn paging_through_ten_thousand_keys_returns_each_once_in_order() {
     for n in 0..10_000 {
         expected.insert(format!("item/{n:05}"));
     }
-    c.put(s.url("/kvs/itemz")).body("outside the prefix").send().await.expect("put");
-    c.put(s.url("/kvs/another")).body("outside the prefix").send().await.expect("put");
+    c.put(s.url("/kvs/itemz"))
+        .body("outside the prefix")
+        .send()
+        .await
+        .expect("put");
+    c.put(s.url("/kvs/another"))
+        .body("outside the prefix")
+        .send()
+        .await
+        .expect("put");
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -71,7 +88,10 @@ async fn paging_through_ten_thousand_keys_returns_each_once_in_order() {
     }
     assert_eq!(pages, 10_000_usize.div_ceil(37));
     assert_eq!(seen.len(), 10_000, "every key exactly once");
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "strictly increasing order");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing order"
+    );
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
     s.stop().await;
 }
@@ -80,7 +100,12 @@ async fn paging_through_ten_thousand_keys_returns_each_once_in_order() {
 async fn rows_carry_metadata() {
     let s = TestServer::start().await;
     let c = client();
-    c.put(s.url("/kvs/m/a?ttl=60")).header("content-type", "text/plain").body("four").send().await.expect("put");
+    c.put(s.url("/kvs/m/a?ttl=60"))
+        .header("content-type", "text/plain")
+        .body("four")
+        .send()
+        .await
+        .expect("put");
     c.put(s.url("/kvs/m/b")).body("").send().await.expect("put");
     let p = page(&c, &s, "prefix=m/").await;
     assert_eq!(keys_of(&p), ["m/a", "m/b"]);
@@ -98,7 +123,11 @@ async fn rows_carry_metadata() {
 
     // The default page size is 100 and the cursor continues after the last key.
     for i in 0..150 {
-        c.put(s.url(&format!("/kvs/d/{i:03}"))).body("x").send().await.expect("put");
+        c.put(s.url(&format!("/kvs/d/{i:03}")))
+            .body("x")
+            .send()
+            .await
+            .expect("put");
     }
     let first = page(&c, &s, "prefix=d/").await;
     assert_eq!(keys_of(&first).len(), 100);

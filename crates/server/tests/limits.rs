@@ -34,7 +34,12 @@ async fn read_head(stream: &mut TcpStream) -> String {
             .await
             .expect("response in time")
             .expect("read");
-        assert_eq!(n, 1, "connection closed before a full response head: {:?}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            n,
+            1,
+            "connection closed before a full response head: {:?}",
+            String::from_utf8_lossy(&out)
+        );
         out.push(byte[0]);
     }
     String::from_utf8(out).expect("ascii head")
@@ -73,7 +78,11 @@ async fn chunked_body_is_cut_off_at_the_limit() {
     }
     let head = read_head(&mut tcp).await;
     assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
-    let r = client().get(s.url("/kvs/chunked")).send().await.expect("get");
+    let r = client()
+        .get(s.url("/kvs/chunked"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "no partial write");
     s.stop().await;
 }
@@ -83,7 +92,9 @@ async fn a_client_that_trickles_headers_is_disconnected() {
     let s = TestServer::with(|c| c.limits.header_timeout = Duration::from_millis(500)).await;
     let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
     let started = Instant::now();
-    tcp.write_all(b"GET /kvs/slow HTTP/1.1\r\n").await.expect("write");
+    tcp.write_all(b"GET /kvs/slow HTTP/1.1\r\n")
+        .await
+        .expect("write");
     let mut closed = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -92,7 +103,9 @@ async fn a_client_that_trickles_headers_is_disconnected() {
             break;
         }
         let mut probe = [0u8; 256];
-        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut probe)).await {
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut probe)).await
+        {
             closed = true;
             break;
         }
@@ -101,7 +114,11 @@ async fn a_client_that_trickles_headers_is_disconnected() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "cut off only after {took:?}");
     // The server is unharmed.
-    let r = client().get(s.url("/healthz")).send().await.expect("healthz");
+    let r = client()
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status(), StatusCode::OK);
     s.stop().await;
 }
@@ -115,7 +132,11 @@ async fn a_body_that_never_finishes_gets_408() {
         .expect("write");
     let head = read_head(&mut tcp).await;
     assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
-    let r = client().get(s.url("/kvs/stalled")).send().await.expect("get");
+    let r = client()
+        .get(s.url("/kvs/stalled"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     s.stop().await;
 }
@@ -142,7 +163,9 @@ async fn connections_past_the_limit_get_503_until_one_closes() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\n\r\n").await.expect("write");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\n\r\n")
+            .await
+            .expect("write");
         let head = read_head(&mut tcp).await;
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
         held.push(tcp);
@@ -158,12 +181,17 @@ async fn connections_past_the_limit_get_503_until_one_closes() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n").await.expect("write");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
         let (reply, _) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
         if reply.starts_with(b"HTTP/1.1 200 ") {
             break;
         }
-        assert!(Instant::now() < deadline, "the freed slot never became usable");
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot never became usable"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     s.stop().await;

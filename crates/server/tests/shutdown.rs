@@ -20,7 +20,10 @@ async fn in_flight_request_finishes_and_new_connections_are_refused() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopping = tokio::spawn(s.stop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!stopping.is_finished(), "the server stopped with a request in flight");
+    assert!(
+        !stopping.is_finished(),
+        "the server stopped with a request in flight"
+    );
     tcp.write_all(b"world").await.expect("finish the body");
     let mut reply = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut reply))
@@ -33,5 +36,8 @@ async fn in_flight_request_finishes_and_new_connections_are_refused() {
         .await
         .expect("server stops after the request")
         .expect("stop task");
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 }

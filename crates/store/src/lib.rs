@@ -18,7 +18,7 @@ mod reply;
 mod shard;
 
 pub use command::{Command, Condition, Count, Delete, Expire, ExpiryUpdate, Get, List, Set};
-pub use entry::{Entry, KeyInfo, Millis, DEFAULT_CONTENT_TYPE};
-pub use keyspace::{Store, DEFAULT_SHARDS};
+pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
+pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
 pub use reply::Reply;

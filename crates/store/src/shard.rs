@@ -66,7 +66,10 @@ impl Shard {
     /// Number of keys that are expired at `now` but still held. Costs work in proportion to that
     /// number, which the background sweep keeps small.
     pub(crate) fn expired_count(&self, now: Millis) -> usize {
-        self.expiries.iter().take_while(|(at, _)| *at <= now).count()
+        self.expiries
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .count()
     }
 
     /// Whether some key has expired at `now` and awaits reclaiming.

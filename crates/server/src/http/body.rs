@@ -11,7 +11,11 @@ use crate::config::Limits;
 /// Collects the body. A declared `Content-Length` over the limit is refused before any byte is
 /// read; an undeclared (chunked) body is refused as soon as it passes the limit, so no more than
 /// the limit is ever buffered.
-pub(crate) async fn read(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+pub(crate) async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
     let max = limits.max_value_size;
     if let Some(len) = headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len

@@ -34,8 +34,16 @@ impl Tags {
     }
 }
 
+/// How entity tags compare (RFC 9110 §8.8.3.2): `If-Match` uses strong comparison, in which a
+/// weak tag (`W/"3"`) matches nothing; `If-None-Match` uses weak comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Strong,
+    Weak,
+}
+
 /// Parses `*` or a comma-separated list of (possibly weak) entity tags.
-pub(crate) fn parse_tags(value: &HeaderValue) -> Result<Tags, ApiError> {
+pub(crate) fn parse_tags(value: &HeaderValue, comparison: Comparison) -> Result<Tags, ApiError> {
     let text = value
         .to_str()
         .map_err(|_| ApiError::bad_request("invalid entity tag"))?
@@ -46,12 +54,15 @@ pub(crate) fn parse_tags(value: &HeaderValue) -> Result<Tags, ApiError> {
     let mut versions = Vec::new();
     for tag in text.split(',') {
         let tag = tag.trim();
-        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        let (weak, tag) = match tag.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, tag),
+        };
         let inner = tag
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
             .ok_or_else(|| ApiError::bad_request("an entity tag must be quoted, like \"42\""))?;
-        if let Ok(v) = inner.parse() {
+        if let (Ok(v), false) = (inner.parse(), weak && comparison == Comparison::Strong) {
             versions.push(v);
         }
     }
@@ -61,8 +72,14 @@ pub(crate) fn parse_tags(value: &HeaderValue) -> Result<Tags, ApiError> {
 /// The write condition a request's `If-Match` / `If-None-Match` headers ask for. An `If-Match`
 /// naming no kvs version can never hold and is answered 412 without touching the store.
 pub(crate) fn write_condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
-    let if_match = headers.get(header::IF_MATCH).map(parse_tags).transpose()?;
-    let if_none = headers.get(header::IF_NONE_MATCH).map(parse_tags).transpose()?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .map(|v| parse_tags(v, Comparison::Strong))
+        .transpose()?;
+    let if_none = headers
+        .get(header::IF_NONE_MATCH)
+        .map(|v| parse_tags(v, Comparison::Weak))
+        .transpose()?;
     match (if_match, if_none) {
         (None, None) => Ok(Condition::Always),
         (Some(Tags::Any), None) => Ok(Condition::IfPresent),
@@ -85,8 +102,9 @@ pub(crate) fn write_condition(headers: &HeaderMap) -> Result<Condition, ApiError
 
 /// Reads a TTL: a bare number of seconds, or a duration such as `500ms`, `10m`, `1h30m`.
 pub(crate) fn parse_ttl(text: &str) -> Result<Duration, ApiError> {
-    let ttl = crate::config::parse_duration(text)
-        .map_err(|_| ApiError::bad_request("ttl must be seconds or a duration such as 500ms or 10m"))?;
+    let ttl = crate::config::parse_duration(text).map_err(|_| {
+        ApiError::bad_request("ttl must be seconds or a duration such as 500ms or 10m")
+    })?;
     if ttl.is_zero() {
         return Err(ApiError::bad_request("ttl must be longer than zero"));
     }
@@ -94,10 +112,15 @@ pub(crate) fn parse_ttl(text: &str) -> Result<Duration, ApiError> {
 }
 
 /// The absolute expiry a write asks for through `?ttl=` or the `Expires` header, if any.
-pub(crate) fn write_expiry(ttl: Option<&str>, headers: &HeaderMap) -> Result<Option<Millis>, ApiError> {
+pub(crate) fn write_expiry(
+    ttl: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Option<Millis>, ApiError> {
     let expires = headers.get(header::EXPIRES);
     match (ttl, expires) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request("send either ?ttl= or Expires, not both")),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "send either ?ttl= or Expires, not both",
+        )),
         (Some(ttl), None) => {
             let ms = u64::try_from(parse_ttl(ttl)?.as_millis()).unwrap_or(u64::MAX);
             Ok(Some(now_millis().saturating_add(ms)))
@@ -144,16 +167,24 @@ mod tests {
     use super::*;
 
     fn tags(s: &str) -> Result<Tags, ApiError> {
-        parse_tags(&HeaderValue::from_str(s).expect("header"))
+        parse_tags(&HeaderValue::from_str(s).expect("header"), Comparison::Weak)
     }
 
     #[test]
     fn parses_tag_lists() {
         assert_eq!(tags("*").ok(), Some(Tags::Any));
         assert_eq!(tags("\"3\"").ok(), Some(Tags::Versions(vec![3])));
-        assert_eq!(tags("W/\"3\", \"7\"").ok(), Some(Tags::Versions(vec![3, 7])));
+        assert_eq!(
+            tags("W/\"3\", \"7\"").ok(),
+            Some(Tags::Versions(vec![3, 7]))
+        );
         assert_eq!(tags("\"abc\"").ok(), Some(Tags::Versions(vec![])));
         assert!(tags("3").is_err());
+        let strong = parse_tags(
+            &HeaderValue::from_static("W/\"3\", \"7\""),
+            Comparison::Strong,
+        );
+        assert_eq!(strong.ok(), Some(Tags::Versions(vec![7])));
     }
 
     #[test]

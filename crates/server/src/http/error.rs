@@ -45,7 +45,11 @@ impl ApiError {
             Some(v) => format!("the condition did not hold; the current version is {v}"),
             None => "the condition did not hold; the key does not exist".to_owned(),
         };
-        Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", message)
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            message,
+        )
     }
 
     pub(crate) fn payload_too_large(limit: usize) -> Self {

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use kvs_store::{Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set};
 use percent_encoding::percent_decode;
 
-use super::conditions::{Tags, etag, http_date, parse_tags, write_condition, write_expiry};
+use super::conditions::{
+    Comparison, Tags, etag, http_date, parse_tags, write_condition, write_expiry,
+};
 use super::error::ApiError;
 use super::{AppState, body, query};
 
@@ -18,14 +20,18 @@ const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE";
 
 pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let allowed = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+    );
     let result = match key_of(&parts, state.limits.max_key_len) {
+        _ if !allowed => Err(ApiError::method_not_allowed(ALLOW)),
         Err(e) => Err(e),
         Ok(key) => match parts.method {
             Method::GET => get(&state, key, &parts.headers, true),
             Method::HEAD => get(&state, key, &parts.headers, false),
-            Method::PUT | Method::POST => put(&state, key, &parts, body).await,
             Method::DELETE => delete(&state, key, &parts.headers),
-            _ => Err(ApiError::method_not_allowed(ALLOW)),
+            _ => put(&state, key, &parts, body).await,
         },
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -44,7 +50,10 @@ fn key_of(parts: &Parts, max_len: usize) -> Result<Bytes, ApiError> {
 }
 
 /// The headers that describe a stored entry: `ETag`, `Last-Modified` and, with a TTL, `Expires`.
+/// `Cache-Control: no-cache` keeps caches from serving a value past a later overwrite: they must
+/// revalidate with the ETag, which costs a 304 when nothing changed.
 fn entry_headers(headers: &mut HeaderMap, entry: &Entry) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::ETAG, etag(entry.version));
     headers.insert(header::LAST_MODIFIED, http_date(entry.modified_at));
     if let Some(at) = entry.expires_at {
@@ -52,13 +61,18 @@ fn entry_headers(headers: &mut HeaderMap, entry: &Entry) {
     }
 }
 
-fn get(state: &AppState, key: Bytes, headers: &HeaderMap, with_body: bool) -> Result<Response, ApiError> {
+fn get(
+    state: &AppState,
+    key: Bytes,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> Result<Response, ApiError> {
     let entry = match state.engine.execute(Command::Get(Get { key })) {
         Reply::Value(entry) => entry,
         _ => return Err(ApiError::not_found("no such key")),
     };
     let mut response = match headers.get(header::IF_NONE_MATCH) {
-        Some(tags) if parse_tags(tags)?.matches(entry.version) => {
+        Some(tags) if parse_tags(tags, Comparison::Weak)?.matches(entry.version) => {
             StatusCode::NOT_MODIFIED.into_response()
         }
         _ => {
@@ -80,7 +94,12 @@ fn get(state: &AppState, key: Bytes, headers: &HeaderMap, with_body: bool) -> Re
     Ok(response)
 }
 
-async fn put(state: &AppState, key: Bytes, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+async fn put(
+    state: &AppState,
+    key: Bytes,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
     let condition = write_condition(&parts.headers)?;
     let ttl = query::text_param(&parts.uri, "ttl");
     let expiry = match write_expiry(ttl.as_deref(), &parts.headers)? {
@@ -101,18 +120,22 @@ async fn put(state: &AppState, key: Bytes, parts: &Parts, body: Body) -> Result<
         expiry,
     };
     match state.engine.execute(Command::Set(command)) {
-        Reply::Stored { version, created, .. } => {
+        Reply::Stored {
+            version, created, ..
+        } => {
             let mut json = serde_json::Map::new();
             query::key_fields(&key, &mut json);
             json.insert("version".into(), version.into());
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let mut response = (status, axum::Json(json)).into_response();
             let h = response.headers_mut();
             h.insert(header::ETAG, etag(version));
-            if created {
-                if let Ok(location) = HeaderValue::from_str(&query::key_path(&key)) {
-                    h.insert(header::LOCATION, location);
-                }
+            if let (true, Ok(location)) = (created, HeaderValue::from_str(&query::key_path(&key))) {
+                h.insert(header::LOCATION, location);
             }
             Ok(response)
         }
@@ -122,16 +145,26 @@ async fn put(state: &AppState, key: Bytes, parts: &Parts, body: Body) -> Result<
 }
 
 fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let tags = headers.get(header::IF_MATCH).map(parse_tags).transpose()?;
+    let tags = headers
+        .get(header::IF_MATCH)
+        .map(|v| parse_tags(v, Comparison::Strong))
+        .transpose()?;
     let if_version = match &tags {
         None | Some(Tags::Any) => None,
         Some(Tags::Versions(v)) => match v.as_slice() {
             [one] => Some(*one),
             [] => return Err(ApiError::precondition_failed(None)),
-            _ => return Err(ApiError::bad_request("If-Match on a delete takes one entity tag")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "If-Match on a delete takes one entity tag",
+                ));
+            }
         },
     };
-    match state.engine.execute(Command::Delete(Delete { key, if_version })) {
+    match state
+        .engine
+        .execute(Command::Delete(Delete { key, if_version }))
+    {
         Reply::Deleted(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         // A conditional delete of a missing key fails its condition (RFC 9110 §13.1.1).
         Reply::NotFound if tags.is_some() => Err(ApiError::precondition_failed(None)),

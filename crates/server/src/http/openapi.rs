@@ -14,7 +14,9 @@ pub(crate) async fn handle(method: Method) -> Response {
         return ApiError::method_not_allowed("GET, HEAD").into_response();
     }
     let mut r = DOCUMENT.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

@@ -85,12 +85,18 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
 }
 
 fn id_of(doc: &Value) -> Result<i64, ApiError> {
-    match doc.get("id").or_else(|| doc.get("Id")).or_else(|| doc.get("ID")) {
+    match doc
+        .get("id")
+        .or_else(|| doc.get("Id"))
+        .or_else(|| doc.get("ID"))
+    {
         Some(Value::Number(n)) => n
             .as_i64()
             .ok_or_else(|| ApiError::bad_request("id must be a whole number")),
         Some(Value::String(s)) => parse_id(s),
-        _ => Err(ApiError::bad_request("id is required and must be a whole number")),
+        _ => Err(ApiError::bad_request(
+            "id is required and must be a whole number",
+        )),
     }
 }
 

@@ -63,7 +63,7 @@ pub(crate) fn encode_cursor(key: &[u8]) -> String {
 
 /// Reverses [`encode_cursor`].
 pub(crate) fn decode_cursor(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -22,8 +22,10 @@ impl TestServer {
 
     /// A server whose default config `adjust` may change before it binds 127.0.0.1:0.
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::default();
-        config.http = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = Config {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.http_addr();

@@ -29,12 +29,10 @@ impl Delete {
         let Some(current) = shard.live(&self.key, now) else {
             return Reply::NotFound;
         };
-        if let Some(v) = self.if_version {
-            if current.version != v {
-                return Reply::ConditionFailed {
-                    current: Some(current.version),
-                };
-            }
+        if self.if_version.is_some_and(|v| v != current.version) {
+            return Reply::ConditionFailed {
+                current: Some(current.version),
+            };
         }
         match shard.remove(&self.key) {
             Some(entry) => Reply::Deleted(entry),
@@ -52,7 +50,10 @@ mod tests {
     fn deletes_an_existing_key_once() {
         let store = Store::new();
         Set::new("k", "v").apply(&store, 0);
-        assert!(matches!(Delete::new("k").apply(&store, 0), Reply::Deleted(_)));
+        assert!(matches!(
+            Delete::new("k").apply(&store, 0),
+            Reply::Deleted(_)
+        ));
         assert_eq!(Delete::new("k").apply(&store, 0), Reply::NotFound);
         assert_eq!(Get::new("k").apply(&store, 0), Reply::NotFound);
         assert_eq!(store.len(0), 0);
@@ -71,6 +72,9 @@ mod tests {
         Set::new("k", "v").apply(&store, 0);
         let r = Delete::new("k").if_version(99).apply(&store, 0);
         assert_eq!(r, Reply::ConditionFailed { current: Some(1) });
-        assert!(matches!(Delete::new("k").if_version(1).apply(&store, 0), Reply::Deleted(_)));
+        assert!(matches!(
+            Delete::new("k").if_version(1).apply(&store, 0),
+            Reply::Deleted(_)
+        ));
     }
 }

@@ -14,7 +14,10 @@ pub struct Expire {
 
 impl Expire {
     pub fn new(key: impl Into<Bytes>, at: Option<Millis>) -> Self {
-        Self { key: key.into(), at }
+        Self {
+            key: key.into(),
+            at,
+        }
     }
 
     pub fn apply(&self, store: &Store, now: Millis) -> Reply {
@@ -42,7 +45,10 @@ mod tests {
     fn sets_and_clears_an_expiry() {
         let store = Store::new();
         Set::new("k", "v").apply(&store, 0);
-        assert_eq!(Expire::new("k", Some(50)).apply(&store, 0), Reply::ExpirySet { version: 2 });
+        assert_eq!(
+            Expire::new("k", Some(50)).apply(&store, 0),
+            Reply::ExpirySet { version: 2 }
+        );
         assert_eq!(Get::new("k").apply(&store, 50), Reply::NotFound);
         // Still held until swept; clearing the expiry before then is too late: it is gone at 50.
         assert_eq!(Expire::new("k", None).apply(&store, 50), Reply::NotFound);
@@ -53,7 +59,10 @@ mod tests {
     fn clearing_keeps_the_value_alive() {
         let store = Store::new();
         Set::new("k", "v").expires_at(50).apply(&store, 0);
-        assert_eq!(Expire::new("k", None).apply(&store, 10), Reply::ExpirySet { version: 2 });
+        assert_eq!(
+            Expire::new("k", None).apply(&store, 10),
+            Reply::ExpirySet { version: 2 }
+        );
         let Reply::Value(e) = Get::new("k").apply(&store, 1_000) else {
             panic!("key should have survived");
         };
@@ -64,6 +73,9 @@ mod tests {
 
     #[test]
     fn missing_key_is_not_found() {
-        assert_eq!(Expire::new("k", Some(1)).apply(&Store::new(), 0), Reply::NotFound);
+        assert_eq!(
+            Expire::new("k", Some(1)).apply(&Store::new(), 0),
+            Reply::NotFound
+        );
     }
 }

@@ -37,7 +37,10 @@ mod tests {
     #[test]
     fn returns_what_was_set_with_its_metadata() {
         let store = Store::new();
-        store.execute(Command::Set(Set::new("k", "v").content_type("text/plain")), 7);
+        store.execute(
+            Command::Set(Set::new("k", "v").content_type("text/plain")),
+            7,
+        );
         let Reply::Value(e) = Get::new("k").apply(&store, 8) else {
             panic!("expected a value");
         };

@@ -88,6 +88,9 @@ mod tests {
     fn zero_limit_is_an_empty_page() {
         let store = Store::new();
         Set::new("a", "v").apply(&store, 0);
-        assert_eq!(keys(&List::new("", None, 0).apply(&store, 0)), (vec![], None));
+        assert_eq!(
+            keys(&List::new("", None, 0).apply(&store, 0)),
+            (vec![], None)
+        );
     }
 }

@@ -105,9 +105,21 @@ mod tests {
     fn first_write_creates_and_second_replaces() {
         let store = Store::new();
         let a = Set::new("k", "1").apply(&store, 0);
-        assert!(matches!(a, Reply::Stored { created: true, previous: None, .. }));
+        assert!(matches!(
+            a,
+            Reply::Stored {
+                created: true,
+                previous: None,
+                ..
+            }
+        ));
         let b = Set::new("k", "2").apply(&store, 0);
-        let Reply::Stored { created: false, previous: Some(prev), .. } = &b else {
+        let Reply::Stored {
+            created: false,
+            previous: Some(prev),
+            ..
+        } = &b
+        else {
             panic!("expected a replacement, got {b:?}");
         };
         assert_eq!(prev.value, Bytes::from("1"));
@@ -128,16 +140,22 @@ mod tests {
     fn if_absent_refuses_an_existing_key_but_not_an_expired_one() {
         let store = Store::new();
         Set::new("k", "1").expires_at(10).apply(&store, 0);
-        let r = Set::new("k", "2").condition(Condition::IfAbsent).apply(&store, 5);
+        let r = Set::new("k", "2")
+            .condition(Condition::IfAbsent)
+            .apply(&store, 5);
         assert_eq!(r, Reply::ConditionFailed { current: Some(1) });
-        let r = Set::new("k", "3").condition(Condition::IfAbsent).apply(&store, 10);
+        let r = Set::new("k", "3")
+            .condition(Condition::IfAbsent)
+            .apply(&store, 10);
         assert!(matches!(r, Reply::Stored { created: true, .. }));
     }
 
     #[test]
     fn if_present_refuses_a_missing_key() {
         let store = Store::new();
-        let r = Set::new("k", "1").condition(Condition::IfPresent).apply(&store, 0);
+        let r = Set::new("k", "1")
+            .condition(Condition::IfPresent)
+            .apply(&store, 0);
         assert_eq!(r, Reply::ConditionFailed { current: None });
         assert_eq!(Get::new("k").apply(&store, 0), Reply::NotFound);
     }
@@ -146,8 +164,14 @@ mod tests {
     fn if_version_succeeds_only_on_the_current_version() {
         let store = Store::new();
         let v1 = stored_version(&Set::new("k", "1").apply(&store, 0));
-        let v2 = stored_version(&Set::new("k", "2").condition(Condition::IfVersion(v1)).apply(&store, 0));
-        let stale = Set::new("k", "3").condition(Condition::IfVersion(v1)).apply(&store, 0);
+        let v2 = stored_version(
+            &Set::new("k", "2")
+                .condition(Condition::IfVersion(v1))
+                .apply(&store, 0),
+        );
+        let stale = Set::new("k", "3")
+            .condition(Condition::IfVersion(v1))
+            .apply(&store, 0);
         assert_eq!(stale, Reply::ConditionFailed { current: Some(v2) });
         let Reply::Value(e) = store.execute(Command::Get(Get::new("k")), 0) else {
             panic!("value missing");
@@ -159,7 +183,9 @@ mod tests {
     fn expiry_is_cleared_kept_or_replaced() {
         let store = Store::new();
         Set::new("k", "1").expires_at(100).apply(&store, 0);
-        Set::new("k", "2").expiry(ExpiryUpdate::Keep).apply(&store, 0);
+        Set::new("k", "2")
+            .expiry(ExpiryUpdate::Keep)
+            .apply(&store, 0);
         let get = |s: &Store| match Get::new("k").apply(s, 0) {
             Reply::Value(e) => e.expires_at,
             other => panic!("{other:?}"),
@@ -171,6 +197,9 @@ mod tests {
         assert_eq!(get(&store), None);
         // The replaced expiry no longer reclaims the key.
         assert_eq!(store.sweep_expired(1_000, 100), 0);
-        assert!(matches!(Get::new("k").apply(&store, 1_000), Reply::Value(_)));
+        assert!(matches!(
+            Get::new("k").apply(&store, 1_000),
+            Reply::Value(_)
+        ));
     }
 }

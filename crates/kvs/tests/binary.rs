@@ -1,0 +1,183 @@
+//! The `kvs` binary as a user runs it: startup, a busy port, signals, and the seed READMEs' curl
+//! commands through a shell script.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KVS: &str = env!("CARGO_BIN_EXE_kvs");
+
+/// Starts `kvs serve` on a free port and returns it with the port it reports.
+fn start(extra: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(KVS)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kvs starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("kvs logs before exiting")
+            .expect("utf-8 log");
+        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port");
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "kvs did not exit in {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_busy_port_is_a_one_line_error_and_a_failing_exit() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(KVS)
+        .args(["serve", "--http", &addr])
+        .output()
+        .expect("run kvs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kvs: cannot listen on ") && last.contains(&addr),
+        "{stderr}"
+    );
+    assert!(last.to_lowercase().contains("in use"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_configuration_is_refused_clearly() {
+    let dir = std::env::temp_dir().join(format!("kvs-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("kvs.toml");
+    std::fs::write(&file, "[limits]\nmax_conections = 5\n").expect("write");
+    let out = Command::new(KVS)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run kvs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid config file") && stderr.contains("max_conections"),
+        "{stderr}"
+    );
+    let out = Command::new(KVS)
+        .args(["serve", "--header-timeout", "soon"])
+        .output()
+        .expect("run kvs");
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_file_settings_take_effect_and_flags_win() {
+    let dir = std::env::temp_dir().join(format!("kvs-config-ok-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("kvs.toml");
+    std::fs::write(&file, "[limits]\nmax_key_len = 4\nmax_value_size = 8\n").expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let (mut child, port) = start(&["--config", &file, "--max-value-size", "16"]);
+    let status = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                "--data-binary",
+                body,
+            ])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status("/kvs/abcd", "0123456789abcdef"), "201");
+    assert_eq!(status("/kvs/abcd", "0123456789abcdefX"), "413");
+    assert_eq!(status("/kvs/abcde", "x"), "414");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_server_with_exit_zero() {
+    for signal in ["-TERM", "-INT"] {
+        let (mut child, port) = start(&[]);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        assert!(status.success(), "{signal}: {status:?}");
+    }
+}
+
+#[test]
+fn every_seed_readme_curl_command_works() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_readmes.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(KVS)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all passed"));
+}
+
+#[test]
+fn help_explains_every_setting() {
+    let out = Command::new(KVS)
+        .args(["serve", "--help"])
+        .output()
+        .expect("run kvs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--http",
+        "--config",
+        "--max-key-len",
+        "--max-value-size",
+        "--max-connections",
+        "--max-header-size",
+        "--header-timeout",
+        "--body-timeout",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+}
