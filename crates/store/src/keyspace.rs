@@ -71,6 +71,11 @@ impl Store {
             .sum()
     }
 
+    /// Number of keys held in memory, including expired ones the sweep has not reclaimed yet.
+    pub fn held(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().len() as u64).sum()
+    }
+
     /// Whether no key is live at `now`.
     pub fn is_empty(&self, now: Millis) -> bool {
         self.len(now) == 0

@@ -22,6 +22,35 @@ impl Shard {
         self.map.get(key).filter(|e| e.is_live(now))
     }
 
+    /// Writes `key` with one hash lookup. `decide` sees the live entry (`None` when the key is
+    /// absent or expired) and returns the entry to store, or an error to leave the key unchanged.
+    /// On success returns the live entry that was replaced.
+    pub(crate) fn update<E>(
+        &mut self,
+        key: &Bytes,
+        now: Millis,
+        decide: impl FnOnce(Option<&Entry>) -> Result<Entry, E>,
+    ) -> Result<Option<Entry>, E> {
+        let Some(slot) = self.map.get_mut(key.as_ref()) else {
+            let entry = decide(None)?;
+            self.put(key.clone(), entry);
+            return Ok(None);
+        };
+        let live = slot.is_live(now);
+        let entry = decide(live.then_some(&*slot))?;
+        let new_expiry = entry.expires_at;
+        let old = std::mem::replace(slot, entry);
+        if old.expires_at != new_expiry {
+            if let Some(at) = old.expires_at {
+                self.expiries.remove(&(at, key.clone()));
+            }
+            if let Some(at) = new_expiry {
+                self.expiries.insert((at, key.clone()));
+            }
+        }
+        Ok(live.then_some(old))
+    }
+
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {

@@ -3,13 +3,17 @@
 
 use std::net::SocketAddr;
 
-use kvs_server::{Config, Server};
+use std::sync::Arc;
+
+use kvs_server::{Config, Engine, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A running server; dropping it without [`TestServer::stop`] aborts it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's engine, to look behind the API (e.g. at memory held by expired keys).
+    pub engine: Arc<Engine>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -29,6 +33,7 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.http_addr();
+        let engine = server.engine();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -40,6 +45,7 @@ impl TestServer {
         });
         Self {
             addr,
+            engine,
             stop: Some(tx),
             task,
         }

@@ -22,17 +22,20 @@ impl Expire {
 
     pub fn apply(&self, store: &Store, now: Millis) -> Reply {
         let mut shard = store.write(&self.key);
-        let Some(current) = shard.live(&self.key, now) else {
-            return Reply::NotFound;
-        };
-        let version = store.next_version();
-        let entry = Entry {
-            version,
-            expires_at: self.at,
-            ..current.clone()
-        };
-        shard.put(self.key.clone(), entry);
-        Reply::ExpirySet { version }
+        let mut version = 0;
+        let written = shard.update(&self.key, now, |current| {
+            let current = current.ok_or(())?;
+            version = store.next_version();
+            Ok(Entry {
+                version,
+                expires_at: self.at,
+                ..current.clone()
+            })
+        });
+        match written {
+            Ok(_) => Reply::ExpirySet { version },
+            Err(()) => Reply::NotFound,
+        }
     }
 }
 

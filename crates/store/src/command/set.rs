@@ -61,30 +61,38 @@ impl Set {
     /// Checks the condition and writes, all under the key's shard write lock.
     pub fn apply(self, store: &Store, now: Millis) -> Reply {
         let mut shard = store.write(&self.key);
-        let current = shard.live(&self.key, now);
-        if !self.condition.holds(current) {
-            return Reply::ConditionFailed {
-                current: current.map(|e| e.version),
-            };
-        }
-        let expires_at = match self.expiry {
-            ExpiryUpdate::Clear => None,
-            ExpiryUpdate::Keep => current.and_then(|e| e.expires_at),
-            ExpiryUpdate::At(at) => Some(at),
-        };
-        let version = store.next_version();
-        let entry = Entry {
-            value: self.value,
-            content_type: self.content_type,
-            version,
-            modified_at: now,
-            expires_at,
-        };
-        let previous = shard.put(self.key, entry).filter(|e| e.is_live(now));
-        Reply::Stored {
-            version,
-            created: previous.is_none(),
-            previous,
+        let Set {
+            key,
+            value,
+            content_type,
+            condition,
+            expiry,
+        } = self;
+        let mut version = 0;
+        let written = shard.update(&key, now, |current| {
+            if !condition.holds(current) {
+                return Err(current.map(|e| e.version));
+            }
+            version = store.next_version();
+            Ok(Entry {
+                value,
+                content_type,
+                version,
+                modified_at: now,
+                expires_at: match expiry {
+                    ExpiryUpdate::Clear => None,
+                    ExpiryUpdate::Keep => current.and_then(|e| e.expires_at),
+                    ExpiryUpdate::At(at) => Some(at),
+                },
+            })
+        });
+        match written {
+            Ok(previous) => Reply::Stored {
+                version,
+                created: previous.is_none(),
+                previous,
+            },
+            Err(current) => Reply::ConditionFailed { current },
         }
     }
 }
