@@ -1,5 +1,5 @@
-//! 32 concurrent clients doing mixed PUT/GET/DELETE on their own keys; every reply is checked
-//! against what that client knows it wrote. kvs must answer none of them wrongly.
+//! 32 concurrent clients doing mixed PUT/GET/DELETE on their own keys (10,240 requests); every
+//! reply is checked against what that client knows it wrote. kvs must answer none wrongly.
 
 mod common;
 
@@ -9,7 +9,7 @@ use common::{TestServer, client};
 use reqwest::StatusCode;
 
 const CLIENTS: usize = 32;
-const OPS: usize = 250;
+const OPS: usize = 320;
 const KEYS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread")]
