@@ -15,10 +15,25 @@ use crate::shard::Shard;
 /// with dozens of cores, few enough that a listing's merge over all shards stays cheap.
 pub const DEFAULT_SHARDS: usize = 64;
 
+/// One shard's lock on a cache line of its own, so writers on neighbouring shards do not slow
+/// each other down by invalidating a shared line (false sharing).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
+impl std::ops::Deref for Padded {
+    type Target = RwLock<Shard>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 /// The keyspace. Share it between threads behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Store {
-    shards: Box<[RwLock<Shard>]>,
+    /// A power-of-two number of shards, so a hash picks one with a mask.
+    shards: Box<[Padded]>,
     hasher: DefaultHashBuilder,
     /// The last version handed out. Versions are assigned under the written key's shard lock, so
     /// for each key they increase in the order its writes were applied.
@@ -39,11 +54,11 @@ impl Store {
         Self::with_shards(DEFAULT_SHARDS)
     }
 
-    /// An empty store with `shards` shards (at least one).
+    /// An empty store with `shards` shards, rounded up to a power of two.
     pub fn with_shards(shards: usize) -> Self {
-        let shards = shards.max(1);
+        let shards = shards.max(1).next_power_of_two();
         Self {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..shards).map(|_| Padded::default()).collect(),
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -111,7 +126,7 @@ impl Store {
     pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
         // The high bits: the shard's own table uses another hasher, so the two stay independent.
         let hash = self.hasher.hash_one(key);
-        ((hash >> 32) as usize) % self.shards.len()
+        ((hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
     pub(crate) fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
