@@ -129,6 +129,10 @@ impl Store {
         ((hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
+    pub(crate) fn shard_at(&self, index: usize) -> &RwLock<Shard> {
+        &self.shards[index]
+    }
+
     pub(crate) fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
         self.shards[self.shard_index(key)].read()
     }

@@ -12,12 +12,18 @@
 
 mod command;
 mod entry;
+mod error;
 mod keyspace;
 mod listing;
+mod locks;
 mod reply;
 mod shard;
 
-pub use command::{Command, Condition, Count, Delete, Expire, ExpiryUpdate, Get, List, Set};
+pub use command::{
+    Append, Command, Condition, Count, Del, Delete, Exists, Expire, ExpireCondition, ExpireIf,
+    ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, List, MAX_VALUE_LEN,
+    MGet, MSet, Persist, Set, SetRange, SetReply, Strlen, Ttl, TtlForm, TypeOf,
+};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;

@@ -1,9 +1,13 @@
 //! The one answer language of the store; each front door encodes it its own way.
 
+use bytes::Bytes;
+
 use crate::entry::Entry;
+use crate::error::CommandError;
 use crate::listing::Page;
 
-/// What a [`crate::Command`] produced.
+/// What a [`crate::Command`] produced. The first group carries structure (HTTP builds headers from
+/// it); the second is shaped like Redis replies, for commands whose answer is a plain value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// The live entry under the key.
@@ -20,11 +24,39 @@ pub enum Reply {
     /// The key was deleted; this was its entry.
     Deleted(Entry),
     /// A conditional write was refused. `current` is the version the key has now, if it exists.
-    ConditionFailed { current: Option<u64> },
+    ConditionFailed {
+        current: Option<u64>,
+    },
     /// The expiry of an existing key changed; the key now has `version`.
-    ExpirySet { version: u64 },
+    ExpirySet {
+        version: u64,
+    },
     /// One page of a listing.
     Page(Page),
     /// A number of keys.
     Count(u64),
+
+    /// Success with nothing to return (`+OK`).
+    Ok,
+    /// No value (`nil`).
+    Nil,
+    Integer(i64),
+    Bulk(Bytes),
+    /// A short status word such as `string` or `none`.
+    Status(&'static str),
+    Array(Vec<Reply>),
+    /// The command was refused; nothing changed.
+    Error(CommandError),
+}
+
+impl From<CommandError> for Reply {
+    fn from(e: CommandError) -> Self {
+        Reply::Error(e)
+    }
+}
+
+impl From<Option<Bytes>> for Reply {
+    fn from(v: Option<Bytes>) -> Self {
+        v.map_or(Reply::Nil, Reply::Bulk)
+    }
 }

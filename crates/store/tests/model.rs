@@ -239,6 +239,7 @@ impl Model {
             ExpiryUpdate::Clear => None,
             ExpiryUpdate::Keep => current.as_ref().and_then(|e| e.expires_at),
             ExpiryUpdate::At(at) => Some(at),
+            ExpiryUpdate::After(ms) => Some(now + ms),
         };
         let version = self.next_version();
         self.held.insert(
@@ -377,7 +378,7 @@ impl Harness {
                 let expiry = match *expiry {
                     ExpirySpec::Clear => ExpiryUpdate::Clear,
                     ExpirySpec::Keep => ExpiryUpdate::Keep,
-                    ExpirySpec::In(ms) => ExpiryUpdate::At(now + ms),
+                    ExpirySpec::In(ms) => ExpiryUpdate::After(ms),
                 };
                 let set = Set::new(KEYS[*key], value.clone())
                     .content_type(CONTENT_TYPES[*content_type])

@@ -7,7 +7,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use kvs_store::{Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set};
+use kvs_store::{
+    Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set, SetReply,
+};
 use percent_encoding::percent_decode;
 
 use super::conditions::{
@@ -118,6 +120,7 @@ async fn put(
         content_type,
         condition,
         expiry,
+        reply: SetReply::Stored,
     };
     match state.engine.execute(Command::Set(command)) {
         Reply::Stored {

@@ -1,26 +1,61 @@
 //! Commands are values: a front door builds one, the store applies it, a [`Reply`] comes back.
 //! One command per file, each with its apply and its tests.
 
+mod append;
 mod count;
+mod del;
 mod delete;
+mod exists;
 mod expire;
+mod expire_if;
+mod flush;
 mod get;
+mod getdel;
+mod getex;
+mod getrange;
+mod incr;
+mod incrbyfloat;
 mod list;
+mod mget;
+mod mset;
+mod parse;
+mod persist;
 mod set;
+mod setrange;
+mod strlen;
+mod ttl;
+mod type_of;
 
+pub use append::{Append, MAX_VALUE_LEN};
 pub use count::Count;
+pub use del::Del;
 pub use delete::Delete;
+pub use exists::Exists;
 pub use expire::Expire;
+pub use expire_if::{ExpireCondition, ExpireIf};
+pub use flush::Flush;
 pub use get::Get;
+pub use getdel::GetDel;
+pub use getex::GetEx;
+pub use getrange::GetRange;
+pub use incr::IncrBy;
+pub use incrbyfloat::IncrByFloat;
 pub use list::List;
-pub use set::{ExpiryUpdate, Set};
+pub use mget::MGet;
+pub use mset::MSet;
+pub use persist::Persist;
+pub use set::{ExpiryUpdate, Set, SetReply};
+pub use setrange::SetRange;
+pub use strlen::Strlen;
+pub use ttl::{Ttl, TtlForm};
+pub use type_of::TypeOf;
 
 use crate::entry::{Entry, Millis};
 use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Every operation the store understands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Get(Get),
     Set(Set),
@@ -28,6 +63,23 @@ pub enum Command {
     Expire(Expire),
     List(List),
     Count(Count),
+    GetDel(GetDel),
+    GetEx(GetEx),
+    Append(Append),
+    Strlen(Strlen),
+    GetRange(GetRange),
+    SetRange(SetRange),
+    IncrBy(IncrBy),
+    IncrByFloat(IncrByFloat),
+    MGet(MGet),
+    MSet(MSet),
+    Del(Del),
+    Exists(Exists),
+    ExpireIf(ExpireIf),
+    Ttl(Ttl),
+    Persist(Persist),
+    TypeOf(TypeOf),
+    Flush(Flush),
 }
 
 impl Command {
@@ -40,6 +92,23 @@ impl Command {
             Command::Expire(c) => c.apply(store, now),
             Command::List(c) => c.apply(store, now),
             Command::Count(c) => c.apply(store, now),
+            Command::GetDel(c) => c.apply(store, now),
+            Command::GetEx(c) => c.apply(store, now),
+            Command::Append(c) => c.apply(store, now),
+            Command::Strlen(c) => c.apply(store, now),
+            Command::GetRange(c) => c.apply(store, now),
+            Command::SetRange(c) => c.apply(store, now),
+            Command::IncrBy(c) => c.apply(store, now),
+            Command::IncrByFloat(c) => c.apply(store, now),
+            Command::MGet(c) => c.apply(store, now),
+            Command::MSet(c) => c.apply(store, now),
+            Command::Del(c) => c.apply(store, now),
+            Command::Exists(c) => c.apply(store, now),
+            Command::ExpireIf(c) => c.apply(store, now),
+            Command::Ttl(c) => c.apply(store, now),
+            Command::Persist(c) => c.apply(store, now),
+            Command::TypeOf(c) => c.apply(store, now),
+            Command::Flush(c) => c.apply(store, now),
         }
     }
 }

@@ -1,7 +1,9 @@
 use bytes::Bytes;
 
 use super::Condition;
+use super::parse::{Args, int, is};
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::error::CommandError;
 use crate::keyspace::Store;
 use crate::reply::Reply;
 
@@ -15,6 +17,33 @@ pub enum ExpiryUpdate {
     Keep,
     /// Expire at this instant.
     At(Millis),
+    /// Expire this many milliseconds after the write is applied (Redis `EX`/`PX`).
+    After(Millis),
+}
+
+impl ExpiryUpdate {
+    /// The absolute expiry this update gives a key whose live entry expires at `current`.
+    pub fn resolve(self, now: Millis, current: Option<Millis>) -> Option<Millis> {
+        match self {
+            ExpiryUpdate::Clear => None,
+            ExpiryUpdate::Keep => current,
+            ExpiryUpdate::At(at) => Some(at),
+            ExpiryUpdate::After(ms) => Some(now.saturating_add(ms)),
+        }
+    }
+}
+
+/// How a write answers (the meaning is the same; the shape follows the command that asked).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetReply {
+    /// `Stored`, or `ConditionFailed` (HTTP; Redis `SET`: `+OK` or nil).
+    #[default]
+    Stored,
+    /// The value the key held before, whether or not the write happened (Redis `SET ... GET`,
+    /// `GETSET`).
+    Previous,
+    /// `1` when written, `0` when the condition failed (Redis `SETNX`).
+    Flag,
 }
 
 /// Store a value under a key, optionally only under a [`Condition`].
@@ -25,6 +54,7 @@ pub struct Set {
     pub content_type: Bytes,
     pub condition: Condition,
     pub expiry: ExpiryUpdate,
+    pub reply: SetReply,
 }
 
 impl Set {
@@ -36,6 +66,7 @@ impl Set {
             content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
             condition: Condition::Always,
             expiry: ExpiryUpdate::Clear,
+            reply: SetReply::Stored,
         }
     }
 
@@ -58,6 +89,85 @@ impl Set {
         self.expiry(ExpiryUpdate::At(at))
     }
 
+    /// Parses `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`, and `SETNX`,
+    /// `SETEX`, `PSETEX`, `GETSET`, which are spellings of it.
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let expire =
+            |text: &Bytes, unit: Millis, absolute: bool| -> Result<ExpiryUpdate, CommandError> {
+                let n = int(text)?;
+                let ms = u64::try_from(n)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .and_then(|n| n.checked_mul(unit))
+                    .filter(|&ms| ms <= i64::MAX as u64)
+                    .ok_or_else(|| CommandError::InvalidExpire(a.cmd.to_owned()))?;
+                Ok(if absolute {
+                    ExpiryUpdate::At(ms)
+                } else {
+                    ExpiryUpdate::After(ms)
+                })
+            };
+        match a.cmd {
+            "setnx" => {
+                let v = a.exactly(2)?;
+                return Ok(Set::new(v[0].clone(), v[1].clone())
+                    .condition(Condition::IfAbsent)
+                    .reply(SetReply::Flag));
+            }
+            "getset" => {
+                let v = a.exactly(2)?;
+                return Ok(Set::new(v[0].clone(), v[1].clone()).reply(SetReply::Previous));
+            }
+            "setex" | "psetex" => {
+                let v = a.exactly(3)?;
+                let unit = if a.cmd == "setex" { 1000 } else { 1 };
+                return Ok(Set::new(v[0].clone(), v[2].clone()).expiry(expire(&v[1], unit, false)?));
+            }
+            _ => {}
+        }
+        let v = a.at_least(2)?;
+        let mut set = Set::new(v[0].clone(), v[1].clone());
+        let mut expiry_given = false;
+        let mut i = 2;
+        while i < v.len() {
+            let opt = &v[i];
+            let value = v.get(i + 1);
+            if is(opt, "NX") && set.condition == Condition::Always {
+                set.condition = Condition::IfAbsent;
+            } else if is(opt, "XX") && set.condition == Condition::Always {
+                set.condition = Condition::IfPresent;
+            } else if is(opt, "GET") {
+                set.reply = SetReply::Previous;
+            } else if is(opt, "KEEPTTL") && !expiry_given {
+                set.expiry = ExpiryUpdate::Keep;
+                expiry_given = true;
+            } else if let (Some(value), false) = (value, expiry_given) {
+                set.expiry = if is(opt, "EX") {
+                    expire(value, 1000, false)?
+                } else if is(opt, "PX") {
+                    expire(value, 1, false)?
+                } else if is(opt, "EXAT") {
+                    expire(value, 1000, true)?
+                } else if is(opt, "PXAT") {
+                    expire(value, 1, true)?
+                } else {
+                    return Err(CommandError::Syntax);
+                };
+                expiry_given = true;
+                i += 1;
+            } else {
+                return Err(CommandError::Syntax);
+            }
+            i += 1;
+        }
+        Ok(set)
+    }
+
+    pub fn reply(mut self, reply: SetReply) -> Self {
+        self.reply = reply;
+        self
+    }
+
     /// Checks the condition and writes, all under the key's shard write lock.
     pub fn apply(self, store: &Store, now: Millis) -> Reply {
         let mut shard = store.write(&self.key);
@@ -67,11 +177,12 @@ impl Set {
             content_type,
             condition,
             expiry,
+            reply,
         } = self;
         let mut version = 0;
         let written = shard.update(&key, now, |current| {
             if !condition.holds(current) {
-                return Err(current.map(|e| e.version));
+                return Err(current.cloned());
             }
             version = store.next_version();
             Ok(Entry {
@@ -79,20 +190,21 @@ impl Set {
                 content_type,
                 version,
                 modified_at: now,
-                expires_at: match expiry {
-                    ExpiryUpdate::Clear => None,
-                    ExpiryUpdate::Keep => current.and_then(|e| e.expires_at),
-                    ExpiryUpdate::At(at) => Some(at),
-                },
+                expires_at: expiry.resolve(now, current.and_then(|e| e.expires_at)),
             })
         });
-        match written {
-            Ok(previous) => Reply::Stored {
+        match (reply, written) {
+            (SetReply::Stored, Ok(previous)) => Reply::Stored {
                 version,
                 created: previous.is_none(),
                 previous,
             },
-            Err(current) => Reply::ConditionFailed { current },
+            (SetReply::Stored, Err(current)) => Reply::ConditionFailed {
+                current: current.map(|e| e.version),
+            },
+            (SetReply::Previous, Ok(entry) | Err(entry)) => entry.map(|e| e.value).into(),
+            (SetReply::Flag, Ok(_)) => Reply::Integer(1),
+            (SetReply::Flag, Err(_)) => Reply::Integer(0),
         }
     }
 }
@@ -209,5 +321,107 @@ mod tests {
             Get::new("k").apply(&store, 1_000),
             Reply::Value(_)
         ));
+    }
+}
+
+#[cfg(test)]
+mod redis_tests {
+    use super::*;
+    use crate::{Command, Get};
+
+    fn run(store: &Store, words: &[&str], now: Millis) -> Reply {
+        let argv: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        match Command::from_argv(&argv) {
+            Ok(c) => store.execute(c, now),
+            Err(e) => Reply::Error(e),
+        }
+    }
+
+    fn expiry(store: &Store, now: Millis) -> Option<Millis> {
+        match Get::new("k").apply(store, now) {
+            Reply::Value(e) => e.expires_at,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_options() {
+        let s = Store::new();
+        assert!(matches!(
+            run(&s, &["SET", "k", "v", "EX", "10"], 1_000),
+            Reply::Stored { .. }
+        ));
+        assert_eq!(expiry(&s, 1_000), Some(11_000));
+        run(&s, &["set", "k", "v2", "keepttl"], 2_000);
+        assert_eq!(expiry(&s, 2_000), Some(11_000));
+        run(&s, &["SET", "k", "v3", "PXAT", "50000"], 2_000);
+        assert_eq!(expiry(&s, 2_000), Some(50_000));
+        run(&s, &["SET", "k", "v4"], 2_000);
+        assert_eq!(expiry(&s, 2_000), None);
+        assert_eq!(
+            run(&s, &["SET", "k", "x", "NX"], 0),
+            Reply::ConditionFailed { current: Some(4) }
+        );
+        assert_eq!(
+            run(&s, &["SET", "k", "x", "NX", "GET"], 0),
+            Reply::Bulk(Bytes::from("v4"))
+        );
+        assert_eq!(
+            run(&s, &["SET", "k", "v5", "XX", "GET"], 0),
+            Reply::Bulk(Bytes::from("v4"))
+        );
+        assert_eq!(run(&s, &["SET", "new", "x", "GET"], 0), Reply::Nil);
+    }
+
+    #[test]
+    fn set_errors() {
+        let s = Store::new();
+        let err = |w: &[&str]| match run(&s, w, 0) {
+            Reply::Error(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(&["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
+        assert_eq!(
+            err(&["SET", "k", "v", "EX", "1", "PX", "1"]),
+            "ERR syntax error"
+        );
+        assert_eq!(err(&["SET", "k", "v", "EX"]), "ERR syntax error");
+        assert_eq!(
+            err(&["SET", "k", "v", "EX", "0"]),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert_eq!(
+            err(&["SET", "k", "v", "EX", "x"]),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            err(&["SET", "k", "v", "EX", "9223372036854775807"]),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert_eq!(
+            err(&["SETEX", "k", "-1", "v"]),
+            "ERR invalid expire time in 'setex' command"
+        );
+        assert_eq!(
+            err(&["SET", "k"]),
+            "ERR wrong number of arguments for 'set' command"
+        );
+        assert_eq!(s.len(0), 0, "no refused command wrote anything");
+    }
+
+    #[test]
+    fn setnx_getset_setex() {
+        let s = Store::new();
+        assert_eq!(run(&s, &["SETNX", "k", "1"], 0), Reply::Integer(1));
+        assert_eq!(run(&s, &["SETNX", "k", "2"], 0), Reply::Integer(0));
+        assert_eq!(
+            run(&s, &["GETSET", "k", "3"], 0),
+            Reply::Bulk(Bytes::from("1"))
+        );
+        run(&s, &["PSETEX", "k", "1500", "4"], 100);
+        assert_eq!(expiry(&s, 100), Some(1_600));
     }
 }

@@ -1,0 +1,86 @@
+use bytes::{Bytes, BytesMut};
+
+use super::parse::Args;
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// Longest value a command may build by growing one (Redis's `proto-max-bulk-len`).
+pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
+/// `APPEND key value`: the new length. A missing key starts empty; the expiry is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Append {
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+impl Append {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let v = a.exactly(2)?;
+        Ok(Self {
+            key: v[0].clone(),
+            value: v[1].clone(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let mut len = 0;
+        let written = shard.update(&self.key, now, |current| {
+            let old = current.map(|e| &e.value[..]).unwrap_or_default();
+            len = old.len() + self.value.len();
+            if len > MAX_VALUE_LEN {
+                return Err(CommandError::StringTooLong);
+            }
+            let mut value = BytesMut::with_capacity(len);
+            value.extend_from_slice(old);
+            value.extend_from_slice(&self.value);
+            Ok(Entry {
+                value: value.freeze(),
+                content_type: current.map_or_else(
+                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                    |e| e.content_type.clone(),
+                ),
+                version: store.next_version(),
+                modified_at: now,
+                expires_at: current.and_then(|e| e.expires_at),
+            })
+        });
+        match written {
+            Ok(_) => Reply::Integer(len as i64),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Get, Set};
+
+    #[test]
+    fn appends_and_keeps_metadata() {
+        let s = Store::new();
+        let a = |v: &'static str| {
+            Append {
+                key: "k".into(),
+                value: v.into(),
+            }
+            .apply(&s, 0)
+        };
+        assert_eq!(a("ab"), Reply::Integer(2));
+        Set::new("k", "x")
+            .content_type("text/plain")
+            .expires_at(99)
+            .apply(&s, 0);
+        assert_eq!(a("yz"), Reply::Integer(3));
+        let Reply::Value(e) = Get::new("k").apply(&s, 0) else {
+            panic!("missing")
+        };
+        assert_eq!(e.value, Bytes::from("xyz"));
+        assert_eq!(e.content_type, Bytes::from("text/plain"));
+        assert_eq!(e.expires_at, Some(99));
+    }
+}

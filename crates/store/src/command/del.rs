@@ -1,0 +1,61 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `DEL key [key ...]` and `UNLINK`: remove the keys at one instant; how many existed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Del {
+    pub keys: Vec<Bytes>,
+}
+
+impl Del {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            keys: a.at_least(1)?.to_vec(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut locked = store.write_keys(self.keys.iter().map(|k| &k[..]));
+        let mut removed = 0;
+        for key in &self.keys {
+            let Some(shard) = locked.shard(key) else {
+                continue;
+            };
+            if let Some(entry) = shard.remove(key) {
+                removed += i64::from(entry.is_live(now));
+            }
+        }
+        Reply::Integer(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn counts_live_keys_once() {
+        let s = Store::new();
+        Set::new("a", "1").apply(&s, 0);
+        Set::new("b", "1").apply(&s, 0);
+        Set::new("gone", "1").expires_at(5).apply(&s, 0);
+        let r = Del {
+            keys: vec![
+                "a".into(),
+                "a".into(),
+                "b".into(),
+                "c".into(),
+                "gone".into(),
+            ],
+        }
+        .apply(&s, 5);
+        assert_eq!(r, Reply::Integer(2));
+        assert_eq!(s.held(), 0);
+    }
+}

@@ -1,0 +1,48 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `EXISTS key [key ...]`: how many of the keys exist, counting a key named twice twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exists {
+    pub keys: Vec<Bytes>,
+}
+
+impl Exists {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            keys: a.at_least(1)?.to_vec(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let locked = store.read_keys(self.keys.iter().map(|k| &k[..]));
+        let n = self
+            .keys
+            .iter()
+            .filter(|k| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
+            .count();
+        Reply::Integer(n as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn counts_repeats() {
+        let s = Store::new();
+        Set::new("a", "1").apply(&s, 0);
+        let r = Exists {
+            keys: vec!["a".into(), "a".into(), "b".into()],
+        }
+        .apply(&s, 0);
+        assert_eq!(r, Reply::Integer(2));
+    }
+}

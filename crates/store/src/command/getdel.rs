@@ -1,0 +1,47 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `GETDEL key`: the value, and the key removed, in one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetDel {
+    pub key: Bytes,
+}
+
+impl GetDel {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            key: a.exactly(1)?[0].clone(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        if shard.live(&self.key, now).is_none() {
+            return Reply::Nil;
+        }
+        shard.remove(&self.key).map(|e| e.value).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn returns_and_removes() {
+        let s = Store::new();
+        Set::new("k", "v").apply(&s, 0);
+        assert_eq!(
+            GetDel { key: "k".into() }.apply(&s, 0),
+            Reply::Bulk("v".into())
+        );
+        assert_eq!(GetDel { key: "k".into() }.apply(&s, 0), Reply::Nil);
+        assert_eq!(s.held(), 0);
+    }
+}

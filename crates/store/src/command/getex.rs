@@ -1,0 +1,111 @@
+use bytes::Bytes;
+
+use super::parse::{Args, int, is};
+use super::set::ExpiryUpdate;
+use crate::entry::{Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value, with its expiry changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetEx {
+    pub key: Bytes,
+    /// `Keep` when no option is given: then it is a plain read.
+    pub expiry: ExpiryUpdate,
+}
+
+impl GetEx {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let v = a.at_least(1)?;
+        let expiry = match &v[1..] {
+            [] => ExpiryUpdate::Keep,
+            [opt] if is(opt, "PERSIST") => ExpiryUpdate::Clear,
+            [opt, n] => {
+                let (unit, absolute) = if is(opt, "EX") {
+                    (1000, false)
+                } else if is(opt, "PX") {
+                    (1, false)
+                } else if is(opt, "EXAT") {
+                    (1000, true)
+                } else if is(opt, "PXAT") {
+                    (1, true)
+                } else {
+                    return Err(CommandError::Syntax);
+                };
+                let ms = u64::try_from(int(n)?)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .and_then(|n| n.checked_mul(unit))
+                    .filter(|&ms| ms <= i64::MAX as u64)
+                    .ok_or_else(|| CommandError::InvalidExpire("getex".into()))?;
+                if absolute {
+                    ExpiryUpdate::At(ms)
+                } else {
+                    ExpiryUpdate::After(ms)
+                }
+            }
+            _ => return Err(CommandError::Syntax),
+        };
+        Ok(Self {
+            key: v[0].clone(),
+            expiry,
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        if self.expiry == ExpiryUpdate::Keep {
+            return store
+                .read(&self.key)
+                .live(&self.key, now)
+                .map(|e| e.value.clone())
+                .into();
+        }
+        let mut shard = store.write(&self.key);
+        let written = shard.update(&self.key, now, |current| {
+            let current = current.ok_or(())?;
+            Ok(Entry {
+                version: store.next_version(),
+                expires_at: self.expiry.resolve(now, current.expires_at),
+                ..current.clone()
+            })
+        });
+        match written {
+            Ok(previous) => previous.map(|e| e.value).into(),
+            Err(()) => Reply::Nil,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Get, Set};
+
+    #[test]
+    fn changes_the_expiry_and_returns_the_value() {
+        let s = Store::new();
+        Set::new("k", "v").apply(&s, 0);
+        let ex = |e| {
+            GetEx {
+                key: "k".into(),
+                expiry: e,
+            }
+            .apply(&s, 10)
+        };
+        assert_eq!(ex(ExpiryUpdate::After(100)), Reply::Bulk("v".into()));
+        assert!(
+            matches!(Get::new("k").apply(&s, 10), Reply::Value(e) if e.expires_at == Some(110))
+        );
+        assert_eq!(ex(ExpiryUpdate::Clear), Reply::Bulk("v".into()));
+        assert!(matches!(Get::new("k").apply(&s, 10), Reply::Value(e) if e.expires_at.is_none()));
+        assert_eq!(
+            GetEx {
+                key: "no".into(),
+                expiry: ExpiryUpdate::Clear
+            }
+            .apply(&s, 0),
+            Reply::Nil
+        );
+    }
+}

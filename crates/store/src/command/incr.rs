@@ -1,0 +1,90 @@
+use bytes::Bytes;
+
+use super::parse::{Args, int};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`: add to the integer held as a decimal string; a missing key
+/// counts as 0. The expiry and content type are kept. The read and the write are one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncrBy {
+    pub key: Bytes,
+    pub by: i64,
+}
+
+impl IncrBy {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let (key, by) = match a.cmd {
+            "incr" => (a.exactly(1)?[0].clone(), 1),
+            "decr" => (a.exactly(1)?[0].clone(), -1),
+            "incrby" => {
+                let v = a.exactly(2)?;
+                (v[0].clone(), int(&v[1])?)
+            }
+            _ => {
+                let v = a.exactly(2)?;
+                let by = int(&v[1])?.checked_neg().ok_or(CommandError::Overflow)?;
+                (v[0].clone(), by)
+            }
+        };
+        Ok(Self { key, by })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let mut result = 0;
+        let written = shard.update(&self.key, now, |current| {
+            let old = match current {
+                Some(e) => int(&e.value)?,
+                None => 0,
+            };
+            result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;
+            Ok::<_, CommandError>(Entry {
+                value: Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
+                content_type: current.map_or_else(
+                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                    |e| e.content_type.clone(),
+                ),
+                version: store.next_version(),
+                modified_at: now,
+                expires_at: current.and_then(|e| e.expires_at),
+            })
+        });
+        match written {
+            Ok(_) => Reply::Integer(result),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Get, Set};
+
+    #[test]
+    fn counts_and_refuses_non_integers_and_overflow() {
+        let s = Store::new();
+        let incr = |by| {
+            IncrBy {
+                key: "n".into(),
+                by,
+            }
+            .apply(&s, 0)
+        };
+        assert_eq!(incr(1), Reply::Integer(1));
+        assert_eq!(incr(-11), Reply::Integer(-10));
+        Set::new("n", i64::MAX.to_string())
+            .expires_at(50)
+            .apply(&s, 0);
+        assert_eq!(incr(1), Reply::Error(CommandError::Overflow));
+        assert_eq!(incr(-1), Reply::Integer(i64::MAX - 1));
+        assert!(matches!(Get::new("n").apply(&s, 0), Reply::Value(e) if e.expires_at == Some(50)));
+        Set::new("n", "1.5").apply(&s, 0);
+        assert_eq!(incr(1), Reply::Error(CommandError::NotInteger));
+        Set::new("n", " 1").apply(&s, 0);
+        assert_eq!(incr(1), Reply::Error(CommandError::NotInteger));
+    }
+}

@@ -1,0 +1,92 @@
+use bytes::Bytes;
+
+use super::parse::{Args, float};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `INCRBYFLOAT key by`: add to the number held as a decimal string; the new value, as a string.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncrByFloat {
+    pub key: Bytes,
+    pub by: f64,
+}
+
+/// A double as Redis writes a stored number: plain decimal, no exponent, no trailing zeros.
+fn format(v: f64) -> String {
+    let s = format!("{v}");
+    if s == "-0" { "0".to_owned() } else { s }
+}
+
+impl IncrByFloat {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let v = a.exactly(2)?;
+        Ok(Self {
+            key: v[0].clone(),
+            by: float(&v[1])?,
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let mut text = String::new();
+        let written = shard.update(&self.key, now, |current| {
+            let old = match current {
+                Some(e) => float(&e.value)?,
+                None => 0.0,
+            };
+            let new = old + self.by;
+            if !new.is_finite() {
+                return Err(CommandError::NanOrInfinity);
+            }
+            text = format(new);
+            Ok(Entry {
+                value: Bytes::copy_from_slice(text.as_bytes()),
+                content_type: current.map_or_else(
+                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                    |e| e.content_type.clone(),
+                ),
+                version: store.next_version(),
+                modified_at: now,
+                expires_at: current.and_then(|e| e.expires_at),
+            })
+        });
+        match written {
+            Ok(_) => Reply::Bulk(Bytes::from(text)),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn adds_floats() {
+        let s = Store::new();
+        Set::new("f", "10.50").apply(&s, 0);
+        let by = |by| {
+            IncrByFloat {
+                key: "f".into(),
+                by,
+            }
+            .apply(&s, 0)
+        };
+        assert_eq!(by(0.1), Reply::Bulk("10.6".into()));
+        assert_eq!(by(-5.0), Reply::Bulk("5.6".into()));
+        assert_eq!(by(f64::INFINITY), Reply::Error(CommandError::NanOrInfinity));
+        Set::new("f", "abc").apply(&s, 0);
+        assert_eq!(by(1.0), Reply::Error(CommandError::NotFloat));
+        assert_eq!(
+            IncrByFloat {
+                key: "new".into(),
+                by: 3e3
+            }
+            .apply(&s, 0),
+            Reply::Bulk("3000".into())
+        );
+    }
+}

@@ -1,0 +1,63 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `MGET key [key ...]`: every value (nil for missing keys), read at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MGet {
+    pub keys: Vec<Bytes>,
+}
+
+impl MGet {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            keys: a.at_least(1)?.to_vec(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let locked = store.read_keys(self.keys.iter().map(|k| &k[..]));
+        Reply::Array(
+            self.keys
+                .iter()
+                .map(|k| {
+                    locked
+                        .shard(k)
+                        .and_then(|s| s.live(k, now))
+                        .map(|e| e.value.clone())
+                        .into()
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn values_in_order_with_nils() {
+        let s = Store::new();
+        Set::new("a", "1").apply(&s, 0);
+        Set::new("c", "3").apply(&s, 0);
+        let r = MGet {
+            keys: vec!["a".into(), "b".into(), "c".into(), "a".into()],
+        }
+        .apply(&s, 0);
+        assert_eq!(
+            r,
+            Reply::Array(vec![
+                Reply::Bulk("1".into()),
+                Reply::Nil,
+                Reply::Bulk("3".into()),
+                Reply::Bulk("1".into())
+            ])
+        );
+    }
+}

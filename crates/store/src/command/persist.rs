@@ -1,0 +1,52 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::{Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `PERSIST key`: remove the expiry; `1` if there was one, else `0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    pub key: Bytes,
+}
+
+impl Persist {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            key: a.exactly(1)?[0].clone(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let written = shard.update(&self.key, now, |current| match current {
+            Some(e) if e.expires_at.is_some() => Ok(Entry {
+                version: store.next_version(),
+                expires_at: None,
+                ..e.clone()
+            }),
+            _ => Err(()),
+        });
+        Reply::Integer(i64::from(written.is_ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn only_keys_with_an_expiry() {
+        let s = Store::new();
+        let p = || Persist { key: "k".into() }.apply(&s, 0);
+        assert_eq!(p(), Reply::Integer(0));
+        Set::new("k", "v").apply(&s, 0);
+        assert_eq!(p(), Reply::Integer(0));
+        Set::new("k", "v").expires_at(10).apply(&s, 0);
+        assert_eq!(p(), Reply::Integer(1));
+        assert_eq!(s.sweep_expired(100, 10), 0);
+    }
+}

@@ -1,0 +1,111 @@
+use bytes::{Bytes, BytesMut};
+
+use super::append::MAX_VALUE_LEN;
+use super::parse::{Args, int};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `SETRANGE key offset value`: overwrite from `offset`, padding with zero bytes; the new length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetRange {
+    pub key: Bytes,
+    pub offset: usize,
+    pub value: Bytes,
+}
+
+impl SetRange {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let v = a.exactly(3)?;
+        let offset = usize::try_from(int(&v[1])?).map_err(|_| CommandError::OffsetOutOfRange)?;
+        Ok(Self {
+            key: v[0].clone(),
+            offset,
+            value: v[2].clone(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let mut shard = store.write(&self.key);
+        let current_len = shard.live(&self.key, now).map(|e| e.value.len());
+        if self.value.is_empty() {
+            // Nothing to write: the length as it is, and a missing key stays missing.
+            return Reply::Integer(current_len.unwrap_or(0) as i64);
+        }
+        let Some(end) = self
+            .offset
+            .checked_add(self.value.len())
+            .filter(|&e| e <= MAX_VALUE_LEN)
+        else {
+            return CommandError::StringTooLong.into();
+        };
+        let mut len = 0;
+        let written = shard.update(&self.key, now, |current| {
+            let old = current.map(|e| &e.value[..]).unwrap_or_default();
+            len = old.len().max(end);
+            let mut value = BytesMut::zeroed(len);
+            value[..old.len()].copy_from_slice(old);
+            value[self.offset..end].copy_from_slice(&self.value);
+            Ok::<_, CommandError>(Entry {
+                value: value.freeze(),
+                content_type: current.map_or_else(
+                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                    |e| e.content_type.clone(),
+                ),
+                version: store.next_version(),
+                modified_at: now,
+                expires_at: current.and_then(|e| e.expires_at),
+            })
+        });
+        match written {
+            Ok(_) => Reply::Integer(len as i64),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Get, Set};
+
+    #[test]
+    fn overwrites_and_pads() {
+        let s = Store::new();
+        Set::new("k", "Hello World").apply(&s, 0);
+        let r = SetRange {
+            key: "k".into(),
+            offset: 6,
+            value: "Redis".into(),
+        }
+        .apply(&s, 0);
+        assert_eq!(r, Reply::Integer(11));
+        let r = SetRange {
+            key: "p".into(),
+            offset: 3,
+            value: "x".into(),
+        }
+        .apply(&s, 0);
+        assert_eq!(r, Reply::Integer(4));
+        let Reply::Value(e) = Get::new("p").apply(&s, 0) else {
+            panic!("missing")
+        };
+        assert_eq!(&e.value[..], b"\0\0\0x");
+        let r = SetRange {
+            key: "q".into(),
+            offset: 3,
+            value: "".into(),
+        }
+        .apply(&s, 0);
+        assert_eq!(r, Reply::Integer(0));
+        assert_eq!(Get::new("q").apply(&s, 0), Reply::NotFound);
+        let r = SetRange {
+            key: "k".into(),
+            offset: MAX_VALUE_LEN,
+            value: "x".into(),
+        }
+        .apply(&s, 0);
+        assert_eq!(r, Reply::Error(CommandError::StringTooLong));
+    }
+}

@@ -1,0 +1,86 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// Which form of the remaining life a TTL command answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtlForm {
+    /// `TTL`: seconds left, rounded.
+    Seconds,
+    /// `PTTL`: milliseconds left.
+    Millis,
+    /// `EXPIRETIME`: the Unix time in seconds.
+    At,
+    /// `PEXPIRETIME`: the Unix time in milliseconds.
+    AtMillis,
+}
+
+/// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`: -2 for a missing key, -1 for a key without expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ttl {
+    pub key: Bytes,
+    pub form: TtlForm,
+}
+
+impl Ttl {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let form = match a.cmd {
+            "ttl" => TtlForm::Seconds,
+            "pttl" => TtlForm::Millis,
+            "expiretime" => TtlForm::At,
+            _ => TtlForm::AtMillis,
+        };
+        Ok(Self {
+            key: a.exactly(1)?[0].clone(),
+            form,
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let shard = store.read(&self.key);
+        let Some(entry) = shard.live(&self.key, now) else {
+            return Reply::Integer(-2);
+        };
+        let Some(at) = entry.expires_at else {
+            return Reply::Integer(-1);
+        };
+        let left = at - now;
+        let n = match self.form {
+            TtlForm::Seconds => (left + 500) / 1000,
+            TtlForm::Millis => left,
+            TtlForm::At => at / 1000,
+            TtlForm::AtMillis => at,
+        };
+        Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn forms() {
+        let s = Store::new();
+        let t = |form| {
+            Ttl {
+                key: "k".into(),
+                form,
+            }
+            .apply(&s, 10_000)
+        };
+        assert_eq!(t(TtlForm::Seconds), Reply::Integer(-2));
+        Set::new("k", "v").apply(&s, 0);
+        assert_eq!(t(TtlForm::Millis), Reply::Integer(-1));
+        Set::new("k", "v").expires_at(12_600).apply(&s, 0);
+        assert_eq!(t(TtlForm::Seconds), Reply::Integer(3));
+        assert_eq!(t(TtlForm::Millis), Reply::Integer(2_600));
+        assert_eq!(t(TtlForm::At), Reply::Integer(12));
+        assert_eq!(t(TtlForm::AtMillis), Reply::Integer(12_600));
+    }
+}

@@ -1,0 +1,113 @@
+//! Errors a command answers with. The texts are Redis's own, word for word: client libraries and
+//! their users match on them.
+
+use std::fmt;
+
+/// Why a command was refused. The store and the server are unchanged by a refused command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// The command name is not known.
+    UnknownCommand {
+        name: String,
+        args: Vec<String>,
+    },
+    /// Too many or too few arguments for the named (lowercase) command.
+    WrongArity(String),
+    Syntax,
+    NotInteger,
+    NotFloat,
+    Overflow,
+    /// `INCRBYFLOAT` would produce NaN or infinity.
+    NanOrInfinity,
+    /// A non-positive or overflowing expire time, in the named command.
+    InvalidExpire(String),
+    /// `NX` together with `XX`, `GT` or `LT`.
+    NxWithOthers,
+    /// `GT` and `LT` together (or with `NX`).
+    GtLtNx,
+    /// A write would make a value longer than the value size limit.
+    StringTooLong,
+    /// `SETRANGE` with a negative offset.
+    OffsetOutOfRange,
+    /// An option the command does not know.
+    UnsupportedOption(String),
+}
+
+impl CommandError {
+    /// The error for an unknown command, quoting its name and first arguments as Redis does.
+    pub fn unknown(name: &[u8], args: &[bytes::Bytes]) -> Self {
+        let show = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b);
+            s.chars().take(128).collect::<String>()
+        };
+        CommandError::UnknownCommand {
+            name: show(name),
+            args: args.iter().take(16).map(|a| show(a)).collect(),
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::UnknownCommand { name, args } => {
+                write!(
+                    f,
+                    "ERR unknown command '{name}', with args beginning with: "
+                )?;
+                for a in args {
+                    write!(f, "'{a}' ")?;
+                }
+                Ok(())
+            }
+            CommandError::WrongArity(cmd) => {
+                write!(f, "ERR wrong number of arguments for '{cmd}' command")
+            }
+            CommandError::Syntax => f.write_str("ERR syntax error"),
+            CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            CommandError::NotFloat => f.write_str("ERR value is not a valid float"),
+            CommandError::Overflow => f.write_str("ERR increment or decrement would overflow"),
+            CommandError::NanOrInfinity => {
+                f.write_str("ERR increment would produce NaN or Infinity")
+            }
+            CommandError::InvalidExpire(cmd) => {
+                write!(f, "ERR invalid expire time in '{cmd}' command")
+            }
+            CommandError::NxWithOthers => {
+                f.write_str("ERR NX and XX, GT or LT options at the same time are not compatible")
+            }
+            CommandError::GtLtNx => {
+                f.write_str("ERR GT, LT, and/or NX options at the same time are not compatible")
+            }
+            CommandError::StringTooLong => {
+                f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+            }
+            CommandError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
+            CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_match_redis() {
+        let e = CommandError::unknown(b"foo", &[bytes::Bytes::from("a"), bytes::Bytes::from("b")]);
+        assert_eq!(
+            e.to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            CommandError::WrongArity("get".into()).to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            CommandError::InvalidExpire("set".into()).to_string(),
+            "ERR invalid expire time in 'set' command"
+        );
+    }
+}
