@@ -12,7 +12,7 @@ use kvs_server::config::parse_duration;
 /// Flags override the config file, which overrides the embedded defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (flags win over it). Keys: http, and under
+    /// TOML file with any of the settings below (flags win over it). Keys: http, resp, and under
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
     /// body_timeout.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
@@ -22,16 +22,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
 
+    /// Address of the Redis protocol (RESP2/RESP3) [default: 127.0.0.1:6379]. Port 0: any free.
+    #[arg(long, value_name = "ADDR")]
+    resp: Option<SocketAddr>,
+
     /// Longest key in bytes; longer keys are refused (HTTP 414) [default: 4096].
     #[arg(long, value_name = "BYTES")]
     max_key_len: Option<usize>,
 
-    /// Largest value in bytes; larger bodies are refused (HTTP 413) before they are read
-    /// [default: 67108864 = 64 MiB].
+    /// Largest value in bytes on every protocol; larger ones are refused (HTTP 413, RESP protocol
+    /// error) before they are read [default: 67108864 = 64 MiB].
     #[arg(long, value_name = "BYTES")]
     max_value_size: Option<usize>,
 
-    /// Most simultaneous client connections; more are answered 503 and closed [default: 10000].
+    /// Most simultaneous client connections per listener; more are refused (HTTP 503, RESP
+    /// "max number of clients reached") and closed [default: 10000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
 
@@ -59,6 +64,9 @@ impl ServeArgs {
         let l = &mut config.limits;
         if let Some(v) = self.http {
             config.http = v;
+        }
+        if let Some(v) = self.resp {
+            config.resp = v;
         }
         if let Some(v) = self.max_key_len {
             l.max_key_len = v;

@@ -11,7 +11,7 @@ const KVS: &str = env!("CARGO_BIN_EXE_kvs");
 /// Starts `kvs serve` on a free port and returns it with the port it reports.
 fn start(extra: &[&str]) -> (Child, u16) {
     let mut child = Command::new(KVS)
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(["serve", "--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -53,19 +53,25 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 fn a_busy_port_is_a_one_line_error_and_a_failing_exit() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let out = Command::new(KVS)
-        .args(["serve", "--http", &addr])
-        .output()
-        .expect("run kvs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("kvs: cannot listen on ") && last.contains(&addr),
-        "{stderr}"
-    );
-    assert!(last.to_lowercase().contains("in use"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for flags in [
+        ["--http", &addr, "--resp", "127.0.0.1:0"],
+        ["--http", "127.0.0.1:0", "--resp", &addr],
+    ] {
+        let out = Command::new(KVS)
+            .arg("serve")
+            .args(flags)
+            .output()
+            .expect("run kvs");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("kvs: cannot listen on ") && last.contains(&addr),
+            "{stderr}"
+        );
+        assert!(last.to_lowercase().contains("in use"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

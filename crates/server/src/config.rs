@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 pub struct Config {
     /// Address of the HTTP listener.
     pub http: SocketAddr,
+    /// Address of the Redis-protocol (RESP2/RESP3) listener.
+    pub resp: SocketAddr,
     /// Limits that protect the server from oversized or slow clients.
     pub limits: Limits,
 }
@@ -20,6 +22,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            resp: SocketAddr::from(([127, 0, 0, 1], 6379)),
             limits: Limits::default(),
         }
     }
@@ -31,9 +34,11 @@ impl Default for Config {
 pub struct Limits {
     /// Longest key in bytes (after percent-decoding). Default 4096; longer keys get 414.
     pub max_key_len: usize,
-    /// Largest value in bytes. Default 64 MiB; larger bodies get 413 before they are buffered.
+    /// Largest value in bytes, on every front door. Default 64 MiB; larger HTTP bodies get 413
+    /// before they are buffered, larger RESP bulk strings a protocol error.
     pub max_value_size: usize,
-    /// Most open client connections. Default 10,000; further connections get 503 and are closed.
+    /// Most open client connections per listener. Default 10,000 (Redis's `maxclients`); further
+    /// connections get HTTP 503 or `-ERR max number of clients reached`, and are closed.
     pub max_connections: usize,
     /// Largest request head (request line and headers) in bytes. Default 16 KiB; larger get 431.
     pub max_header_size: usize,

@@ -1,19 +1,34 @@
 //! The engine: the one place front doors send commands. It owns the store and the clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kvs_store::{Command, Millis, Reply, Store};
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
 /// cheap enough to run directly on an async worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Engine {
     store: Store,
+    started: Instant,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Engine {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            store: Store::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// How long this engine has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Applies `command` at the current wall-clock time.

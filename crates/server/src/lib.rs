@@ -8,6 +8,7 @@ pub mod config;
 mod engine;
 mod expiry;
 pub mod http;
+pub mod resp;
 mod server;
 
 pub use config::{Config, ConfigError, Limits};

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
-use crate::{expiry, http};
+use crate::{expiry, http, resp};
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -36,6 +36,8 @@ pub struct Server {
     engine: Arc<Engine>,
     http: TcpListener,
     http_addr: SocketAddr,
+    resp: TcpListener,
+    resp_addr: SocketAddr,
 }
 
 impl Server {
@@ -47,17 +49,28 @@ impl Server {
             .await
             .map_err(bind_err(config.http))?;
         let http_addr = http.local_addr().map_err(bind_err(config.http))?;
+        let resp = TcpListener::bind(config.resp)
+            .await
+            .map_err(bind_err(config.resp))?;
+        let resp_addr = resp.local_addr().map_err(bind_err(config.resp))?;
         Ok(Self {
             config,
             engine: Arc::new(Engine::new()),
             http,
             http_addr,
+            resp,
+            resp_addr,
         })
     }
 
     /// The address the HTTP listener actually bound (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address the Redis-protocol listener actually bound.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp_addr
     }
 
     /// The engine this server serves, shared with its connections.
@@ -71,10 +84,17 @@ impl Server {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         tracing::info!(addr = %self.http_addr, "HTTP listening on http://{}", self.http_addr);
+        tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
         tasks.spawn(http::serve(
             self.http,
             http::AppState::new(self.engine.clone(), self.config.limits.clone()),
+            stop.clone(),
+            tasks.clone(),
+        ));
+        tasks.spawn(resp::serve(
+            self.resp,
+            resp::Shared::new(self.engine.clone(), self.config.clone()),
             stop.clone(),
             tasks.clone(),
         ));

@@ -91,6 +91,11 @@ impl Store {
         self.shards.iter().map(|s| s.read().len() as u64).sum()
     }
 
+    /// Number of keys held that have an expiry (including expired ones not yet reclaimed).
+    pub fn expiring(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().expiring() as u64).sum()
+    }
+
     /// Whether no key is live at `now`.
     pub fn is_empty(&self, now: Millis) -> bool {
         self.len(now) == 0

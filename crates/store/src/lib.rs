@@ -16,15 +16,18 @@ mod error;
 mod keyspace;
 mod listing;
 mod locks;
+mod pattern;
 mod reply;
 mod shard;
 
 pub use command::{
     Append, Command, Condition, Count, Del, Delete, Exists, Expire, ExpireCondition, ExpireIf,
     ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, List, MAX_VALUE_LEN,
-    MGet, MSet, Persist, Set, SetRange, SetReply, Strlen, Ttl, TtlForm, TypeOf,
+    MGet, MSet, Persist, Set, SetRange, SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
 };
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
+pub use error::CommandError;
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
+pub use pattern::glob_match;
 pub use reply::Reply;

@@ -92,6 +92,11 @@ impl Shard {
         self.map.len()
     }
 
+    /// Number of keys held that have an expiry.
+    pub(crate) fn expiring(&self) -> usize {
+        self.expiries.len()
+    }
+
     /// Number of keys that are expired at `now` but still held. Costs work in proportion to that
     /// number, which the background sweep keeps small.
     pub(crate) fn expired_count(&self, now: Millis) -> usize {

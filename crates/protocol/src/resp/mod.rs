@@ -4,6 +4,7 @@
 mod frame;
 mod inline;
 mod reader;
+mod reply;
 mod request;
 
 pub use frame::{Frame, Version};

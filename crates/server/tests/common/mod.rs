@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 /// A running server; dropping it without [`TestServer::stop`] aborts it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The Redis-protocol address.
+    pub resp: SocketAddr,
     /// The server's engine, to look behind the API (e.g. at memory held by expired keys).
     pub engine: Arc<Engine>,
     stop: Option<oneshot::Sender<()>>,
@@ -28,12 +30,14 @@ impl TestServer {
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            resp: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.http_addr();
         let engine = server.engine();
+        let resp = server.resp_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -45,6 +49,7 @@ impl TestServer {
         });
         Self {
             addr,
+            resp,
             engine,
             stop: Some(tx),
             task,

@@ -43,6 +43,7 @@ pub use incrbyfloat::IncrByFloat;
 pub use list::List;
 pub use mget::MGet;
 pub use mset::MSet;
+pub use parse::int as parse_integer;
 pub use persist::Persist;
 pub use set::{ExpiryUpdate, Set, SetReply};
 pub use setrange::SetRange;

@@ -17,7 +17,7 @@ pub struct MSet {
 impl MSet {
     pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
         let v = a.at_least(2)?;
-        if v.len() % 2 != 0 {
+        if !v.len().is_multiple_of(2) {
             return Err(a.arity());
         }
         Ok(Self {

@@ -87,7 +87,7 @@ impl<'a> Args<'a> {
 
 /// A signed 64-bit integer written exactly as Redis accepts it: optional `-`, digits, no sign
 /// `+`, no spaces, no leading zeros.
-pub(crate) fn int(text: &[u8]) -> Result<i64, CommandError> {
+pub fn int(text: &[u8]) -> Result<i64, CommandError> {
     let bad = CommandError::NotInteger;
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),

@@ -1,0 +1,76 @@
+//! The registry of open RESP connections, for `CLIENT LIST`, `CLIENT KILL`, `INFO clients` and
+//! the server's counters. Touched at connect, disconnect and by those commands, never per request.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// One open connection as others see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientInfo {
+    pub(crate) addr: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) name: String,
+    pub(crate) since: Instant,
+    pub(crate) resp: u8,
+    /// Cancelled by `CLIENT KILL`; the connection closes after its current request.
+    pub(crate) kill: CancellationToken,
+}
+
+/// Open connections and lifetime counters.
+#[derive(Debug, Default)]
+pub struct Clients {
+    open: Mutex<BTreeMap<u64, ClientInfo>>,
+    next_id: AtomicU64,
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) commands_processed: AtomicU64,
+}
+
+impl Clients {
+    /// Registers a new connection and returns its id (from 1, never reused).
+    pub(crate) fn register(&self, info: ClientInfo) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.connections_received.fetch_add(1, Ordering::Relaxed);
+        self.open.lock().insert(id, info);
+        id
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.open.lock().remove(&id);
+    }
+
+    pub(crate) fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
+        if let Some(info) = self.open.lock().get_mut(&id) {
+            f(info);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<(u64, ClientInfo)> {
+        self.open
+            .lock()
+            .iter()
+            .map(|(id, c)| (*id, c.clone()))
+            .collect()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    /// Asks every connection matching `matches` to close; how many matched.
+    pub(crate) fn kill(&self, matches: impl Fn(u64, &ClientInfo) -> bool) -> usize {
+        let open = self.open.lock();
+        let mut n = 0;
+        for (id, c) in open.iter() {
+            if matches(*id, c) {
+                c.kill.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+}

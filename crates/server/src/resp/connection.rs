@@ -1,0 +1,96 @@
+//! One RESP connection: read, decode every complete request in the buffer, execute them in
+//! order, write all their replies in one write, repeat. A malformed request gets Redis's
+//! protocol error and the connection closes; a refused command gets an error and it continues.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use kvs_protocol::resp::{Frame, RequestDecoder, RequestLimits, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::clients::ClientInfo;
+use super::session::Session;
+
+/// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reply bytes held back before writing while a pipeline is still being executed.
+const FLUSH_AT: usize = 1024 * 1024;
+
+pub(crate) async fn run(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let kill = CancellationToken::new();
+    let local = stream.local_addr().unwrap_or(peer);
+    let id = shared.clients.register(ClientInfo {
+        addr: peer,
+        local,
+        name: String::new(),
+        since: Instant::now(),
+        resp: 2,
+        kill: kill.clone(),
+    });
+    let limits = RequestLimits {
+        max_bulk_len: shared.config.limits.max_value_size,
+        ..RequestLimits::default()
+    };
+    let mut session = Session::new(id, shared.clone());
+    let mut decoder = RequestDecoder::new(limits);
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    'connection: loop {
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(argv)) => {
+                    let frame = session.handle(&argv);
+                    frame.encode(session.version(), &mut output);
+                    if session.closing() {
+                        break;
+                    }
+                    // A long pipeline's replies go out in pieces rather than pile up.
+                    if output.len() >= FLUSH_AT {
+                        if stream.write_all(&output).await.is_err() {
+                            break 'connection;
+                        }
+                        output.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    Frame::Error(format!("ERR {e}")).encode(Version::Resp2, &mut output);
+                    let _ = stream.write_all(&output).await;
+                    tracing::debug!(%peer, error = %e, "closing a connection after a protocol error");
+                    break 'connection;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                break;
+            }
+            output.clear();
+        }
+        if session.closing() || kill.is_cancelled() {
+            break;
+        }
+        input.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            r = stream.read_buf(&mut input) => r,
+            _ = stop.cancelled() => break,
+            _ = kill.cancelled() => break,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = stream.shutdown().await;
+    shared.clients.unregister(id);
+}

@@ -1,0 +1,260 @@
+//! The state of one RESP connection and the commands that act on it rather than on the keyspace:
+//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, INFO, CONFIG, TIME.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kvs_protocol::resp::{Frame, Version};
+use kvs_store::{Command, CommandError};
+
+use super::Shared;
+use super::admin;
+
+/// Per-connection state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    id: u64,
+    shared: Arc<Shared>,
+    version: Version,
+    name: Option<Bytes>,
+    closing: bool,
+}
+
+fn lower(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).to_ascii_lowercase()
+}
+
+fn arity(cmd: &str) -> Frame {
+    Frame::Error(CommandError::WrongArity(cmd.to_owned()).to_string())
+}
+
+impl Session {
+    pub(crate) fn new(id: u64, shared: Arc<Shared>) -> Self {
+        Self {
+            id,
+            shared,
+            version: Version::Resp2,
+            name: None,
+            closing: false,
+        }
+    }
+
+    /// The protocol replies are written in.
+    pub(crate) fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Whether the client asked to close (QUIT): its reply is the last.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Answers one request.
+    pub(crate) fn handle(&mut self, argv: &[Bytes]) -> Frame {
+        self.shared
+            .clients
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        let Some((name, args)) = argv.split_first() else {
+            return Frame::err("empty command");
+        };
+        if name.len() > 16 {
+            return Frame::Error(CommandError::unknown(name, args).to_string());
+        }
+        let cmd = lower(name);
+        match cmd.as_str() {
+            "ping" => match args {
+                [] => Frame::Simple("PONG".into()),
+                [msg] => Frame::Bulk(msg.clone()),
+                _ => arity("ping"),
+            },
+            "echo" => match args {
+                [msg] => Frame::Bulk(msg.clone()),
+                _ => arity("echo"),
+            },
+            "hello" => self.hello(args),
+            "auth" => match args {
+                [_password] => Frame::err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ),
+                [_user, _password] => Frame::ok(),
+                _ => Frame::Error(CommandError::Syntax.to_string()),
+            },
+            "select" => match args {
+                [db] => match integer(db) {
+                    Some(0) => Frame::ok(),
+                    Some(_) => Frame::err("DB index is out of range"),
+                    None => Frame::Error(CommandError::NotInteger.to_string()),
+                },
+                _ => arity("select"),
+            },
+            "quit" => {
+                self.closing = true;
+                Frame::ok()
+            }
+            "reset" => {
+                self.version = Version::Resp2;
+                self.name = None;
+                self.shared.clients.update(self.id, |c| {
+                    c.name.clear();
+                    c.resp = 2;
+                });
+                Frame::Simple("RESET".into())
+            }
+            "client" => self.client(args),
+            "command" => admin::command(args),
+            "info" => admin::info(&self.shared, args),
+            "config" => admin::config(&self.shared, args),
+            "time" => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                Frame::Array(vec![
+                    Frame::bulk(now.as_secs().to_string()),
+                    Frame::bulk(now.subsec_micros().to_string()),
+                ])
+            }
+            _ => match Command::from_argv(argv) {
+                Ok(command) => self.shared.engine.execute(command).into(),
+                Err(e) => Frame::Error(e.to_string()),
+            },
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    fn hello(&mut self, args: &[Bytes]) -> Frame {
+        let mut version = self.version;
+        let mut rest = args;
+        if let Some((v, tail)) = args.split_first() {
+            version = match integer(v) {
+                Some(2) => Version::Resp2,
+                Some(3) => Version::Resp3,
+                Some(_) => return Frame::Error("NOPROTO unsupported protocol version".into()),
+                None => {
+                    return Frame::Error(
+                        "ERR Protocol version is not an integer or out of range".into(),
+                    );
+                }
+            };
+            rest = tail;
+        }
+        let mut name = None;
+        while let Some((opt, tail)) = rest.split_first() {
+            match (lower(opt).as_str(), tail) {
+                ("auth", [_user, _pass, more @ ..]) => rest = more,
+                ("setname", [n, more @ ..]) => {
+                    if let Err(e) = check_name(n) {
+                        return e;
+                    }
+                    name = Some(n.clone());
+                    rest = more;
+                }
+                _ => {
+                    return Frame::err(format!(
+                        "Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(opt)
+                    ));
+                }
+            }
+        }
+        self.version = version;
+        if let Some(n) = name {
+            self.set_name(Some(n));
+        }
+        let proto = if version == Version::Resp3 { 3 } else { 2 };
+        self.shared.clients.update(self.id, |c| c.resp = proto);
+        Frame::Map(vec![
+            (Frame::bulk("server"), Frame::bulk("redis")),
+            (Frame::bulk("version"), Frame::bulk(admin::REDIS_VERSION)),
+            (Frame::bulk("proto"), Frame::Integer(i64::from(proto))),
+            (Frame::bulk("id"), Frame::Integer(self.id as i64)),
+            (Frame::bulk("mode"), Frame::bulk("standalone")),
+            (Frame::bulk("role"), Frame::bulk("master")),
+            (Frame::bulk("modules"), Frame::Array(vec![])),
+        ])
+    }
+
+    fn set_name(&mut self, name: Option<Bytes>) {
+        let shown = name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        self.shared.clients.update(self.id, |c| c.name = shown);
+        self.name = name.filter(|n| !n.is_empty());
+    }
+
+    /// `CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | KILL | NO-EVICT | NO-TOUCH`.
+    fn client(&mut self, args: &[Bytes]) -> Frame {
+        let Some((sub, rest)) = args.split_first() else {
+            return arity("client");
+        };
+        let sub = lower(sub);
+        match (sub.as_str(), rest) {
+            ("id", []) => Frame::Integer(self.id as i64),
+            ("setname", [name]) => match check_name(name) {
+                Ok(()) => {
+                    self.set_name(Some(name.clone()));
+                    Frame::ok()
+                }
+                Err(e) => e,
+            },
+            ("getname", []) => self.name.clone().map_or(Frame::Null, Frame::Bulk),
+            ("setinfo", [_attr, _value]) => Frame::ok(),
+            ("no-evict" | "no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
+            ("info", []) => {
+                let me = self
+                    .shared
+                    .clients
+                    .snapshot()
+                    .into_iter()
+                    .find(|(id, _)| *id == self.id);
+                match me {
+                    Some((id, c)) => Frame::Verbatim {
+                        format: *b"txt",
+                        text: Bytes::from(admin::client_line(id, &c)),
+                    },
+                    None => Frame::Null,
+                }
+            }
+            ("list", []) => {
+                let text: String = self
+                    .shared
+                    .clients
+                    .snapshot()
+                    .iter()
+                    .map(|(id, c)| admin::client_line(*id, c))
+                    .collect();
+                Frame::Verbatim {
+                    format: *b"txt",
+                    text: Bytes::from(text),
+                }
+            }
+            ("kill", filters) => admin::client_kill(&self.shared, self.id, filters),
+            _ => Frame::err(format!(
+                "unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP."
+            )),
+        }
+    }
+}
+
+fn is_on_off(v: &[u8]) -> bool {
+    v.eq_ignore_ascii_case(b"on") || v.eq_ignore_ascii_case(b"off")
+}
+
+/// Client names are printable ASCII without spaces, as Redis requires.
+fn check_name(name: &[u8]) -> Result<(), Frame> {
+    if name.iter().all(|&c| (b'!'..=b'~').contains(&c)) {
+        Ok(())
+    } else {
+        Err(Frame::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ))
+    }
+}
+
+/// An integer argument as Redis reads one.
+fn integer(text: &[u8]) -> Option<i64> {
+    kvs_store::parse_integer(text).ok()
+}
