@@ -31,6 +31,19 @@ pub enum CommandError {
     OffsetOutOfRange,
     /// An option the command does not know.
     UnsupportedOption(String),
+    /// RENAME of a key that does not exist.
+    NoSuchKey,
+    /// COPY onto itself.
+    SameObject,
+    /// A database other than 0.
+    DbIndexOutOfRange,
+    /// OBJECT FREQ without an LFU eviction policy.
+    NoLfuPolicy,
+    /// A subcommand the command does not have.
+    UnknownSubcommand {
+        sub: String,
+        command: String,
+    },
 }
 
 impl CommandError {
@@ -84,6 +97,18 @@ impl fmt::Display for CommandError {
             }
             CommandError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
             CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
+            CommandError::NoSuchKey => f.write_str("ERR no such key"),
+            CommandError::SameObject => {
+                f.write_str("ERR source and destination objects are the same")
+            }
+            CommandError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            CommandError::NoLfuPolicy => f.write_str(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ),
+            CommandError::UnknownSubcommand { sub, command } => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
+            ),
         }
     }
 }

@@ -21,9 +21,10 @@ mod reply;
 mod shard;
 
 pub use command::{
-    Append, Command, Condition, Count, Del, Delete, Exists, Expire, ExpireCondition, ExpireIf,
-    ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, List, MAX_VALUE_LEN,
-    MGet, MSet, Persist, Set, SetRange, SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
+    Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
+    ExpireIf, ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, Keys, List,
+    MAX_VALUE_LEN, MGet, MSet, Object, ObjectQuery, Persist, RandomKey, Rename, Set, SetRange,
+    SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
 };
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
 pub use error::CommandError;

@@ -31,6 +31,15 @@ for protocol in (2, 3):
     assert r.type("a") in (b"string", "string"), r.type("a")
     assert r.delete("a", "b", "nope") == 2
     assert r.getdel("name") == b"new" and r.get("name") is None
+    r.set("user:1", "a")
+    r.set("user:2", "b")
+    assert sorted(r.keys("user:*")) == [b"user:1", b"user:2"]
+    assert r.rename("user:1", "user:9") is True and r.get("user:9") == b"a"
+    assert r.renamenx("user:9", "user:2") is False
+    assert r.copy("user:9", "user:copy") is True and r.get("user:copy") == b"a"
+    assert r.randomkey() is not None
+    assert r.object("encoding", "count") in (b"int", "int")
+    assert r.delete("user:9", "user:2", "user:copy") == 3
     assert r.dbsize() == 3, r.dbsize()
     try:
         r.incr("f")

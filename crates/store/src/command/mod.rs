@@ -2,6 +2,7 @@
 //! One command per file, each with its apply and its tests.
 
 mod append;
+mod copy;
 mod count;
 mod del;
 mod delete;
@@ -15,11 +16,15 @@ mod getex;
 mod getrange;
 mod incr;
 mod incrbyfloat;
+mod keys;
 mod list;
 mod mget;
 mod mset;
+mod object;
 mod parse;
 mod persist;
+mod randomkey;
+mod rename;
 mod set;
 mod setrange;
 mod strlen;
@@ -27,6 +32,7 @@ mod ttl;
 mod type_of;
 
 pub use append::{Append, MAX_VALUE_LEN};
+pub use copy::Copy;
 pub use count::Count;
 pub use del::Del;
 pub use delete::Delete;
@@ -40,11 +46,15 @@ pub use getex::GetEx;
 pub use getrange::GetRange;
 pub use incr::IncrBy;
 pub use incrbyfloat::IncrByFloat;
+pub use keys::Keys;
 pub use list::List;
 pub use mget::MGet;
 pub use mset::MSet;
+pub use object::{Object, ObjectQuery};
 pub use parse::int as parse_integer;
 pub use persist::Persist;
+pub use randomkey::RandomKey;
+pub use rename::Rename;
 pub use set::{ExpiryUpdate, Set, SetReply};
 pub use setrange::SetRange;
 pub use strlen::Strlen;
@@ -81,6 +91,11 @@ pub enum Command {
     Persist(Persist),
     TypeOf(TypeOf),
     Flush(Flush),
+    Keys(Keys),
+    Rename(Rename),
+    Copy(Copy),
+    RandomKey(RandomKey),
+    Object(Object),
 }
 
 impl Command {
@@ -110,6 +125,11 @@ impl Command {
             Command::Persist(c) => c.apply(store, now),
             Command::TypeOf(c) => c.apply(store, now),
             Command::Flush(c) => c.apply(store, now),
+            Command::Keys(c) => c.apply(store, now),
+            Command::Rename(c) => c.apply(store, now),
+            Command::Copy(c) => c.apply(store, now),
+            Command::RandomKey(c) => c.apply(store, now),
+            Command::Object(c) => c.apply(store, now),
         }
     }
 }

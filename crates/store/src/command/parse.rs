@@ -37,7 +37,12 @@ impl Command {
             b"mget" => Command::MGet(MGet::parse(&a)?),
             b"mset" | b"msetnx" => Command::MSet(MSet::parse(&a)?),
             b"del" | b"unlink" => Command::Del(Del::parse(&a)?),
-            b"exists" => Command::Exists(Exists::parse(&a)?),
+            b"exists" | b"touch" => Command::Exists(Exists::parse(&a)?),
+            b"keys" => Command::Keys(Keys::parse(&a)?),
+            b"rename" | b"renamenx" => Command::Rename(Rename::parse(&a)?),
+            b"copy" => Command::Copy(Copy::parse(&a)?),
+            b"randomkey" => Command::RandomKey(RandomKey::parse(&a)?),
+            b"object" => Command::Object(Object::parse(&a)?),
             b"expire" | b"pexpire" | b"expireat" | b"pexpireat" => {
                 Command::ExpireIf(ExpireIf::parse(&a)?)
             }

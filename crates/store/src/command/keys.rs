@@ -1,0 +1,83 @@
+use bytes::Bytes;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::pattern::glob_match;
+use crate::reply::Reply;
+
+/// `KEYS pattern`: every live key matching the glob, in byte order, from one consistent view.
+/// Only the range of keys that share the pattern's literal prefix is visited, so `KEYS user:*`
+/// costs the `user:` keys, not the whole keyspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub pattern: Bytes,
+}
+
+/// The bytes every match must start with: the pattern up to its first special character.
+pub(crate) fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+impl Keys {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Self {
+            pattern: a.exactly(1)?[0].clone(),
+        })
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        let prefix = literal_prefix(&self.pattern);
+        let guards = store.read_all();
+        let mut keys: Vec<Bytes> = guards
+            .iter()
+            .flat_map(|g| {
+                g.ordered_keys()
+                    .range::<[u8], _>((
+                        std::ops::Bound::Included(prefix),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .take_while(|k| k.starts_with(prefix))
+                    .filter(|k| glob_match(&self.pattern, k, false) && g.live(k, now).is_some())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        drop(guards);
+        keys.sort_unstable();
+        Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn matches_in_order() {
+        let s = Store::new();
+        for k in ["user:2", "user:1", "user:10", "admin", "user:x"] {
+            Set::new(k, "v").apply(&s, 0);
+        }
+        Set::new("user:3", "v").expires_at(5).apply(&s, 0);
+        let keys = |p: &'static str| Keys { pattern: p.into() }.apply(&s, 5);
+        let bulk = |v: &[&'static str]| {
+            Reply::Array(v.iter().map(|k| Reply::Bulk(Bytes::from(*k))).collect())
+        };
+        assert_eq!(keys("user:?"), bulk(&["user:1", "user:2", "user:x"]));
+        assert_eq!(keys("*1*"), bulk(&["user:1", "user:10"]));
+        assert_eq!(
+            keys("*"),
+            bulk(&["admin", "user:1", "user:10", "user:2", "user:x"])
+        );
+        assert_eq!(keys("nothing*"), bulk(&[]));
+        assert_eq!(literal_prefix(b"ab*c"), b"ab");
+        assert_eq!(literal_prefix(b"a\\*"), b"a");
+    }
+}

@@ -1,0 +1,70 @@
+use std::hash::{BuildHasher, Hasher};
+use std::ops::Bound;
+
+use super::parse::Args;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::keyspace::Store;
+use crate::reply::Reply;
+
+/// `RANDOMKEY`: some live key, or nil when there is none. The key is found in O(log n): a random
+/// byte string is looked up in a random shard's ordered keys and the next live key is taken, so
+/// every key can come back, though not all equally often.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RandomKey;
+
+impl RandomKey {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        a.exactly(0)?;
+        Ok(RandomKey)
+    }
+
+    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+        // A fresh random state per call: std seeds each one from the OS's randomness.
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let guards = store.read_all();
+        let n = guards.len();
+        for i in 0..n {
+            let shard = &guards[(seed as usize).wrapping_add(i) % n];
+            let probe = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
+            let after = shard
+                .ordered_keys()
+                .range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded));
+            let before = shard
+                .ordered_keys()
+                .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&probe[..])));
+            if let Some(k) = after.chain(before).find(|k| shard.live(k, now).is_some()) {
+                return Reply::Bulk(k.clone());
+            }
+        }
+        Reply::Nil
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Set;
+
+    #[test]
+    fn some_live_key_or_nil() {
+        let s = Store::new();
+        assert_eq!(RandomKey.apply(&s, 0), Reply::Nil);
+        Set::new("gone", "v").expires_at(5).apply(&s, 0);
+        assert_eq!(RandomKey.apply(&s, 5), Reply::Nil);
+        for i in 0..50 {
+            Set::new(format!("k{i}"), "v").apply(&s, 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let Reply::Bulk(k) = RandomKey.apply(&s, 5) else {
+                panic!("a key")
+            };
+            assert!(k.starts_with(b"k"));
+            seen.insert(k);
+        }
+        assert!(seen.len() > 10, "only {} distinct keys", seen.len());
+    }
+}
