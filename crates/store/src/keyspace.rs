@@ -4,8 +4,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::DefaultHashBuilder;
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::RwLock;
 
+use crate::access::Keyspace;
 use crate::command::Command;
 use crate::entry::Millis;
 use crate::reply::Reply;
@@ -77,13 +78,7 @@ impl Store {
 
     /// Number of live keys at `now`.
     pub fn len(&self, now: Millis) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| {
-                let shard = s.read();
-                (shard.len() - shard.expired_count(now)) as u64
-            })
-            .sum()
+        self.read_every(|shards| live_count(shards, now))
     }
 
     /// Number of keys held in memory, including expired ones the sweep has not reclaimed yet.
@@ -122,10 +117,7 @@ impl Store {
 
     /// Removes every key. Versions keep increasing afterwards.
     pub fn clear(&self) {
-        let mut guards: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
-        for g in &mut guards {
-            g.clear();
-        }
+        self.write_every(|shards| shards.iter_mut().for_each(|s| s.clear()));
     }
 
     pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
@@ -134,26 +126,24 @@ impl Store {
         ((hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     pub(crate) fn shard_at(&self, index: usize) -> &RwLock<Shard> {
         &self.shards[index]
-    }
-
-    pub(crate) fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
-        self.shards[self.shard_index(key)].read()
-    }
-
-    pub(crate) fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[self.shard_index(key)].write()
-    }
-
-    /// Read guards on every shard, taken in index order (the one order every multi-shard lock
-    /// follows, so they cannot deadlock).
-    pub(crate) fn read_all(&self) -> Vec<RwLockReadGuard<'_, Shard>> {
-        self.shards.iter().map(|s| s.read()).collect()
     }
 
     /// The next version. Call it while holding the write lock of the key being written.
     pub(crate) fn next_version(&self) -> u64 {
         self.revision.fetch_add(1, Ordering::AcqRel) + 1
     }
+}
+
+/// Live keys across `shards` at `now`.
+pub(crate) fn live_count(shards: &[&Shard], now: Millis) -> u64 {
+    shards
+        .iter()
+        .map(|s| (s.len() - s.expired_count(now)) as u64)
+        .sum()
 }

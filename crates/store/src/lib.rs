@@ -10,16 +10,17 @@
 //! Readers never wait for readers; writers wait only for operations on the same shard. Every
 //! per-key operation runs entirely under its shard's lock and is therefore linearizable.
 
+mod access;
 mod command;
 mod entry;
 mod error;
 mod keyspace;
 mod listing;
-mod locks;
 mod pattern;
 mod reply;
 mod shard;
 
+pub use access::{Keyspace, Picked, Transaction};
 pub use command::{
     Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
     ExpireIf, ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, Keys, List,
@@ -32,3 +33,4 @@ pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
 pub use pattern::glob_match;
 pub use reply::Reply;
+pub use shard::Shard;

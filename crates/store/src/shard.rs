@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use crate::entry::{Entry, Millis};
 
 #[derive(Debug, Default)]
-pub(crate) struct Shard {
+pub struct Shard {
     map: HashMap<Bytes, Entry>,
     order: BTreeSet<Bytes>,
     expiries: BTreeSet<(Millis, Bytes)>,

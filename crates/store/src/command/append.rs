@@ -1,9 +1,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Longest value a command may build by growing one (Redis's `proto-max-bulk-len`).
@@ -25,39 +25,41 @@ impl Append {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let mut len = 0;
-        let written = shard.update(&self.key, now, |current| {
-            let old = current.map(|e| &e.value[..]).unwrap_or_default();
-            len = old.len() + self.value.len();
-            if len > MAX_VALUE_LEN {
-                return Err(CommandError::StringTooLong);
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let mut len = 0;
+            let written = shard.update(&self.key, now, |current| {
+                let old = current.map(|e| &e.value[..]).unwrap_or_default();
+                len = old.len() + self.value.len();
+                if len > MAX_VALUE_LEN {
+                    return Err(CommandError::StringTooLong);
+                }
+                let mut value = BytesMut::with_capacity(len);
+                value.extend_from_slice(old);
+                value.extend_from_slice(&self.value);
+                Ok(Entry {
+                    value: value.freeze(),
+                    content_type: current.map_or_else(
+                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                        |e| e.content_type.clone(),
+                    ),
+                    version: ks.next_version(),
+                    modified_at: now,
+                    expires_at: current.and_then(|e| e.expires_at),
+                })
+            });
+            match written {
+                Ok(_) => Reply::Integer(len as i64),
+                Err(e) => e.into(),
             }
-            let mut value = BytesMut::with_capacity(len);
-            value.extend_from_slice(old);
-            value.extend_from_slice(&self.value);
-            Ok(Entry {
-                value: value.freeze(),
-                content_type: current.map_or_else(
-                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                    |e| e.content_type.clone(),
-                ),
-                version: store.next_version(),
-                modified_at: now,
-                expires_at: current.and_then(|e| e.expires_at),
-            })
-        });
-        match written {
-            Ok(_) => Reply::Integer(len as i64),
-            Err(e) => e.into(),
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

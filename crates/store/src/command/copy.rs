@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, int, is};
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `COPY from to [DB 0] [REPLACE]`: copy a value with its content type and expiry; 1 if copied.
@@ -39,39 +39,42 @@ impl Copy {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         if self.from == self.to {
             return CommandError::SameObject.into();
         }
-        let mut locked = store.write_keys([&self.from[..], &self.to[..]]);
-        let Some(entry) = locked
-            .shard(&self.from)
-            .and_then(|s| s.live(&self.from, now))
-            .cloned()
-        else {
-            return Reply::Integer(0);
-        };
-        let Some(dest) = locked.shard(&self.to) else {
-            return Reply::Integer(0);
-        };
-        if !self.replace && dest.live(&self.to, now).is_some() {
-            return Reply::Integer(0);
-        }
-        dest.put(
-            self.to.clone(),
-            Entry {
-                version: store.next_version(),
-                modified_at: now,
-                ..entry
-            },
-        );
-        Reply::Integer(1)
+        ks.write_keys(&[&self.from[..], &self.to[..]], |locked| {
+            let Some(entry) = locked
+                .shard(&self.from)
+                .and_then(|s| s.live(&self.from, now))
+                .cloned()
+            else {
+                return Reply::Integer(0);
+            };
+            let version = ks.next_version();
+            let Some(dest) = locked.shard(&self.to) else {
+                return Reply::Integer(0);
+            };
+            if !self.replace && dest.live(&self.to, now).is_some() {
+                return Reply::Integer(0);
+            }
+            dest.put(
+                self.to.clone(),
+                Entry {
+                    version,
+                    modified_at: now,
+                    ..entry
+                },
+            );
+            Reply::Integer(1)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

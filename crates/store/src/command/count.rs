@@ -1,5 +1,5 @@
+use crate::access::Keyspace;
 use crate::entry::Millis;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// The number of live keys.
@@ -7,14 +7,15 @@ use crate::reply::Reply;
 pub struct Count;
 
 impl Count {
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        Reply::Count(store.len(now))
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        Reply::Count(ks.read_every(|shards| crate::keyspace::live_count(shards, now)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Delete, Set};
 
     #[test]

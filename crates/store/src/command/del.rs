@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `DEL key [key ...]` and `UNLINK`: remove the keys at one instant; how many existed.
@@ -19,18 +19,20 @@ impl Del {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut locked = store.write_keys(self.keys.iter().map(|k| &k[..]));
-        let mut removed = 0;
-        for key in &self.keys {
-            let Some(shard) = locked.shard(key) else {
-                continue;
-            };
-            if let Some(entry) = shard.remove(key) {
-                removed += i64::from(entry.is_live(now));
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let keys: Vec<&[u8]> = self.keys.iter().map(|k| &k[..]).collect();
+        ks.write_keys(&keys, |locked| {
+            let mut removed = 0;
+            for key in &self.keys {
+                let Some(shard) = locked.shard(key) else {
+                    continue;
+                };
+                if let Some(entry) = shard.remove(key) {
+                    removed += i64::from(entry.is_live(now));
+                }
             }
-        }
-        Reply::Integer(removed)
+            Reply::Integer(removed)
+        })
     }
 }
 
@@ -38,6 +40,7 @@ impl Del {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn counts_live_keys_once() {

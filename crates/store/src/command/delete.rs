@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
+use crate::access::Keyspace;
 use crate::entry::Millis;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Remove a key, optionally only when it has a given version.
@@ -24,26 +24,28 @@ impl Delete {
         self
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let Some(current) = shard.live(&self.key, now) else {
-            return Reply::NotFound;
-        };
-        if self.if_version.is_some_and(|v| v != current.version) {
-            return Reply::ConditionFailed {
-                current: Some(current.version),
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let Some(current) = shard.live(&self.key, now) else {
+                return Reply::NotFound;
             };
-        }
-        match shard.remove(&self.key) {
-            Some(entry) => Reply::Deleted(entry),
-            None => Reply::NotFound,
-        }
+            if self.if_version.is_some_and(|v| v != current.version) {
+                return Reply::ConditionFailed {
+                    current: Some(current.version),
+                };
+            }
+            match shard.remove(&self.key) {
+                Some(entry) => Reply::Deleted(entry),
+                None => Reply::NotFound,
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `EXISTS key [key ...]`: how many of the keys exist, counting a key named twice twice.
@@ -19,14 +19,16 @@ impl Exists {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let locked = store.read_keys(self.keys.iter().map(|k| &k[..]));
-        let n = self
-            .keys
-            .iter()
-            .filter(|k| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
-            .count();
-        Reply::Integer(n as i64)
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let keys: Vec<&[u8]> = self.keys.iter().map(|k| &k[..]).collect();
+        ks.read_keys(&keys, |locked| {
+            let n = self
+                .keys
+                .iter()
+                .filter(|k| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
+                .count();
+            Reply::Integer(n as i64)
+        })
     }
 }
 
@@ -34,6 +36,7 @@ impl Exists {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn counts_repeats() {

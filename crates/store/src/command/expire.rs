@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Set (`Some`) or clear (`None`) the expiry of an existing key. Changing the expiry is a write:
@@ -20,28 +20,30 @@ impl Expire {
         }
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let mut version = 0;
-        let written = shard.update(&self.key, now, |current| {
-            let current = current.ok_or(())?;
-            version = store.next_version();
-            Ok(Entry {
-                version,
-                expires_at: self.at,
-                ..current.clone()
-            })
-        });
-        match written {
-            Ok(_) => Reply::ExpirySet { version },
-            Err(()) => Reply::NotFound,
-        }
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let mut version = 0;
+            let written = shard.update(&self.key, now, |current| {
+                let current = current.ok_or(())?;
+                version = ks.next_version();
+                Ok(Entry {
+                    version,
+                    expires_at: self.at,
+                    ..current.clone()
+                })
+            });
+            match written {
+                Ok(_) => Reply::ExpirySet { version },
+                Err(()) => Reply::NotFound,
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, int, is};
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// When a Redis expire command is allowed to act, judged against the key's current expiry
@@ -86,42 +86,44 @@ impl ExpireIf {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let Some(current) = shard.live(&self.key, now) else {
-            return Reply::Integer(0);
-        };
-        let at = if self.relative {
-            i64::try_from(now)
-                .ok()
-                .and_then(|n| n.checked_add(self.amount))
-        } else {
-            Some(self.amount)
-        };
-        let Some(at) = at else {
-            return CommandError::InvalidExpire(self.command.into()).into();
-        };
-        let new = at.max(0) as Millis;
-        if !self.condition.holds(current.expires_at, new) {
-            return Reply::Integer(0);
-        }
-        if new <= now {
-            shard.remove(&self.key);
-            return Reply::Integer(1);
-        }
-        let entry = Entry {
-            version: store.next_version(),
-            expires_at: Some(new),
-            ..current.clone()
-        };
-        shard.put(self.key.clone(), entry);
-        Reply::Integer(1)
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let Some(current) = shard.live(&self.key, now) else {
+                return Reply::Integer(0);
+            };
+            let at = if self.relative {
+                i64::try_from(now)
+                    .ok()
+                    .and_then(|n| n.checked_add(self.amount))
+            } else {
+                Some(self.amount)
+            };
+            let Some(at) = at else {
+                return CommandError::InvalidExpire(self.command.into()).into();
+            };
+            let new = at.max(0) as Millis;
+            if !self.condition.holds(current.expires_at, new) {
+                return Reply::Integer(0);
+            }
+            if new <= now {
+                shard.remove(&self.key);
+                return Reply::Integer(1);
+            }
+            let entry = Entry {
+                version: ks.next_version(),
+                expires_at: Some(new),
+                ..current.clone()
+            };
+            shard.put(self.key.clone(), entry);
+            Reply::Integer(1)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     fn expire(s: &Store, amount: i64, condition: ExpireCondition, now: Millis) -> Reply {

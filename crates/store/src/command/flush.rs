@@ -1,7 +1,7 @@
 use super::parse::{Args, is};
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]`: remove every key (there is one database).
@@ -17,8 +17,8 @@ impl Flush {
         }
     }
 
-    pub fn apply(&self, store: &Store, _now: Millis) -> Reply {
-        store.clear();
+    pub fn apply<K: Keyspace>(&self, ks: &K, _now: Millis) -> Reply {
+        ks.write_every(|shards| shards.iter_mut().for_each(|s| s.clear()));
         Reply::Ok
     }
 }
@@ -27,6 +27,7 @@ impl Flush {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn empties_the_store() {

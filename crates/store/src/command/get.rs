@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
+use crate::access::Keyspace;
 use crate::entry::Millis;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Read the live entry under a key. Takes only the shard's read lock.
@@ -15,17 +15,18 @@ impl Get {
         Self { key: key.into() }
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        match store.read(&self.key).live(&self.key, now) {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.read(&self.key, |shard| match shard.live(&self.key, now) {
             Some(entry) => Reply::Value(entry.clone()),
             None => Reply::NotFound,
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Command, Set};
 
     #[test]

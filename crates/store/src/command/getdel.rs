@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `GETDEL key`: the value, and the key removed, in one step.
@@ -19,12 +19,13 @@ impl GetDel {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        if shard.live(&self.key, now).is_none() {
-            return Reply::Nil;
-        }
-        shard.remove(&self.key).map(|e| e.value).into()
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            if shard.live(&self.key, now).is_none() {
+                return Reply::Nil;
+            }
+            shard.remove(&self.key).map(|e| e.value).into()
+        })
     }
 }
 
@@ -32,6 +33,7 @@ impl GetDel {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn returns_and_removes() {

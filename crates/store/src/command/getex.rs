@@ -2,9 +2,9 @@ use bytes::Bytes;
 
 use super::parse::{Args, int, is};
 use super::set::ExpiryUpdate;
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value, with its expiry changed.
@@ -53,33 +53,33 @@ impl GetEx {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         if self.expiry == ExpiryUpdate::Keep {
-            return store
-                .read(&self.key)
-                .live(&self.key, now)
-                .map(|e| e.value.clone())
-                .into();
+            return ks.read(&self.key, |shard| {
+                shard.live(&self.key, now).map(|e| e.value.clone()).into()
+            });
         }
-        let mut shard = store.write(&self.key);
-        let written = shard.update(&self.key, now, |current| {
-            let current = current.ok_or(())?;
-            Ok(Entry {
-                version: store.next_version(),
-                expires_at: self.expiry.resolve(now, current.expires_at),
-                ..current.clone()
-            })
-        });
-        match written {
-            Ok(previous) => previous.map(|e| e.value).into(),
-            Err(()) => Reply::Nil,
-        }
+        ks.write(&self.key, |shard| {
+            let written = shard.update(&self.key, now, |current| {
+                let current = current.ok_or(())?;
+                Ok(Entry {
+                    version: ks.next_version(),
+                    expires_at: self.expiry.resolve(now, current.expires_at),
+                    ..current.clone()
+                })
+            });
+            match written {
+                Ok(previous) => previous.map(|e| e.value).into(),
+                Err(()) => Reply::Nil,
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

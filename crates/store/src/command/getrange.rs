@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, int};
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `GETRANGE key start end`: the bytes from `start` to `end` inclusive; negative offsets count
@@ -25,9 +25,11 @@ impl GetRange {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let value = match store.read(&self.key).live(&self.key, now) {
-            Some(e) => e.value.clone(),
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let value = match ks.read(&self.key, |shard| {
+            shard.live(&self.key, now).map(|e| e.value.clone())
+        }) {
+            Some(v) => v,
             None => return Reply::Bulk(Bytes::new()),
         };
         let len = value.len() as i64;
@@ -47,6 +49,7 @@ impl GetRange {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn ranges_like_redis() {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, int};
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: add to the integer held as a decimal string; a missing key
@@ -32,36 +32,38 @@ impl IncrBy {
         Ok(Self { key, by })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let mut result = 0;
-        let written = shard.update(&self.key, now, |current| {
-            let old = match current {
-                Some(e) => int(&e.value)?,
-                None => 0,
-            };
-            result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;
-            Ok::<_, CommandError>(Entry {
-                value: Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
-                content_type: current.map_or_else(
-                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                    |e| e.content_type.clone(),
-                ),
-                version: store.next_version(),
-                modified_at: now,
-                expires_at: current.and_then(|e| e.expires_at),
-            })
-        });
-        match written {
-            Ok(_) => Reply::Integer(result),
-            Err(e) => e.into(),
-        }
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let mut result = 0;
+            let written = shard.update(&self.key, now, |current| {
+                let old = match current {
+                    Some(e) => int(&e.value)?,
+                    None => 0,
+                };
+                result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;
+                Ok::<_, CommandError>(Entry {
+                    value: Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
+                    content_type: current.map_or_else(
+                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                        |e| e.content_type.clone(),
+                    ),
+                    version: ks.next_version(),
+                    modified_at: now,
+                    expires_at: current.and_then(|e| e.expires_at),
+                })
+            });
+            match written {
+                Ok(_) => Reply::Integer(result),
+                Err(e) => e.into(),
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

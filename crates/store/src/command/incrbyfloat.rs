@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, float};
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `INCRBYFLOAT key by`: add to the number held as a decimal string; the new value, as a string.
@@ -28,34 +28,35 @@ impl IncrByFloat {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let mut text = String::new();
-        let written = shard.update(&self.key, now, |current| {
-            let old = match current {
-                Some(e) => float(&e.value)?,
-                None => 0.0,
-            };
-            let new = old + self.by;
-            if !new.is_finite() {
-                return Err(CommandError::NanOrInfinity);
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let mut text = String::new();
+            let written = shard.update(&self.key, now, |current| {
+                let old = match current {
+                    Some(e) => float(&e.value)?,
+                    None => 0.0,
+                };
+                let new = old + self.by;
+                if !new.is_finite() {
+                    return Err(CommandError::NanOrInfinity);
+                }
+                text = format(new);
+                Ok(Entry {
+                    value: Bytes::copy_from_slice(text.as_bytes()),
+                    content_type: current.map_or_else(
+                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                        |e| e.content_type.clone(),
+                    ),
+                    version: ks.next_version(),
+                    modified_at: now,
+                    expires_at: current.and_then(|e| e.expires_at),
+                })
+            });
+            match written {
+                Ok(_) => Reply::Bulk(Bytes::from(text)),
+                Err(e) => e.into(),
             }
-            text = format(new);
-            Ok(Entry {
-                value: Bytes::copy_from_slice(text.as_bytes()),
-                content_type: current.map_or_else(
-                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                    |e| e.content_type.clone(),
-                ),
-                version: store.next_version(),
-                modified_at: now,
-                expires_at: current.and_then(|e| e.expires_at),
-            })
-        });
-        match written {
-            Ok(_) => Reply::Bulk(Bytes::from(text)),
-            Err(e) => e.into(),
-        }
+        })
     }
 }
 
@@ -63,6 +64,7 @@ impl IncrByFloat {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn adds_floats() {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::pattern::glob_match;
 use crate::reply::Reply;
 
@@ -31,24 +31,24 @@ impl Keys {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         let prefix = literal_prefix(&self.pattern);
-        let guards = store.read_all();
-        let mut keys: Vec<Bytes> = guards
-            .iter()
-            .flat_map(|g| {
-                g.ordered_keys()
-                    .range::<[u8], _>((
-                        std::ops::Bound::Included(prefix),
-                        std::ops::Bound::Unbounded,
-                    ))
-                    .take_while(|k| k.starts_with(prefix))
-                    .filter(|k| glob_match(&self.pattern, k, false) && g.live(k, now).is_some())
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        drop(guards);
+        let mut keys: Vec<Bytes> = ks.read_every(|shards| {
+            shards
+                .iter()
+                .flat_map(|g| {
+                    g.ordered_keys()
+                        .range::<[u8], _>((
+                            std::ops::Bound::Included(prefix),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .take_while(|k| k.starts_with(prefix))
+                        .filter(|k| glob_match(&self.pattern, k, false) && g.live(k, now).is_some())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
         keys.sort_unstable();
         Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
     }
@@ -58,6 +58,7 @@ impl Keys {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn matches_in_order() {

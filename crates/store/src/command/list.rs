@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
+use crate::access::Keyspace;
 use crate::entry::Millis;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// One page of the live keys starting with `prefix`, in byte order, after `cursor`.
@@ -21,8 +21,16 @@ impl List {
         }
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        Reply::Page(store.list(&self.prefix, self.cursor.as_deref(), self.limit, now))
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        Reply::Page(ks.read_every(|shards| {
+            crate::listing::page(
+                shards,
+                &self.prefix,
+                self.cursor.as_deref(),
+                self.limit,
+                now,
+            )
+        }))
     }
 }
 
@@ -30,6 +38,7 @@ impl List {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     fn keys(reply: &Reply) -> (Vec<String>, Option<Bytes>) {
         let Reply::Page(p) = reply else {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `MGET key [key ...]`: every value (nil for missing keys), read at one instant.
@@ -19,20 +19,22 @@ impl MGet {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let locked = store.read_keys(self.keys.iter().map(|k| &k[..]));
-        Reply::Array(
-            self.keys
-                .iter()
-                .map(|k| {
-                    locked
-                        .shard(k)
-                        .and_then(|s| s.live(k, now))
-                        .map(|e| e.value.clone())
-                        .into()
-                })
-                .collect(),
-        )
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let keys: Vec<&[u8]> = self.keys.iter().map(|k| &k[..]).collect();
+        ks.read_keys(&keys, |locked| {
+            Reply::Array(
+                self.keys
+                    .iter()
+                    .map(|k| {
+                        locked
+                            .shard(k)
+                            .and_then(|s| s.live(k, now))
+                            .map(|e| e.value.clone())
+                            .into()
+                    })
+                    .collect(),
+            )
+        })
     }
 }
 
@@ -40,6 +42,7 @@ impl MGet {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn values_in_order_with_nils() {

@@ -61,8 +61,8 @@ pub use strlen::Strlen;
 pub use ttl::{Ttl, TtlForm};
 pub use type_of::TypeOf;
 
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Every operation the store understands.
@@ -100,36 +100,36 @@ pub enum Command {
 
 impl Command {
     /// Applies the command to `store` at time `now`.
-    pub fn apply(self, store: &Store, now: Millis) -> Reply {
+    pub fn apply<K: Keyspace>(self, ks: &K, now: Millis) -> Reply {
         match self {
-            Command::Get(c) => c.apply(store, now),
-            Command::Set(c) => c.apply(store, now),
-            Command::Delete(c) => c.apply(store, now),
-            Command::Expire(c) => c.apply(store, now),
-            Command::List(c) => c.apply(store, now),
-            Command::Count(c) => c.apply(store, now),
-            Command::GetDel(c) => c.apply(store, now),
-            Command::GetEx(c) => c.apply(store, now),
-            Command::Append(c) => c.apply(store, now),
-            Command::Strlen(c) => c.apply(store, now),
-            Command::GetRange(c) => c.apply(store, now),
-            Command::SetRange(c) => c.apply(store, now),
-            Command::IncrBy(c) => c.apply(store, now),
-            Command::IncrByFloat(c) => c.apply(store, now),
-            Command::MGet(c) => c.apply(store, now),
-            Command::MSet(c) => c.apply(store, now),
-            Command::Del(c) => c.apply(store, now),
-            Command::Exists(c) => c.apply(store, now),
-            Command::ExpireIf(c) => c.apply(store, now),
-            Command::Ttl(c) => c.apply(store, now),
-            Command::Persist(c) => c.apply(store, now),
-            Command::TypeOf(c) => c.apply(store, now),
-            Command::Flush(c) => c.apply(store, now),
-            Command::Keys(c) => c.apply(store, now),
-            Command::Rename(c) => c.apply(store, now),
-            Command::Copy(c) => c.apply(store, now),
-            Command::RandomKey(c) => c.apply(store, now),
-            Command::Object(c) => c.apply(store, now),
+            Command::Get(c) => c.apply(ks, now),
+            Command::Set(c) => c.apply(ks, now),
+            Command::Delete(c) => c.apply(ks, now),
+            Command::Expire(c) => c.apply(ks, now),
+            Command::List(c) => c.apply(ks, now),
+            Command::Count(c) => c.apply(ks, now),
+            Command::GetDel(c) => c.apply(ks, now),
+            Command::GetEx(c) => c.apply(ks, now),
+            Command::Append(c) => c.apply(ks, now),
+            Command::Strlen(c) => c.apply(ks, now),
+            Command::GetRange(c) => c.apply(ks, now),
+            Command::SetRange(c) => c.apply(ks, now),
+            Command::IncrBy(c) => c.apply(ks, now),
+            Command::IncrByFloat(c) => c.apply(ks, now),
+            Command::MGet(c) => c.apply(ks, now),
+            Command::MSet(c) => c.apply(ks, now),
+            Command::Del(c) => c.apply(ks, now),
+            Command::Exists(c) => c.apply(ks, now),
+            Command::ExpireIf(c) => c.apply(ks, now),
+            Command::Ttl(c) => c.apply(ks, now),
+            Command::Persist(c) => c.apply(ks, now),
+            Command::TypeOf(c) => c.apply(ks, now),
+            Command::Flush(c) => c.apply(ks, now),
+            Command::Keys(c) => c.apply(ks, now),
+            Command::Rename(c) => c.apply(ks, now),
+            Command::Copy(c) => c.apply(ks, now),
+            Command::RandomKey(c) => c.apply(ks, now),
+            Command::Object(c) => c.apply(ks, now),
         }
     }
 }

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `MSET k v [k v ...]` and `MSETNX`: all pairs written at one instant (every shard involved is
@@ -29,42 +29,46 @@ impl MSet {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut locked = store.write_keys(self.pairs.iter().map(|(k, _)| &k[..]));
-        if self.only_if_none_exist
-            && self
-                .pairs
-                .iter()
-                .any(|(k, _)| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
-        {
-            return Reply::Integer(0);
-        }
-        for (key, value) in &self.pairs {
-            let Some(shard) = locked.shard(key) else {
-                continue;
-            };
-            shard.put(
-                key.clone(),
-                Entry {
-                    value: value.clone(),
-                    content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                    version: store.next_version(),
-                    modified_at: now,
-                    expires_at: None,
-                },
-            );
-        }
-        if self.only_if_none_exist {
-            Reply::Integer(1)
-        } else {
-            Reply::Ok
-        }
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let keys: Vec<&[u8]> = self.pairs.iter().map(|(k, _)| &k[..]).collect();
+        ks.write_keys(&keys, |locked| {
+            if self.only_if_none_exist
+                && self
+                    .pairs
+                    .iter()
+                    .any(|(k, _)| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
+            {
+                return Reply::Integer(0);
+            }
+            for (key, value) in &self.pairs {
+                let version = ks.next_version();
+                let Some(shard) = locked.shard(key) else {
+                    continue;
+                };
+                shard.put(
+                    key.clone(),
+                    Entry {
+                        value: value.clone(),
+                        content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                        version,
+                        modified_at: now,
+                        expires_at: None,
+                    },
+                );
+            }
+            if self.only_if_none_exist {
+                Reply::Integer(1)
+            } else {
+                Reply::Ok
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     fn pairs(p: &[(&'static str, &'static str)]) -> Vec<(Bytes, Bytes)> {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::{Args, int};
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// What `OBJECT` is asked.
@@ -52,28 +52,29 @@ impl Object {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let shard = store.read(&self.key);
-        let Some(entry) = shard.live(&self.key, now) else {
-            return Reply::Nil;
-        };
-        match self.query {
-            ObjectQuery::Encoding => {
-                let v = &entry.value;
-                Reply::Bulk(Bytes::from_static(if v.len() <= 20 && int(v).is_ok() {
-                    b"int"
-                } else if v.len() <= 44 {
-                    b"embstr"
-                } else {
-                    b"raw"
-                }))
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.read(&self.key, |shard| {
+            let Some(entry) = shard.live(&self.key, now) else {
+                return Reply::Nil;
+            };
+            match self.query {
+                ObjectQuery::Encoding => {
+                    let v = &entry.value;
+                    Reply::Bulk(Bytes::from_static(if v.len() <= 20 && int(v).is_ok() {
+                        b"int"
+                    } else if v.len() <= 44 {
+                        b"embstr"
+                    } else {
+                        b"raw"
+                    }))
+                }
+                ObjectQuery::Freq => CommandError::NoLfuPolicy.into(),
+                ObjectQuery::IdleTime => {
+                    Reply::Integer(((now.saturating_sub(entry.modified_at)) / 1000) as i64)
+                }
+                ObjectQuery::RefCount => Reply::Integer(1),
             }
-            ObjectQuery::Freq => CommandError::NoLfuPolicy.into(),
-            ObjectQuery::IdleTime => {
-                Reply::Integer(((now.saturating_sub(entry.modified_at)) / 1000) as i64)
-            }
-            ObjectQuery::RefCount => Reply::Integer(1),
-        }
+        })
     }
 }
 
@@ -81,6 +82,7 @@ impl Object {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn encodings() {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `PERSIST key`: remove the expiry; `1` if there was one, else `0`.
@@ -19,17 +19,18 @@ impl Persist {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let written = shard.update(&self.key, now, |current| match current {
-            Some(e) if e.expires_at.is_some() => Ok(Entry {
-                version: store.next_version(),
-                expires_at: None,
-                ..e.clone()
-            }),
-            _ => Err(()),
-        });
-        Reply::Integer(i64::from(written.is_ok()))
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let written = shard.update(&self.key, now, |current| match current {
+                Some(e) if e.expires_at.is_some() => Ok(Entry {
+                    version: ks.next_version(),
+                    expires_at: None,
+                    ..e.clone()
+                }),
+                _ => Err(()),
+            });
+            Reply::Integer(i64::from(written.is_ok()))
+        })
     }
 }
 
@@ -37,6 +38,7 @@ impl Persist {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn only_keys_with_an_expiry() {

@@ -2,9 +2,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::ops::Bound;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `RANDOMKEY`: some live key, or nil when there is none. The key is found in O(log n): a random
@@ -19,27 +19,28 @@ impl RandomKey {
         Ok(RandomKey)
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         // A fresh random state per call: std seeds each one from the OS's randomness.
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
-        let guards = store.read_all();
-        let n = guards.len();
-        for i in 0..n {
-            let shard = &guards[(seed as usize).wrapping_add(i) % n];
-            let probe = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
-            let after = shard
-                .ordered_keys()
-                .range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded));
-            let before = shard
-                .ordered_keys()
-                .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&probe[..])));
-            if let Some(k) = after.chain(before).find(|k| shard.live(k, now).is_some()) {
-                return Reply::Bulk(k.clone());
+        ks.read_every(|shards| {
+            let n = shards.len();
+            for i in 0..n {
+                let shard = shards[(seed as usize).wrapping_add(i) % n];
+                let probe = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
+                let after = shard
+                    .ordered_keys()
+                    .range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded));
+                let before = shard
+                    .ordered_keys()
+                    .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&probe[..])));
+                if let Some(k) = after.chain(before).find(|k| shard.live(k, now).is_some()) {
+                    return Reply::Bulk(k.clone());
+                }
             }
-        }
-        Reply::Nil
+            Reply::Nil
+        })
     }
 }
 
@@ -47,6 +48,7 @@ impl RandomKey {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn some_live_key_or_nil() {

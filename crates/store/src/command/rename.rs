@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `RENAME from to` / `RENAMENX from to`: move a value, with its content type and expiry, to a
@@ -26,48 +26,45 @@ impl Rename {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut locked = store.write_keys([&self.from[..], &self.to[..]]);
-        let Some(entry) = locked
-            .shard(&self.from)
-            .and_then(|s| s.live(&self.from, now))
-            .cloned()
-        else {
-            return CommandError::NoSuchKey.into();
-        };
-        if self.only_if_new
-            && locked
-                .shard(&self.to)
-                .and_then(|s| s.live(&self.to, now))
-                .is_some()
-        {
-            return Reply::Integer(0);
-        }
-        if self.from != self.to {
-            if let Some(s) = locked.shard(&self.from) {
-                s.remove(&self.from);
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write_keys(&[&self.from[..], &self.to[..]], |locked| {
+            let Some(entry) = locked
+                .shard(&self.from)
+                .and_then(|s| s.live(&self.from, now))
+                .cloned()
+            else {
+                return CommandError::NoSuchKey.into();
+            };
+            if self.only_if_new
+                && locked
+                    .shard(&self.to)
+                    .and_then(|s| s.live(&self.to, now))
+                    .is_some()
+            {
+                return Reply::Integer(0);
             }
-            if let Some(s) = locked.shard(&self.to) {
-                s.put(
-                    self.to.clone(),
-                    Entry {
-                        version: store.next_version(),
-                        ..entry
-                    },
-                );
+            if self.from != self.to {
+                let version = ks.next_version();
+                if let Some(s) = locked.shard(&self.from) {
+                    s.remove(&self.from);
+                }
+                if let Some(s) = locked.shard(&self.to) {
+                    s.put(self.to.clone(), Entry { version, ..entry });
+                }
             }
-        }
-        if self.only_if_new {
-            Reply::Integer(1)
-        } else {
-            Reply::Ok
-        }
+            if self.only_if_new {
+                Reply::Integer(1)
+            } else {
+                Reply::Ok
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

@@ -2,9 +2,9 @@ use bytes::Bytes;
 
 use super::Condition;
 use super::parse::{Args, int, is};
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// What a write does to the key's expiry.
@@ -169,8 +169,7 @@ impl Set {
     }
 
     /// Checks the condition and writes, all under the key's shard write lock.
-    pub fn apply(self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
+    pub fn apply<K: Keyspace>(self, ks: &K, now: Millis) -> Reply {
         let Set {
             key,
             value,
@@ -179,39 +178,42 @@ impl Set {
             expiry,
             reply,
         } = self;
-        let mut version = 0;
-        let written = shard.update(&key, now, |current| {
-            if !condition.holds(current) {
-                return Err(current.cloned());
+        ks.write(&key.clone(), |shard| {
+            let mut version = 0;
+            let written = shard.update(&key, now, |current| {
+                if !condition.holds(current) {
+                    return Err(current.cloned());
+                }
+                version = ks.next_version();
+                Ok(Entry {
+                    value,
+                    content_type,
+                    version,
+                    modified_at: now,
+                    expires_at: expiry.resolve(now, current.and_then(|e| e.expires_at)),
+                })
+            });
+            match (reply, written) {
+                (SetReply::Stored, Ok(previous)) => Reply::Stored {
+                    version,
+                    created: previous.is_none(),
+                    previous,
+                },
+                (SetReply::Stored, Err(current)) => Reply::ConditionFailed {
+                    current: current.map(|e| e.version),
+                },
+                (SetReply::Previous, Ok(entry) | Err(entry)) => entry.map(|e| e.value).into(),
+                (SetReply::Flag, Ok(_)) => Reply::Integer(1),
+                (SetReply::Flag, Err(_)) => Reply::Integer(0),
             }
-            version = store.next_version();
-            Ok(Entry {
-                value,
-                content_type,
-                version,
-                modified_at: now,
-                expires_at: expiry.resolve(now, current.and_then(|e| e.expires_at)),
-            })
-        });
-        match (reply, written) {
-            (SetReply::Stored, Ok(previous)) => Reply::Stored {
-                version,
-                created: previous.is_none(),
-                previous,
-            },
-            (SetReply::Stored, Err(current)) => Reply::ConditionFailed {
-                current: current.map(|e| e.version),
-            },
-            (SetReply::Previous, Ok(entry) | Err(entry)) => entry.map(|e| e.value).into(),
-            (SetReply::Flag, Ok(_)) => Reply::Integer(1),
-            (SetReply::Flag, Err(_)) => Reply::Integer(0),
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Command, Get};
 
     fn stored_version(reply: &Reply) -> u64 {
@@ -327,6 +329,7 @@ mod tests {
 #[cfg(test)]
 mod redis_tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Command, Get};
 
     fn run(store: &Store, words: &[&str], now: Millis) -> Reply {

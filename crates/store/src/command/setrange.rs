@@ -2,9 +2,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::append::MAX_VALUE_LEN;
 use super::parse::{Args, int};
+use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `SETRANGE key offset value`: overwrite from `offset`, padding with zero bytes; the new length.
@@ -26,48 +26,50 @@ impl SetRange {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let mut shard = store.write(&self.key);
-        let current_len = shard.live(&self.key, now).map(|e| e.value.len());
-        if self.value.is_empty() {
-            // Nothing to write: the length as it is, and a missing key stays missing.
-            return Reply::Integer(current_len.unwrap_or(0) as i64);
-        }
-        let Some(end) = self
-            .offset
-            .checked_add(self.value.len())
-            .filter(|&e| e <= MAX_VALUE_LEN)
-        else {
-            return CommandError::StringTooLong.into();
-        };
-        let mut len = 0;
-        let written = shard.update(&self.key, now, |current| {
-            let old = current.map(|e| &e.value[..]).unwrap_or_default();
-            len = old.len().max(end);
-            let mut value = BytesMut::zeroed(len);
-            value[..old.len()].copy_from_slice(old);
-            value[self.offset..end].copy_from_slice(&self.value);
-            Ok::<_, CommandError>(Entry {
-                value: value.freeze(),
-                content_type: current.map_or_else(
-                    || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                    |e| e.content_type.clone(),
-                ),
-                version: store.next_version(),
-                modified_at: now,
-                expires_at: current.and_then(|e| e.expires_at),
-            })
-        });
-        match written {
-            Ok(_) => Reply::Integer(len as i64),
-            Err(e) => e.into(),
-        }
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.write(&self.key, |shard| {
+            let current_len = shard.live(&self.key, now).map(|e| e.value.len());
+            if self.value.is_empty() {
+                // Nothing to write: the length as it is, and a missing key stays missing.
+                return Reply::Integer(current_len.unwrap_or(0) as i64);
+            }
+            let Some(end) = self
+                .offset
+                .checked_add(self.value.len())
+                .filter(|&e| e <= MAX_VALUE_LEN)
+            else {
+                return CommandError::StringTooLong.into();
+            };
+            let mut len = 0;
+            let written = shard.update(&self.key, now, |current| {
+                let old = current.map(|e| &e.value[..]).unwrap_or_default();
+                len = old.len().max(end);
+                let mut value = BytesMut::zeroed(len);
+                value[..old.len()].copy_from_slice(old);
+                value[self.offset..end].copy_from_slice(&self.value);
+                Ok::<_, CommandError>(Entry {
+                    value: value.freeze(),
+                    content_type: current.map_or_else(
+                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                        |e| e.content_type.clone(),
+                    ),
+                    version: ks.next_version(),
+                    modified_at: now,
+                    expires_at: current.and_then(|e| e.expires_at),
+                })
+            });
+            match written {
+                Ok(_) => Reply::Integer(len as i64),
+                Err(e) => e.into(),
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::Store;
     use crate::{Get, Set};
 
     #[test]

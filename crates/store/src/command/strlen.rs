@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `STRLEN key`: the value's length in bytes, 0 for a missing key.
@@ -19,11 +19,10 @@ impl Strlen {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let len = store
-            .read(&self.key)
-            .live(&self.key, now)
-            .map_or(0, |e| e.value.len());
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let len = ks.read(&self.key, |shard| {
+            shard.live(&self.key, now).map_or(0, |e| e.value.len())
+        });
         Reply::Integer(len as i64)
     }
 }
@@ -32,6 +31,7 @@ impl Strlen {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn counts_bytes() {

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// Which form of the remaining life a TTL command answers in.
@@ -40,22 +40,23 @@ impl Ttl {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        let shard = store.read(&self.key);
-        let Some(entry) = shard.live(&self.key, now) else {
-            return Reply::Integer(-2);
-        };
-        let Some(at) = entry.expires_at else {
-            return Reply::Integer(-1);
-        };
-        let left = at - now;
-        let n = match self.form {
-            TtlForm::Seconds => (left + 500) / 1000,
-            TtlForm::Millis => left,
-            TtlForm::At => at / 1000,
-            TtlForm::AtMillis => at,
-        };
-        Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.read(&self.key, |shard| {
+            let Some(entry) = shard.live(&self.key, now) else {
+                return Reply::Integer(-2);
+            };
+            let Some(at) = entry.expires_at else {
+                return Reply::Integer(-1);
+            };
+            let left = at - now;
+            let n = match self.form {
+                TtlForm::Seconds => (left + 500) / 1000,
+                TtlForm::Millis => left,
+                TtlForm::At => at / 1000,
+                TtlForm::AtMillis => at,
+            };
+            Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+        })
     }
 }
 
@@ -63,6 +64,7 @@ impl Ttl {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn forms() {

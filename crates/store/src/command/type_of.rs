@@ -1,9 +1,9 @@
 use bytes::Bytes;
 
 use super::parse::Args;
+use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
-use crate::keyspace::Store;
 use crate::reply::Reply;
 
 /// `TYPE key`: `string` for every stored value (the only type so far), `none` when missing.
@@ -19,11 +19,11 @@ impl TypeOf {
         })
     }
 
-    pub fn apply(&self, store: &Store, now: Millis) -> Reply {
-        match store.read(&self.key).live(&self.key, now) {
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        ks.read(&self.key, |shard| match shard.live(&self.key, now) {
             Some(_) => Reply::Status("string"),
             None => Reply::Status("none"),
-        }
+        })
     }
 }
 
@@ -31,6 +31,7 @@ impl TypeOf {
 mod tests {
     use super::*;
     use crate::Set;
+    use crate::keyspace::Store;
 
     #[test]
     fn string_or_none() {

@@ -1,0 +1,214 @@
+//! How commands reach shards. A command is written once against [`Keyspace`] and runs two ways:
+//! on the [`Store`], where each access takes the shard locks it needs for as long as it needs
+//! them, or inside a [`Transaction`], which already holds the write locks of every shard the
+//! transaction touches, so a whole `MULTI`/`EXEC` block applies at one instant.
+//!
+//! Whenever several shards are locked at once they are locked in ascending index order, the one
+//! order every multi-shard lock in kvs follows, so no two of them can deadlock.
+
+use std::cell::RefCell;
+
+use parking_lot::RwLockWriteGuard;
+
+use crate::keyspace::Store;
+use crate::shard::Shard;
+
+/// Access to shards for one command. Implemented by [`Store`] and [`Transaction`].
+pub trait Keyspace {
+    /// The store these shards belong to.
+    fn store(&self) -> &Store;
+    /// Runs `f` on the shard of `key`, for reading.
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R;
+    /// Runs `f` on the shard of `key`, for writing.
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R;
+    /// Runs `f` with the shards of all `keys` held at once, for reading.
+    fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R;
+    /// Runs `f` with the shards of all `keys` held at once, for writing.
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R;
+    /// Runs `f` with every shard held, in index order, for reading.
+    fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R;
+    /// Runs `f` with every shard held, in index order, for writing.
+    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R;
+    /// The next version. Call it only while holding the written key's shard for writing.
+    fn next_version(&self) -> u64 {
+        self.store().next_version()
+    }
+}
+
+/// Several shards held together, found again by key.
+#[derive(Debug)]
+pub struct Picked<'a, S> {
+    store: &'a Store,
+    /// Shard indices, ascending, one per entry of `shards`.
+    indices: Vec<usize>,
+    shards: Vec<S>,
+}
+
+impl<S> Picked<'_, S> {
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        self.indices
+            .binary_search(&self.store.shard_index(key))
+            .ok()
+    }
+}
+
+impl Picked<'_, &Shard> {
+    /// The shard of `key`; `None` only if `key` was not among the keys asked for.
+    pub(crate) fn shard(&self, key: &[u8]) -> Option<&Shard> {
+        self.position(key).map(|i| self.shards[i])
+    }
+}
+
+impl Picked<'_, &mut Shard> {
+    /// The shard of `key`; `None` only if `key` was not among the keys asked for.
+    pub(crate) fn shard(&mut self, key: &[u8]) -> Option<&mut Shard> {
+        self.position(key).map(|i| &mut *self.shards[i])
+    }
+}
+
+/// Distinct shard indices of `keys`, ascending.
+pub(crate) fn indices_of(store: &Store, keys: &[&[u8]]) -> Vec<usize> {
+    let mut indices: Vec<usize> = keys.iter().map(|k| store.shard_index(k)).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    indices
+}
+
+impl Keyspace for Store {
+    fn store(&self) -> &Store {
+        self
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.shard_at(self.shard_index(key)).read())
+    }
+
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.shard_at(self.shard_index(key)).write())
+    }
+
+    fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
+        let indices = indices_of(self, keys);
+        let guards: Vec<_> = indices.iter().map(|&i| self.shard_at(i).read()).collect();
+        let shards = guards.iter().map(|g| &**g).collect();
+        f(&Picked {
+            store: self,
+            indices,
+            shards,
+        })
+    }
+
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R {
+        let indices = indices_of(self, keys);
+        let mut guards: Vec<_> = indices.iter().map(|&i| self.shard_at(i).write()).collect();
+        let shards = guards.iter_mut().map(|g| &mut **g).collect();
+        f(&mut Picked {
+            store: self,
+            indices,
+            shards,
+        })
+    }
+
+    fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R {
+        let guards: Vec<_> = (0..self.shard_count())
+            .map(|i| self.shard_at(i).read())
+            .collect();
+        let shards: Vec<&Shard> = guards.iter().map(|g| &**g).collect();
+        f(&shards)
+    }
+
+    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R {
+        let mut guards: Vec<_> = (0..self.shard_count())
+            .map(|i| self.shard_at(i).write())
+            .collect();
+        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        f(&mut shards)
+    }
+}
+
+/// The write locks of a set of shards, held while a block of commands runs (`MULTI`/`EXEC`).
+/// Other clients' operations on those shards wait until it is dropped; operations on other
+/// shards go on. Commands run inside it may only touch the shards it was opened for.
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    store: &'a Store,
+    /// One slot per shard of the store; `Some` for the shards this transaction holds.
+    held: Vec<Option<RefCell<RwLockWriteGuard<'a, Shard>>>>,
+}
+
+impl<'a> Transaction<'a> {
+    /// Takes the write locks of the shards of `keys` (all shards for `None`), in index order.
+    pub fn lock(store: &'a Store, keys: Option<&[&[u8]]>) -> Self {
+        let wanted = match keys {
+            Some(keys) => indices_of(store, keys),
+            None => (0..store.shard_count()).collect(),
+        };
+        let mut held: Vec<Option<RefCell<RwLockWriteGuard<'a, Shard>>>> =
+            (0..store.shard_count()).map(|_| None).collect();
+        for i in wanted {
+            held[i] = Some(RefCell::new(store.shard_at(i).write()));
+        }
+        Self { store, held }
+    }
+
+    /// The held guard of shard `i`. Reaching a shard the transaction was not opened for means a
+    /// command misreported its keys: a bug, stopped here rather than risking a deadlock.
+    fn slot(&self, i: usize) -> &RefCell<RwLockWriteGuard<'a, Shard>> {
+        match &self.held[i] {
+            Some(cell) => cell,
+            None => panic!("a transaction reached shard {i}, which it does not hold"),
+        }
+    }
+}
+
+impl Keyspace for Transaction<'_> {
+    fn store(&self) -> &Store {
+        self.store
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.slot(self.store.shard_index(key)).borrow())
+    }
+
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.slot(self.store.shard_index(key)).borrow_mut())
+    }
+
+    fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
+        let indices = indices_of(self.store, keys);
+        let borrows: Vec<_> = indices.iter().map(|&i| self.slot(i).borrow()).collect();
+        let shards = borrows.iter().map(|b| &***b).collect();
+        f(&Picked {
+            store: self.store,
+            indices,
+            shards,
+        })
+    }
+
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R {
+        let indices = indices_of(self.store, keys);
+        let mut borrows: Vec<_> = indices.iter().map(|&i| self.slot(i).borrow_mut()).collect();
+        let shards = borrows.iter_mut().map(|b| &mut ***b).collect();
+        f(&mut Picked {
+            store: self.store,
+            indices,
+            shards,
+        })
+    }
+
+    fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R {
+        let borrows: Vec<_> = (0..self.held.len())
+            .map(|i| self.slot(i).borrow())
+            .collect();
+        let shards: Vec<&Shard> = borrows.iter().map(|b| &***b).collect();
+        f(&shards)
+    }
+
+    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R {
+        let mut borrows: Vec<_> = (0..self.held.len())
+            .map(|i| self.slot(i).borrow_mut())
+            .collect();
+        let mut shards: Vec<&mut Shard> = borrows.iter_mut().map(|b| &mut ***b).collect();
+        f(&mut shards)
+    }
+}
