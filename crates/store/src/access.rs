@@ -212,3 +212,66 @@ impl Keyspace for Transaction<'_> {
         f(&mut shards)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{Command, Reply};
+
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    /// Every command runs inside a transaction opened for exactly the keys it reports, touching
+    /// no other shard (a wrong `keys()` would stop the test), and answers as it does outside one.
+    #[test]
+    fn every_command_stays_within_the_shards_it_reports() {
+        let lines = [
+            "SET a 1",
+            "GET a",
+            "GETDEL a",
+            "SET a 5 EX 100",
+            "GETEX a PERSIST",
+            "APPEND a 2",
+            "STRLEN a",
+            "GETRANGE a 0 1",
+            "SETRANGE a 1 x",
+            "INCR n",
+            "INCRBYFLOAT f 1.5",
+            "MSET b 1 c 2 d 3",
+            "MGET a b c d",
+            "DEL b c",
+            "EXISTS a d",
+            "EXPIRE a 10",
+            "TTL a",
+            "PERSIST a",
+            "TYPE a",
+            "OBJECT ENCODING n",
+            "RENAME d e",
+            "COPY e g",
+            "KEYS *",
+            "RANDOMKEY",
+            "DBSIZE",
+            "FLUSHALL",
+        ];
+        let plain = Store::with_shards(16);
+        let inside = Store::with_shards(16);
+        for line in lines {
+            let command = Command::from_argv(&argv(line)).expect(line);
+            let want = plain.execute(command.clone(), 0);
+            let keys = command.keys();
+            let txn = Transaction::lock(&inside, keys.as_deref());
+            let got = command.apply(&txn, 0);
+            drop(txn);
+            let comparable = |r: &Reply| match r {
+                Reply::Bulk(_) if line == "RANDOMKEY" => Reply::Nil,
+                other => other.clone(),
+            };
+            assert_eq!(comparable(&got), comparable(&want), "{line}");
+        }
+    }
+}

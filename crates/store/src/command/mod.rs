@@ -99,7 +99,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// Applies the command to `store` at time `now`.
+    /// Applies the command at time `now`, to the store or inside a transaction.
     pub fn apply<K: Keyspace>(self, ks: &K, now: Millis) -> Reply {
         match self {
             Command::Get(c) => c.apply(ks, now),
@@ -130,6 +130,46 @@ impl Command {
             Command::Copy(c) => c.apply(ks, now),
             Command::RandomKey(c) => c.apply(ks, now),
             Command::Object(c) => c.apply(ks, now),
+        }
+    }
+}
+
+impl Command {
+    /// The keys this command touches, so a transaction can lock their shards up front; `None`
+    /// when it touches the whole keyspace (listing, counting, KEYS, FLUSHALL, RANDOMKEY).
+    pub fn keys(&self) -> Option<Vec<&[u8]>> {
+        fn one(k: &bytes::Bytes) -> Option<Vec<&[u8]>> {
+            Some(vec![&k[..]])
+        }
+        match self {
+            Command::Get(c) => one(&c.key),
+            Command::Set(c) => one(&c.key),
+            Command::Delete(c) => one(&c.key),
+            Command::Expire(c) => one(&c.key),
+            Command::GetDel(c) => one(&c.key),
+            Command::GetEx(c) => one(&c.key),
+            Command::Append(c) => one(&c.key),
+            Command::Strlen(c) => one(&c.key),
+            Command::GetRange(c) => one(&c.key),
+            Command::SetRange(c) => one(&c.key),
+            Command::IncrBy(c) => one(&c.key),
+            Command::IncrByFloat(c) => one(&c.key),
+            Command::ExpireIf(c) => one(&c.key),
+            Command::Ttl(c) => one(&c.key),
+            Command::Persist(c) => one(&c.key),
+            Command::TypeOf(c) => one(&c.key),
+            Command::Object(c) => one(&c.key),
+            Command::MGet(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
+            Command::Del(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
+            Command::Exists(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
+            Command::MSet(c) => Some(c.pairs.iter().map(|(k, _)| &k[..]).collect()),
+            Command::Rename(c) => Some(vec![&c.from[..], &c.to[..]]),
+            Command::Copy(c) => Some(vec![&c.from[..], &c.to[..]]),
+            Command::List(_)
+            | Command::Count(_)
+            | Command::Flush(_)
+            | Command::Keys(_)
+            | Command::RandomKey(_) => None,
         }
     }
 }
