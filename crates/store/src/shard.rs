@@ -18,7 +18,7 @@ pub struct Shard {
 
 impl Shard {
     /// The entry under `key` if it exists and has not expired at `now`.
-    pub(crate) fn live(&self, key: &[u8], now: Millis) -> Option<&Entry> {
+    pub fn live(&self, key: &[u8], now: Millis) -> Option<&Entry> {
         self.map.get(key).filter(|e| e.is_live(now))
     }
 

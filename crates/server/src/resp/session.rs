@@ -12,6 +12,15 @@ use kvs_store::{Command, CommandError};
 use super::Shared;
 use super::admin;
 
+/// A request queued between MULTI and EXEC.
+#[derive(Debug)]
+enum Queued {
+    /// A data command, run inside the transaction.
+    Data(Command),
+    /// A connection command (PING, ECHO, ...), answered in order but touching no key.
+    Session(Vec<Bytes>),
+}
+
 /// Per-connection state.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -20,6 +29,12 @@ pub(crate) struct Session {
     version: Version,
     name: Option<Bytes>,
     closing: bool,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    multi: Option<Vec<Queued>>,
+    /// A queued command was refused: EXEC will discard the transaction.
+    multi_failed: bool,
+    /// Keys under WATCH, with the version each had (`None`: absent) when it was watched.
+    watched: Vec<(Bytes, Option<u64>)>,
 }
 
 fn lower(name: &[u8]) -> String {
@@ -38,6 +53,9 @@ impl Session {
             version: Version::Resp2,
             name: None,
             closing: false,
+            multi: None,
+            multi_failed: false,
+            watched: Vec::new(),
         }
     }
 
@@ -64,7 +82,29 @@ impl Session {
             return Frame::Error(CommandError::unknown(name, args).to_string());
         }
         let cmd = lower(name);
+        if self.multi.is_some() {
+            return self.queue(&cmd, argv);
+        }
         match cmd.as_str() {
+            "multi" => {
+                self.multi = Some(Vec::new());
+                self.multi_failed = false;
+                Frame::ok()
+            }
+            "exec" => Frame::err("EXEC without MULTI"),
+            "discard" => Frame::err("DISCARD without MULTI"),
+            "watch" if args.is_empty() => arity("watch"),
+            "watch" => {
+                for key in args {
+                    let version = self.shared.engine.version_of(key);
+                    self.watched.push((key.clone(), version));
+                }
+                Frame::ok()
+            }
+            "unwatch" => {
+                self.watched.clear();
+                Frame::ok()
+            }
             "ping" => match args {
                 [] => Frame::Simple("PONG".into()),
                 [msg] => Frame::Bulk(msg.clone()),
@@ -97,6 +137,8 @@ impl Session {
             "reset" => {
                 self.version = Version::Resp2;
                 self.name = None;
+                self.multi = None;
+                self.watched.clear();
                 self.shared.clients.update(self.id, |c| {
                     c.name.clear();
                     c.resp = 2;
@@ -121,6 +163,74 @@ impl Session {
                 Err(e) => Frame::Error(e.to_string()),
             },
         }
+    }
+
+    /// A request arriving between MULTI and EXEC: queue it, or end the transaction.
+    fn queue(&mut self, cmd: &str, argv: &[Bytes]) -> Frame {
+        match cmd {
+            "exec" => {
+                let queued = self.multi.take().unwrap_or_default();
+                let watched = std::mem::take(&mut self.watched);
+                if std::mem::take(&mut self.multi_failed) {
+                    return Frame::Error(
+                        "EXECABORT Transaction discarded because of previous errors.".into(),
+                    );
+                }
+                self.exec(queued, &watched)
+            }
+            "discard" => {
+                self.multi = None;
+                self.multi_failed = false;
+                self.watched.clear();
+                Frame::ok()
+            }
+            "multi" => Frame::err("MULTI calls can not be nested"),
+            "watch" => {
+                self.multi_failed = true;
+                Frame::err("WATCH inside MULTI is not allowed")
+            }
+            "ping" | "echo" | "time" | "select" | "client" | "info" | "command" | "config"
+            | "unwatch" => {
+                if let Some(q) = self.multi.as_mut() {
+                    q.push(Queued::Session(argv.to_vec()));
+                }
+                Frame::Simple("QUEUED".into())
+            }
+            _ => match Command::from_argv(argv) {
+                Ok(command) => {
+                    if let Some(q) = self.multi.as_mut() {
+                        q.push(Queued::Data(command));
+                    }
+                    Frame::Simple("QUEUED".into())
+                }
+                Err(e) => {
+                    self.multi_failed = true;
+                    Frame::Error(e.to_string())
+                }
+            },
+        }
+    }
+
+    /// Runs a transaction: every data command at one instant, connection commands in order.
+    fn exec(&mut self, queued: Vec<Queued>, watched: &[(Bytes, Option<u64>)]) -> Frame {
+        let mut data = Vec::new();
+        for q in &queued {
+            if let Queued::Data(c) = q {
+                data.push(c.clone());
+            }
+        }
+        let Some(replies) = self.shared.engine.execute_block(data, watched) else {
+            return Frame::NullArray;
+        };
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(queued.len());
+        for q in queued {
+            match q {
+                Queued::Data(_) => out.push(replies.next().map_or(Frame::Null, Frame::from)),
+                Queued::Session(argv) => out.push(self.handle(&argv)),
+            }
+        }
+        Frame::Array(out)
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.

@@ -57,6 +57,25 @@ for protocol in (2, 3):
     assert results[:100] == [True] * 100
     assert results[100:] == [str(i).encode() for i in range(100)]
 
+    # A transaction, as redis-py sends it by default (MULTI ... EXEC), and WATCH.
+    with r.pipeline() as tx:
+        tx.set("tx:a", 1).incr("tx:a").get("tx:a")
+        assert tx.execute() == [True, 2, b"2"]
+    with r.pipeline() as tx:
+        tx.watch("tx:a")
+        other = redis.Redis(host="127.0.0.1", port=port, protocol=protocol)
+        other.set("tx:a", 100)
+        other.close()
+        tx.multi()
+        tx.incr("tx:a")
+        try:
+            tx.execute()
+            raise AssertionError("a watched key changed: EXEC must abort")
+        except redis.WatchError:
+            pass
+    assert r.get("tx:a") == b"100"
+    r.delete("tx:a")
+
     # Many threads sharing a connection pool.
     errors = []
 
