@@ -12,7 +12,7 @@ use kvs_server::config::parse_duration;
 /// Flags override the config file, which overrides the embedded defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (flags win over it). Keys: http, resp, and under
+    /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line, and under
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
     /// body_timeout.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Address of the Redis protocol (RESP2/RESP3) [default: 127.0.0.1:6379]. Port 0: any free.
     #[arg(long, value_name = "ADDR")]
     resp: Option<SocketAddr>,
+
+    /// Address of the line protocol, `cmd=get | key=1` [default: 127.0.0.1:9001]. Port 0: any free.
+    #[arg(long, value_name = "ADDR")]
+    line: Option<SocketAddr>,
 
     /// Longest key in bytes; longer keys are refused (HTTP 414) [default: 4096].
     #[arg(long, value_name = "BYTES")]
@@ -67,6 +71,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.resp {
             config.resp = v;
+        }
+        if let Some(v) = self.line {
+            config.line = v;
         }
         if let Some(v) = self.max_key_len {
             l.max_key_len = v;

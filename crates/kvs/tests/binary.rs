@@ -11,7 +11,15 @@ const KVS: &str = env!("CARGO_BIN_EXE_kvs");
 /// Starts `kvs serve` on a free port and returns it with the port it reports.
 fn start(extra: &[&str]) -> (Child, u16) {
     let mut child = Command::new(KVS)
-        .args(["serve", "--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--resp",
+            "127.0.0.1:0",
+            "--line",
+            "127.0.0.1:0",
+        ])
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -54,8 +62,30 @@ fn a_busy_port_is_a_one_line_error_and_a_failing_exit() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     for flags in [
-        ["--http", &addr, "--resp", "127.0.0.1:0"],
-        ["--http", "127.0.0.1:0", "--resp", &addr],
+        [
+            "--http",
+            &addr,
+            "--resp",
+            "127.0.0.1:0",
+            "--line",
+            "127.0.0.1:0",
+        ],
+        [
+            "--http",
+            "127.0.0.1:0",
+            "--resp",
+            &addr,
+            "--line",
+            "127.0.0.1:0",
+        ],
+        [
+            "--http",
+            "127.0.0.1:0",
+            "--resp",
+            "127.0.0.1:0",
+            "--line",
+            &addr,
+        ],
     ] {
         let out = Command::new(KVS)
             .arg("serve")

@@ -14,6 +14,8 @@ pub struct Config {
     pub http: SocketAddr,
     /// Address of the Redis-protocol (RESP2/RESP3) listener.
     pub resp: SocketAddr,
+    /// Address of the line-protocol listener (`cmd=get | key=1`).
+    pub line: SocketAddr,
     /// Limits that protect the server from oversized or slow clients.
     pub limits: Limits,
 }
@@ -23,6 +25,7 @@ impl Default for Config {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 9000)),
             resp: SocketAddr::from(([127, 0, 0, 1], 6379)),
+            line: SocketAddr::from(([127, 0, 0, 1], 9001)),
             limits: Limits::default(),
         }
     }

@@ -8,6 +8,7 @@ pub mod config;
 mod engine;
 mod expiry;
 pub mod http;
+mod line;
 pub mod resp;
 mod server;
 

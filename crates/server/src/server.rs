@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
-use crate::{expiry, http, resp};
+use crate::{expiry, http, line, resp};
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -38,6 +38,8 @@ pub struct Server {
     http_addr: SocketAddr,
     resp: TcpListener,
     resp_addr: SocketAddr,
+    line: TcpListener,
+    line_addr: SocketAddr,
 }
 
 impl Server {
@@ -53,6 +55,10 @@ impl Server {
             .await
             .map_err(bind_err(config.resp))?;
         let resp_addr = resp.local_addr().map_err(bind_err(config.resp))?;
+        let line = TcpListener::bind(config.line)
+            .await
+            .map_err(bind_err(config.line))?;
+        let line_addr = line.local_addr().map_err(bind_err(config.line))?;
         Ok(Self {
             config,
             engine: Arc::new(Engine::new()),
@@ -60,6 +66,8 @@ impl Server {
             http_addr,
             resp,
             resp_addr,
+            line,
+            line_addr,
         })
     }
 
@@ -71,6 +79,11 @@ impl Server {
     /// The address the Redis-protocol listener actually bound.
     pub fn resp_addr(&self) -> SocketAddr {
         self.resp_addr
+    }
+
+    /// The address the line-protocol listener actually bound.
+    pub fn line_addr(&self) -> SocketAddr {
+        self.line_addr
     }
 
     /// The engine this server serves, shared with its connections.
@@ -85,6 +98,7 @@ impl Server {
         let tasks = TaskTracker::new();
         tracing::info!(addr = %self.http_addr, "HTTP listening on http://{}", self.http_addr);
         tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
+        tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
         tasks.spawn(http::serve(
             self.http,
@@ -95,6 +109,13 @@ impl Server {
         tasks.spawn(resp::serve(
             self.resp,
             resp::Shared::new(self.engine.clone(), self.config.clone()),
+            stop.clone(),
+            tasks.clone(),
+        ));
+        tasks.spawn(line::serve(
+            self.line,
+            self.engine.clone(),
+            self.config.limits.clone(),
             stop.clone(),
             tasks.clone(),
         ));

@@ -14,6 +14,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The Redis-protocol address.
     pub resp: SocketAddr,
+    /// The line-protocol address.
+    pub line: SocketAddr,
     /// The server's engine, to look behind the API (e.g. at memory held by expired keys).
     pub engine: Arc<Engine>,
     stop: Option<oneshot::Sender<()>>,
@@ -31,6 +33,7 @@ impl TestServer {
         let mut config = Config {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             resp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            line: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
         adjust(&mut config);
@@ -38,6 +41,7 @@ impl TestServer {
         let addr = server.http_addr();
         let engine = server.engine();
         let resp = server.resp_addr();
+        let line = server.line_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -50,6 +54,7 @@ impl TestServer {
         Self {
             addr,
             resp,
+            line,
             engine,
             stop: Some(tx),
             task,

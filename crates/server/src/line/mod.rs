@@ -1,0 +1,224 @@
+//! The line protocol front door (default 127.0.0.1:9001): `cmd=get|create|update|delete|stop`
+//! with `key=` and `body=` fields, one reply line per request, for `nc`, `telnet` and scripts.
+//! The codec is `kvs_protocol::line`; this module runs connections and maps requests to store
+//! commands.
+//!
+//! Replies: `get` answers the value; `create` (an upsert) and `update` (only an existing key)
+//! answer the stored body; `delete` answers the deleted value. Values are escaped so they stay on
+//! one line. Errors are one JSON line with the codes kvs's first users know: 10 not found,
+//! 2 unknown command, 8 bad arguments, 14 stop (sent before the server closes the connection).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kvs_protocol::line::{self, LineError, LineRequest};
+use kvs_store::{Command, Condition, Delete, Get, Reply, Set};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Limits;
+use crate::engine::Engine;
+
+const NOT_FOUND: u32 = 10;
+const UNKNOWN: u32 = 2;
+const ARGUMENT: u32 = 8;
+const STOP: u32 = 14;
+
+/// Accepts connections until `stop` is cancelled.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    limits: Limits,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let mut stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tasks.spawn(async move {
+                let reply = line::error_line("too many connections", ARGUMENT);
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&reply)).await;
+            });
+            continue;
+        };
+        let (engine, limits, stop) = (engine.clone(), limits.clone(), stop.clone());
+        tasks.spawn(async move {
+            connection(stream, &engine, &limits, stop).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    engine: &Engine,
+    limits: &Limits,
+    stop: CancellationToken,
+) {
+    // A line holds a value (escaped, so up to twice its size) plus the other fields.
+    let max_line = limits
+        .max_value_size
+        .saturating_mul(2)
+        .saturating_add(limits.max_key_len + 1024);
+    let mut input = BytesMut::with_capacity(4096);
+    let mut output = Vec::new();
+    let mut eof = false;
+    loop {
+        let mut closing = false;
+        loop {
+            match line::decode(&mut input, max_line, eof) {
+                Ok(Some(request)) => {
+                    let (reply, stop_now) = answer(engine, limits, &request);
+                    output.extend_from_slice(&reply);
+                    if stop_now {
+                        closing = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(LineError::NotAField(field)) => output.extend_from_slice(&line::error_line(
+                    &format!(
+                        "argument exception: {:?} is not name=value",
+                        field.chars().take(64).collect::<String>()
+                    ),
+                    ARGUMENT,
+                )),
+                Err(e @ LineError::TooLong(_)) => {
+                    output.extend_from_slice(&line::error_line(&e.to_string(), ARGUMENT));
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+        if closing || eof {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        input.reserve(4096);
+        let read = tokio::select! {
+            r = stream.read_buf(&mut input) => r,
+            _ = stop.cancelled() => return,
+        };
+        match read {
+            Ok(0) => eof = true,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The reply line for one request, and whether the connection closes after it.
+fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec<u8>, bool) {
+    let Some(cmd) = request.get("cmd") else {
+        return (
+            line::error_line("argument exception: cmd is required", ARGUMENT),
+            false,
+        );
+    };
+    let cmd = String::from_utf8_lossy(cmd).to_ascii_lowercase();
+    if cmd == "stop" {
+        return (line::error_line("stop: closing the connection", STOP), true);
+    }
+    if !matches!(cmd.as_str(), "get" | "create" | "update" | "delete") {
+        return (
+            line::error_line(
+                &format!(
+                    "unknown command {:?}",
+                    cmd.chars().take(64).collect::<String>()
+                ),
+                UNKNOWN,
+            ),
+            false,
+        );
+    }
+    let Some(key) = request.get("key").filter(|k| !k.is_empty()).cloned() else {
+        return (
+            line::error_line("argument exception: key is required", ARGUMENT),
+            false,
+        );
+    };
+    if key.len() > limits.max_key_len {
+        return (
+            line::error_line(
+                &format!(
+                    "argument exception: key longer than {} bytes",
+                    limits.max_key_len
+                ),
+                ARGUMENT,
+            ),
+            false,
+        );
+    }
+    let not_found = || {
+        line::error_line(
+            &format!("key {:?} not found", String::from_utf8_lossy(&key)),
+            NOT_FOUND,
+        )
+    };
+    let reply = match cmd.as_str() {
+        "get" => match engine.execute(Command::Get(Get::new(key.clone()))) {
+            Reply::Value(entry) => line::value_line(&entry.value),
+            _ => not_found(),
+        },
+        "delete" => match engine.execute(Command::Delete(Delete::new(key.clone()))) {
+            Reply::Deleted(entry) => line::value_line(&entry.value),
+            _ => not_found(),
+        },
+        _ => {
+            let Some(body) = request.get("body").cloned() else {
+                return (
+                    line::error_line("argument exception: body is required", ARGUMENT),
+                    false,
+                );
+            };
+            if body.len() > limits.max_value_size {
+                return (
+                    line::error_line(
+                        &format!(
+                            "argument exception: body longer than {} bytes",
+                            limits.max_value_size
+                        ),
+                        ARGUMENT,
+                    ),
+                    false,
+                );
+            }
+            let condition = if cmd == "update" {
+                Condition::IfPresent
+            } else {
+                Condition::Always
+            };
+            match engine.execute(Command::Set(
+                Set::new(key.clone(), body.clone()).condition(condition),
+            )) {
+                Reply::Stored { .. } => line::value_line(&body),
+                _ => not_found(),
+            }
+        }
+    };
+    (reply, false)
+}
