@@ -1,6 +1,10 @@
-//! The `kvs` command line: `kvs serve` runs the server; client subcommands talk to one.
+//! The `kvs` command line: `kvs serve` runs the server; `get`, `put`, `del`, `ls` and `shell`
+//! talk to one. Exit status: 0 success, 1 no such key, 2 bad usage, 3 server unreachable or
+//! refusing.
 
+mod client;
 mod serve;
+mod shell;
 
 use clap::{Parser, Subcommand};
 
@@ -16,12 +20,27 @@ struct Cli {
 enum Commands {
     /// Run the server (HTTP on 127.0.0.1:9000 unless told otherwise).
     Serve(serve::ServeArgs),
+    /// Print a key's value (exactly its bytes). Exit 1 if the key does not exist.
+    Get(client::GetArgs),
+    /// Store a value from an argument, --file or standard input.
+    Put(client::PutArgs),
+    /// Delete a key. Exit 1 if it did not exist.
+    Del(client::DelArgs),
+    /// List keys by prefix, one per line, in byte order.
+    Ls(client::LsArgs),
+    /// An interactive Redis-protocol shell with history and line editing.
+    Shell(shell::ShellArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Serve(args) => serve::run(args),
+        Commands::Get(args) => return client::get(args),
+        Commands::Put(args) => return client::put(args),
+        Commands::Del(args) => return client::del(args),
+        Commands::Ls(args) => return client::ls(args),
+        Commands::Shell(args) => return shell::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

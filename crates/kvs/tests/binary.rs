@@ -1,49 +1,18 @@
 //! The `kvs` binary as a user runs it: startup, a busy port, signals, and the seed READMEs' curl
 //! commands through a shell script.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-const KVS: &str = env!("CARGO_BIN_EXE_kvs");
+use common::KVS;
 
-/// Starts `kvs serve` on a free port and returns it with the port it reports.
+/// Starts `kvs serve` on free ports and returns it with its HTTP port.
 fn start(extra: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(KVS)
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--resp",
-            "127.0.0.1:0",
-            "--line",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kvs starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("kvs logs before exiting")
-            .expect("utf-8 log");
-        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("port");
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    let (child, ports) = common::start(extra);
+    (child, ports.http)
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {

@@ -1,0 +1,247 @@
+//! The client subcommands over HTTP: `kvs get`, `kvs put`, `kvs del`, `kvs ls`.
+//!
+//! Exit status, for scripts: 0 success; 1 the key does not exist (get, del); 2 bad usage; 3 the
+//! server could not be reached or refused the request.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Where the server's HTTP API is.
+#[derive(Debug, Args)]
+pub struct Server {
+    /// Base URL of the kvs HTTP API.
+    #[arg(
+        long,
+        global = true,
+        env = "KVS_ADDR",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    addr: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The key.
+    key: String,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The key.
+    key: String,
+    /// The value; without it (and without --file) the value is read from standard input.
+    value: Option<String>,
+    /// Read the value from this file (any bytes).
+    #[arg(long, short, conflicts_with = "value")]
+    file: Option<PathBuf>,
+    /// Content type stored with the value.
+    #[arg(long, short = 't', default_value = "application/octet-stream")]
+    content_type: String,
+    /// Expire after this long: seconds, or 500ms, 10m, 1h30m.
+    #[arg(long)]
+    ttl: Option<String>,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    /// The key.
+    key: String,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only keys starting with this.
+    #[arg(default_value = "")]
+    prefix: String,
+    /// Keys fetched per request while paging.
+    #[arg(long, default_value_t = 1000)]
+    page: usize,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// Path characters kept as they are: unreserved ones and `/` (keys may contain slashes).
+const PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+fn key_url(server: &Server, key: &str) -> String {
+    format!(
+        "{}/kvs/{}",
+        server.addr.trim_end_matches('/'),
+        utf8_percent_encode(key, PATH)
+    )
+}
+
+/// A failure, with the exit status it maps to.
+struct Failure(u8, String);
+
+fn unreachable(server: &Server, e: &reqwest::Error) -> Failure {
+    Failure(3, format!("cannot reach kvs at {}: {e}", server.addr))
+}
+
+/// The server's JSON error message, or the status line.
+async fn refusal(response: reqwest::Response) -> Failure {
+    let status = response.status();
+    let message = response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| status.to_string());
+    Failure(
+        3,
+        format!("the server refused the request ({status}): {message}"),
+    )
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(3, format!("cannot start: {e}")))
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("kvs: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `kvs get KEY`: the value's bytes, unchanged, on standard output.
+pub fn get(args: GetArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let response = reqwest::get(key_url(&args.server, &args.key))
+                .await
+                .map_err(|e| unreachable(&args.server, &e))?;
+            match response.status().as_u16() {
+                200 => {
+                    let body = response
+                        .bytes()
+                        .await
+                        .map_err(|e| unreachable(&args.server, &e))?;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&body)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| Failure(3, format!("cannot write the value: {e}")))
+                }
+                404 => Err(Failure(1, format!("{}: no such key", args.key))),
+                _ => Err(refusal(response).await),
+            }
+        })
+    }))
+}
+
+/// `kvs put KEY [VALUE]`: stores the value from the argument, a file or standard input.
+pub fn put(args: PutArgs) -> ExitCode {
+    let value = match (&args.value, &args.file) {
+        (Some(v), _) => Ok(v.clone().into_bytes()),
+        (None, Some(path)) => std::fs::read(path)
+            .map_err(|e| Failure(2, format!("cannot read {}: {e}", path.display()))),
+        (None, None) => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map(|_| buf)
+                .map_err(|e| Failure(2, format!("cannot read standard input: {e}")))
+        }
+    };
+    finish(value.and_then(|value| {
+        runtime()?.block_on(async {
+            let mut url = key_url(&args.server, &args.key);
+            if let Some(ttl) = &args.ttl {
+                url.push_str("?ttl=");
+                url.push_str(&utf8_percent_encode(ttl, NON_ALPHANUMERIC).to_string());
+            }
+            let response = reqwest::Client::new()
+                .put(url)
+                .header("content-type", &args.content_type)
+                .body(value)
+                .send()
+                .await
+                .map_err(|e| unreachable(&args.server, &e))?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(refusal(response).await)
+            }
+        })
+    }))
+}
+
+/// `kvs del KEY`.
+pub fn del(args: DelArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let response = reqwest::Client::new()
+                .delete(key_url(&args.server, &args.key))
+                .send()
+                .await
+                .map_err(|e| unreachable(&args.server, &e))?;
+            match response.status().as_u16() {
+                204 => Ok(()),
+                404 => Err(Failure(1, format!("{}: no such key", args.key))),
+                _ => Err(refusal(response).await),
+            }
+        })
+    }))
+}
+
+/// `kvs ls [PREFIX]`: every key with the prefix, one per line, in byte order, paging through the
+/// listing (keys that are not UTF-8 are shown percent-encoded).
+pub fn ls(args: LsArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let client = reqwest::Client::new();
+            let base = format!("{}/kvs", args.server.addr.trim_end_matches('/'));
+            let prefix = utf8_percent_encode(&args.prefix, NON_ALPHANUMERIC).to_string();
+            let mut cursor: Option<String> = None;
+            let mut out = std::io::stdout().lock();
+            loop {
+                let mut url = format!("{base}?prefix={prefix}&limit={}", args.page.clamp(1, 1000));
+                if let Some(c) = &cursor {
+                    url.push_str("&cursor=");
+                    url.push_str(c);
+                }
+                let response = client
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(&args.server, &e))?;
+                if !response.status().is_success() {
+                    return Err(refusal(response).await);
+                }
+                let page: serde_json::Value = response
+                    .json()
+                    .await
+                    .map_err(|e| unreachable(&args.server, &e))?;
+                for row in page["keys"].as_array().into_iter().flatten() {
+                    let key = row["key"].as_str().unwrap_or_default();
+                    writeln!(out, "{key}").map_err(|e| Failure(3, format!("cannot write: {e}")))?;
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return Ok(()),
+                }
+            }
+        })
+    }))
+}
