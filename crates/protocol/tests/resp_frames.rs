@@ -71,6 +71,12 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
 }
 
 #[test]
+fn a_line_break_inside_a_simple_string_is_refused() {
+    // Found by fuzzing: a bare LF before the CRLF must not be read as part of the text.
+    assert!(read_frame(b"+a\nb\r\n").is_err());
+}
+
+#[test]
 fn resp2_nulls_read_back() {
     assert_eq!(read_frame(b"$-1\r\n"), Ok(Some((Frame::Null, 5))));
     assert_eq!(read_frame(b"*-1\r\n"), Ok(Some((Frame::NullArray, 5))));

@@ -31,6 +31,7 @@ fn line<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, Protocol
     };
     match rest.get(cr + 1) {
         None => Ok(None),
+        Some(b'\n') if memchr::memchr(b'\n', &rest[..cr]).is_some() => Err(bad("LF inside a line")),
         Some(b'\n') => {
             *pos += cr + 2;
             Ok(Some(&rest[..cr]))
