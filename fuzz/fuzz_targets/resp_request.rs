@@ -41,5 +41,8 @@ fuzz_target!(|data: &[u8]| {
     let (whole, whole_failed) = decode_all(bytes, bytes.len());
     let (pieces, pieces_failed) = decode_all(bytes, usize::from(step % 16) + 1);
     assert_eq!(whole_failed, pieces_failed);
-    assert_eq!(whole, pieces, "the requests depend on how the bytes arrived");
+    assert_eq!(
+        whole, pieces,
+        "the requests depend on how the bytes arrived"
+    );
 });
