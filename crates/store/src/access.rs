@@ -19,6 +19,8 @@ pub trait Keyspace {
     fn store(&self) -> &Store;
     /// Runs `f` on the shard of `key`, for reading.
     fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R;
+    /// Runs `f` on shard number `index` (below the store's shard count), for reading.
+    fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R;
     /// Runs `f` on the shard of `key`, for writing.
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R;
     /// Runs `f` with the shards of all `keys` held at once, for reading.
@@ -81,6 +83,10 @@ impl Keyspace for Store {
 
     fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
         f(&self.shard_at(self.shard_index(key)).read())
+    }
+
+    fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.shard_at(index).read())
     }
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
@@ -168,6 +174,10 @@ impl Keyspace for Transaction<'_> {
 
     fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
         f(&self.slot(self.store.shard_index(key)).borrow())
+    }
+
+    fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.slot(index).borrow())
     }
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {

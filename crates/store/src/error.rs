@@ -39,6 +39,8 @@ pub enum CommandError {
     DbIndexOutOfRange,
     /// OBJECT FREQ without an LFU eviction policy.
     NoLfuPolicy,
+    /// A SCAN cursor that is not a number.
+    InvalidCursor,
     /// A subcommand the command does not have.
     UnknownSubcommand {
         sub: String,
@@ -98,6 +100,7 @@ impl fmt::Display for CommandError {
             CommandError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
             CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
             CommandError::NoSuchKey => f.write_str("ERR no such key"),
+            CommandError::InvalidCursor => f.write_str("ERR invalid cursor"),
             CommandError::SameObject => {
                 f.write_str("ERR source and destination objects are the same")
             }

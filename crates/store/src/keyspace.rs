@@ -126,7 +126,8 @@ impl Store {
         ((hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
-    pub(crate) fn shard_count(&self) -> usize {
+    /// How many shards the keyspace is split into.
+    pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
 

@@ -1,18 +1,27 @@
 //! One shard of the keyspace: a hash table for point operations, an ordered set of its keys for
-//! listings, and an index of expiry instants for the background sweep. All three change together
-//! under the shard's write lock, so they always agree.
+//! listings, the same keys ordered by a fixed hash for SCAN cursors, and an index of expiry
+//! instants for the background sweep. All of them change together under the shard's write lock,
+//! so they always agree.
 
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::entry::{Entry, Millis};
+
+/// Bits of a key's scan hash: a SCAN cursor holds the shard (7 bits) and this (57 bits).
+pub(crate) const SCAN_HASH_BITS: u32 = 57;
 
 #[derive(Debug, Default)]
 pub struct Shard {
     map: HashMap<Bytes, Entry>,
     order: BTreeSet<Bytes>,
+    /// Keys by (scan hash, key): positions that inserting or removing other keys never shift,
+    /// so a SCAN cursor pointing into it never skips a key.
+    scan: BTreeSet<(u64, Bytes)>,
+    scan_hasher: DefaultHashBuilder,
     expiries: BTreeSet<(Millis, Bytes)>,
 }
 
@@ -51,6 +60,16 @@ impl Shard {
         Ok(live.then_some(old))
     }
 
+    /// Where `key` sits in this shard's scan order.
+    pub(crate) fn scan_hash(&self, key: &[u8]) -> u64 {
+        self.scan_hasher.hash_one(key) >> (64 - SCAN_HASH_BITS)
+    }
+
+    /// Keys in scan order from scan hash `from` on.
+    pub(crate) fn scan_from(&self, from: u64) -> impl Iterator<Item = &(u64, Bytes)> {
+        self.scan.range((from, Bytes::new())..)
+    }
+
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
@@ -71,6 +90,7 @@ impl Shard {
                 if let Some(at) = new_expiry {
                     self.expiries.insert((at, key.clone()));
                 }
+                self.scan.insert((self.scan_hash(&key), key.clone()));
                 self.order.insert(key);
             }
         }
@@ -81,6 +101,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (key, entry) = self.map.remove_entry(key)?;
         self.order.remove(&key);
+        self.scan.remove(&(self.scan_hash(&key), key.clone()));
         if let Some(at) = entry.expires_at {
             self.expiries.remove(&(at, key));
         }
@@ -136,6 +157,7 @@ impl Shard {
     pub(crate) fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
+        self.scan.clear();
         self.expiries.clear();
     }
 }

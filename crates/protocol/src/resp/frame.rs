@@ -57,6 +57,8 @@ impl Frame {
         let resp3 = version == Version::Resp3;
         match self {
             Frame::Simple(s) => line(out, b'+', clean(s).as_bytes()),
+            // RESP3 has blob errors for text with line breaks; RESP2 can only flatten them.
+            Frame::Error(s) if resp3 && s.contains(['\r', '\n']) => bulk(out, b'!', s.as_bytes()),
             Frame::Error(s) => line(out, b'-', clean(s).as_bytes()),
             Frame::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
             Frame::Bulk(b) => bulk(out, b'$', b),
@@ -191,6 +193,11 @@ mod tests {
         assert_eq!(enc(Frame::Double(1.5), Resp3), b",1.5\r\n");
         assert_eq!(enc(Frame::Double(f64::INFINITY), Resp2), b"$3\r\ninf\r\n");
         assert_eq!(enc(Frame::Simple("a\r\nb".into()), Resp2), b"+a  b\r\n");
+        assert_eq!(
+            enc(Frame::Error("ERR a\nb".into()), Resp3),
+            b"!7\r\nERR a\nb\r\n"
+        );
+        assert_eq!(enc(Frame::Error("ERR a\nb".into()), Resp2), b"-ERR a b\r\n");
     }
 
     #[test]

@@ -124,6 +124,7 @@ const COMMANDS: &[Spec] = &[
         0,
         0,
     ),
+    ("scan", -2, &["readonly"], 0, 0, 0),
     ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
     ("setex", 4, &["write", "denyoom"], 1, 1, 1),

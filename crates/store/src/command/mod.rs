@@ -25,6 +25,7 @@ mod parse;
 mod persist;
 mod randomkey;
 mod rename;
+mod scan;
 mod set;
 mod setrange;
 mod strlen;
@@ -55,6 +56,7 @@ pub use parse::int as parse_integer;
 pub use persist::Persist;
 pub use randomkey::RandomKey;
 pub use rename::Rename;
+pub use scan::Scan;
 pub use set::{ExpiryUpdate, Set, SetReply};
 pub use setrange::SetRange;
 pub use strlen::Strlen;
@@ -96,6 +98,7 @@ pub enum Command {
     Copy(Copy),
     RandomKey(RandomKey),
     Object(Object),
+    Scan(Scan),
 }
 
 impl Command {
@@ -130,6 +133,7 @@ impl Command {
             Command::Copy(c) => c.apply(ks, now),
             Command::RandomKey(c) => c.apply(ks, now),
             Command::Object(c) => c.apply(ks, now),
+            Command::Scan(c) => c.apply(ks, now),
         }
     }
 }
@@ -169,7 +173,8 @@ impl Command {
             | Command::Count(_)
             | Command::Flush(_)
             | Command::Keys(_)
-            | Command::RandomKey(_) => None,
+            | Command::RandomKey(_)
+            | Command::Scan(_) => None,
         }
     }
 }

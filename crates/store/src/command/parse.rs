@@ -39,6 +39,7 @@ impl Command {
             b"del" | b"unlink" => Command::Del(Del::parse(&a)?),
             b"exists" | b"touch" => Command::Exists(Exists::parse(&a)?),
             b"keys" => Command::Keys(Keys::parse(&a)?),
+            b"scan" => Command::Scan(Scan::parse(&a)?),
             b"rename" | b"renamenx" => Command::Rename(Rename::parse(&a)?),
             b"copy" => Command::Copy(Copy::parse(&a)?),
             b"randomkey" => Command::RandomKey(RandomKey::parse(&a)?),

@@ -1,0 +1,211 @@
+use bytes::Bytes;
+
+use super::parse::{Args, int, is};
+use crate::access::Keyspace;
+use crate::entry::Millis;
+use crate::error::CommandError;
+use crate::pattern::glob_match;
+use crate::reply::Reply;
+use crate::shard::SCAN_HASH_BITS;
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: the keyspace a piece at a time, with
+/// a stateless cursor. Each shard keeps its keys ordered by a fixed hash, and the cursor is
+/// (shard + 1, hash of the next key): inserting or removing other keys never moves a key's
+/// place, so every key present for the whole iteration is returned (at least once; a key may
+/// come twice only if it is removed and added back). `COUNT` is how many keys to examine (default
+/// 10); MATCH and TYPE filter those. Each call holds one shard's read lock at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    pub cursor: u64,
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+    /// Only keys of this type (every key is a `string` for now).
+    pub kind: Option<Bytes>,
+}
+
+const HASH_MASK: u64 = (1 << SCAN_HASH_BITS) - 1;
+
+impl Scan {
+    pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
+        let v = a.at_least(1)?;
+        let cursor = std::str::from_utf8(&v[0])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(CommandError::InvalidCursor)?;
+        let mut scan = Scan {
+            cursor,
+            pattern: None,
+            count: 10,
+            kind: None,
+        };
+        let mut rest = &v[1..];
+        while let [opt, value, tail @ ..] = rest {
+            if is(opt, "MATCH") {
+                scan.pattern = Some(value.clone());
+            } else if is(opt, "COUNT") {
+                scan.count = usize::try_from(int(value)?)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or(CommandError::Syntax)?;
+            } else if is(opt, "TYPE") {
+                scan.kind = Some(value.clone());
+            } else {
+                return Err(CommandError::Syntax);
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(CommandError::Syntax);
+        }
+        Ok(scan)
+    }
+
+    pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        let shards = ks.store().shard_count();
+        let (first, mut from) = match self.cursor {
+            0 => (0, 0),
+            c => (
+                ((c >> SCAN_HASH_BITS) as usize).saturating_sub(1),
+                c & HASH_MASK,
+            ),
+        };
+        let wanted = |key: &[u8]| {
+            self.pattern
+                .as_ref()
+                .is_none_or(|p| glob_match(p, key, false))
+                && self
+                    .kind
+                    .as_ref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
+        };
+        let mut keys = Vec::new();
+        let mut examined = 0;
+        let mut next = 0;
+        for index in first..shards {
+            let stop = ks.read_index(index, |shard| {
+                let mut last = None;
+                for (hash, key) in shard.scan_from(from) {
+                    // Stop only between different hashes: the cursor cannot tell equal ones apart.
+                    if examined >= self.count && last != Some(*hash) {
+                        return Some(((index as u64 + 1) << SCAN_HASH_BITS) | hash);
+                    }
+                    examined += 1;
+                    last = Some(*hash);
+                    if shard.live(key, now).is_some() && wanted(key) {
+                        keys.push(Reply::Bulk(key.clone()));
+                    }
+                }
+                None
+            });
+            if let Some(cursor) = stop {
+                next = cursor;
+                break;
+            }
+            from = 0;
+        }
+        Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(keys),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::Set;
+    use crate::keyspace::Store;
+
+    /// Runs a whole SCAN iteration; `between` is called after every call.
+    fn scan_all(
+        s: &Store,
+        count: usize,
+        pattern: Option<&str>,
+        mut between: impl FnMut(usize),
+    ) -> Vec<Bytes> {
+        let mut cursor = 0;
+        let mut out = Vec::new();
+        let mut calls = 0;
+        loop {
+            let scan = Scan {
+                cursor,
+                pattern: pattern.map(|p| Bytes::copy_from_slice(p.as_bytes())),
+                count,
+                kind: None,
+            };
+            let Reply::Array(parts) = scan.apply(s, 0) else {
+                panic!("an array")
+            };
+            let [Reply::Bulk(c), Reply::Array(keys)] = parts.as_slice() else {
+                panic!("cursor and keys")
+            };
+            out.extend(keys.iter().map(|k| match k {
+                Reply::Bulk(b) => b.clone(),
+                other => panic!("{other:?}"),
+            }));
+            cursor = std::str::from_utf8(c)
+                .expect("utf8")
+                .parse()
+                .expect("number");
+            calls += 1;
+            between(calls);
+            if cursor == 0 {
+                return out;
+            }
+            assert!(calls < 100_000, "the iteration does not end");
+        }
+    }
+
+    #[test]
+    fn returns_every_key_once_when_nothing_changes() {
+        let s = Store::with_shards(8);
+        for i in 0..1000 {
+            Set::new(format!("key:{i:06}"), "v").apply(&s, 0);
+        }
+        let keys = scan_all(&s, 7, None, |_| {});
+        assert_eq!(keys.len(), 1000);
+        assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), 1000);
+        let matched = scan_all(&s, 50, Some("key:0000*"), |_| {});
+        assert_eq!(matched.len(), 100);
+    }
+
+    #[test]
+    fn keys_present_throughout_are_returned_while_others_come_and_go() {
+        let s = Store::with_shards(8);
+        for i in 0..500 {
+            Set::new(format!("stable:{i}"), "v").apply(&s, 0);
+        }
+        let mut churn = 0;
+        let keys = scan_all(&s, 5, None, |call| {
+            // Between calls, add and remove other keys.
+            for _ in 0..20 {
+                churn += 1;
+                Set::new(format!("churn:{churn}"), "v").apply(&s, 0);
+                if churn % 3 == 0 {
+                    crate::Delete::new(format!("churn:{}", churn - 2)).apply(&s, 0);
+                }
+            }
+            let _ = call;
+        });
+        let seen: BTreeSet<_> = keys.iter().filter(|k| k.starts_with(b"stable:")).collect();
+        assert_eq!(seen.len(), 500, "a stable key was skipped");
+    }
+
+    #[test]
+    fn bad_arguments() {
+        use crate::Command;
+        let run = |w: &[&str]| {
+            Command::from_argv(
+                &w.iter()
+                    .map(|x| Bytes::copy_from_slice(x.as_bytes()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(run(&["SCAN", "x"]), Err(CommandError::InvalidCursor));
+        assert_eq!(run(&["SCAN", "0", "COUNT", "0"]), Err(CommandError::Syntax));
+        assert_eq!(run(&["SCAN", "0", "MATCH"]), Err(CommandError::Syntax));
+        assert!(run(&["SCAN", "0", "MATCH", "a*", "COUNT", "5", "TYPE", "string"]).is_ok());
+    }
+}
