@@ -1,5 +1,6 @@
 //! One keyspace behind every front door: what RESP writes HTTP reads, versions agree, expiry is
-//! seen everywhere at once, and concurrent RESP clients lose no update.
+//! seen everywhere at once (HTTP, RESP and the line protocol), and concurrent RESP clients lose no
+//! update.
 
 mod common;
 
