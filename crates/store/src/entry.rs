@@ -29,6 +29,27 @@ impl Entry {
         self.expires_at.is_none_or(|at| at > now)
     }
 
+    /// The entry a read-modify-write command (APPEND, INCR, SETRANGE, ...) leaves behind: the new
+    /// `value`, keeping the content type and expiry of the live entry it replaces (a missing key
+    /// gets the default content type and no expiry).
+    pub(crate) fn successor(
+        current: Option<&Entry>,
+        value: Bytes,
+        version: u64,
+        now: Millis,
+    ) -> Entry {
+        Entry {
+            value,
+            content_type: current.map_or_else(
+                || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                |e| e.content_type.clone(),
+            ),
+            version,
+            modified_at: now,
+            expires_at: current.and_then(|e| e.expires_at),
+        }
+    }
+
     /// The listing view of this entry under `key`.
     pub fn info(&self, key: Bytes) -> KeyInfo {
         KeyInfo {

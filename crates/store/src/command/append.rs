@@ -2,7 +2,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::parse::Args;
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -37,16 +37,12 @@ impl Append {
                 let mut value = BytesMut::with_capacity(len);
                 value.extend_from_slice(old);
                 value.extend_from_slice(&self.value);
-                Ok(Entry {
-                    value: value.freeze(),
-                    content_type: current.map_or_else(
-                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                        |e| e.content_type.clone(),
-                    ),
-                    version: ks.next_version(),
-                    modified_at: now,
-                    expires_at: current.and_then(|e| e.expires_at),
-                })
+                Ok(Entry::successor(
+                    current,
+                    value.freeze(),
+                    ks.next_version(),
+                    now,
+                ))
             });
             match written {
                 Ok(_) => Reply::Integer(len as i64),

@@ -2,7 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, int};
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -41,16 +41,12 @@ impl IncrBy {
                     None => 0,
                 };
                 result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;
-                Ok::<_, CommandError>(Entry {
-                    value: Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
-                    content_type: current.map_or_else(
-                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                        |e| e.content_type.clone(),
-                    ),
-                    version: ks.next_version(),
-                    modified_at: now,
-                    expires_at: current.and_then(|e| e.expires_at),
-                })
+                Ok::<_, CommandError>(Entry::successor(
+                    current,
+                    Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
+                    ks.next_version(),
+                    now,
+                ))
             });
             match written {
                 Ok(_) => Reply::Integer(result),

@@ -2,7 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, float};
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -41,16 +41,12 @@ impl IncrByFloat {
                     return Err(CommandError::NanOrInfinity);
                 }
                 text = format(new);
-                Ok(Entry {
-                    value: Bytes::copy_from_slice(text.as_bytes()),
-                    content_type: current.map_or_else(
-                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                        |e| e.content_type.clone(),
-                    ),
-                    version: ks.next_version(),
-                    modified_at: now,
-                    expires_at: current.and_then(|e| e.expires_at),
-                })
+                Ok(Entry::successor(
+                    current,
+                    Bytes::copy_from_slice(text.as_bytes()),
+                    ks.next_version(),
+                    now,
+                ))
             });
             match written {
                 Ok(_) => Reply::Bulk(Bytes::from(text)),

@@ -3,7 +3,7 @@ use bytes::{Bytes, BytesMut};
 use super::append::MAX_VALUE_LEN;
 use super::parse::{Args, int};
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -47,16 +47,12 @@ impl SetRange {
                 let mut value = BytesMut::zeroed(len);
                 value[..old.len()].copy_from_slice(old);
                 value[self.offset..end].copy_from_slice(&self.value);
-                Ok::<_, CommandError>(Entry {
-                    value: value.freeze(),
-                    content_type: current.map_or_else(
-                        || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                        |e| e.content_type.clone(),
-                    ),
-                    version: ks.next_version(),
-                    modified_at: now,
-                    expires_at: current.and_then(|e| e.expires_at),
-                })
+                Ok::<_, CommandError>(Entry::successor(
+                    current,
+                    value.freeze(),
+                    ks.next_version(),
+                    now,
+                ))
             });
             match written {
                 Ok(_) => Reply::Integer(len as i64),
