@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use parking_lot::RwLockWriteGuard;
 
-use crate::keyspace::Store;
+use crate::keyspace::{Scope, Store};
 use crate::shard::Shard;
 
 /// Access to shards for one command. Implemented by [`Store`] and [`Transaction`].
@@ -90,7 +90,9 @@ impl Keyspace for Store {
     }
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut self.shard_at(self.shard_index(key)).write())
+        let mut guard = self.shard_at(self.shard_index(key)).write();
+        let _scope = self.scope();
+        f(&mut guard)
     }
 
     fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
@@ -107,6 +109,7 @@ impl Keyspace for Store {
     fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R {
         let indices = indices_of(self, keys);
         let mut guards: Vec<_> = indices.iter().map(|&i| self.shard_at(i).write()).collect();
+        let _scope = self.scope();
         let shards = guards.iter_mut().map(|g| &mut **g).collect();
         f(&mut Picked {
             store: self,
@@ -127,6 +130,7 @@ impl Keyspace for Store {
         let mut guards: Vec<_> = (0..self.shard_count())
             .map(|i| self.shard_at(i).write())
             .collect();
+        let _scope = self.scope();
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         f(&mut shards)
     }
@@ -138,6 +142,9 @@ impl Keyspace for Store {
 #[derive(Debug)]
 pub struct Transaction<'a> {
     store: &'a Store,
+    /// Gathers the block's changes into one journal record; declared before `held` so it is
+    /// dropped, and the record handed over, while the locks are still held.
+    _scope: Scope<'a>,
     /// One slot per shard of the store; `Some` for the shards this transaction holds.
     held: Vec<Option<RefCell<RwLockWriteGuard<'a, Shard>>>>,
 }
@@ -154,7 +161,11 @@ impl<'a> Transaction<'a> {
         for i in wanted {
             held[i] = Some(RefCell::new(store.shard_at(i).write()));
         }
-        Self { store, held }
+        Self {
+            store,
+            _scope: store.scope(),
+            held,
+        }
     }
 
     /// The held guard of shard `i`. Reaching a shard the transaction was not opened for means a

@@ -1,6 +1,7 @@
 //! The sharded keyspace and its store-wide revision counter.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::DefaultHashBuilder;
@@ -9,6 +10,7 @@ use parking_lot::RwLock;
 use crate::access::Keyspace;
 use crate::command::Command;
 use crate::entry::Millis;
+use crate::journal::{self, Journal};
 use crate::reply::Reply;
 use crate::shard::Shard;
 
@@ -41,6 +43,8 @@ pub struct Store {
     revision: AtomicU64,
     /// Where the next bounded sweep starts, so successive sweeps visit every shard in turn.
     sweep_cursor: AtomicUsize,
+    /// Where records of changes go when the store is durable.
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl Default for Store {
@@ -63,6 +67,7 @@ impl Store {
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
+            journal: None,
         }
     }
 
@@ -117,7 +122,27 @@ impl Store {
 
     /// Removes every key. Versions keep increasing afterwards.
     pub fn clear(&self) {
-        self.write_every(|shards| shards.iter_mut().for_each(|s| s.clear()));
+        self.write_every(Shard::clear_all);
+    }
+
+    /// From now on, hands every change to `journal` (see [`crate::journal`]). Set it after
+    /// recovery and before the store is shared.
+    pub fn set_journal(&mut self, journal: Arc<dyn Journal>) {
+        self.journal = Some(journal);
+    }
+
+    /// Opens a scope whose changes reach the journal as one record when it is dropped. Hold it
+    /// inside the shard guards it covers, so it drops before they unlock.
+    pub(crate) fn scope(&self) -> Scope<'_> {
+        if self.journal.is_some() {
+            journal::begin();
+        }
+        Scope { store: self }
+    }
+
+    /// Makes the next version greater than `version` (used when replaying).
+    pub(crate) fn raise_revision(&self, version: u64) {
+        self.revision.fetch_max(version, Ordering::AcqRel);
     }
 
     pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
@@ -138,6 +163,20 @@ impl Store {
     /// The next version. Call it while holding the write lock of the key being written.
     pub(crate) fn next_version(&self) -> u64 {
         self.revision.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+/// A journal scope: see [`Store::scope`].
+#[derive(Debug)]
+pub(crate) struct Scope<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        if let Some(journal) = &self.store.journal {
+            journal::end(&**journal, self.store.revision());
+        }
     }
 }
 

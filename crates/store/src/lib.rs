@@ -11,14 +11,17 @@
 //! per-key operation runs entirely under its shard's lock and is therefore linearizable.
 
 mod access;
+pub mod change;
 mod command;
 mod entry;
 mod error;
+pub mod journal;
 mod keyspace;
 mod listing;
 mod pattern;
 mod reply;
 mod shard;
+mod snapshot;
 
 pub use access::{Keyspace, Picked, Transaction};
 pub use command::{
@@ -29,6 +32,7 @@ pub use command::{
 };
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
 pub use error::CommandError;
+pub use journal::Journal;
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
 pub use pattern::glob_match;

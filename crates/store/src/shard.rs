@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::entry::{Entry, Millis};
+use crate::journal;
 
 /// Bits of a key's scan hash: a SCAN cursor holds the shard (7 bits) and this (57 bits).
 pub(crate) const SCAN_HASH_BITS: u32 = 57;
@@ -48,6 +49,7 @@ impl Shard {
         let live = slot.is_live(now);
         let entry = decide(live.then_some(&*slot))?;
         let new_expiry = entry.expires_at;
+        journal::put(key, &entry);
         let old = std::mem::replace(slot, entry);
         if old.expires_at != new_expiry {
             if let Some(at) = old.expires_at {
@@ -73,6 +75,7 @@ impl Shard {
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        journal::put(&key, &entry);
         let new_expiry = entry.expires_at;
         let previous = self.map.insert(key.clone(), entry);
         match &previous {
@@ -99,6 +102,14 @@ impl Shard {
 
     /// Removes `key` and returns its entry, expired or not.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.unlink(key)?;
+        journal::remove(key);
+        Some(entry)
+    }
+
+    /// Removes `key` without noting it in the journal: for expired keys, whose records already
+    /// carry their absolute expiry.
+    fn unlink(&mut self, key: &[u8]) -> Option<Entry> {
         let (key, entry) = self.map.remove_entry(key)?;
         self.order.remove(&key);
         self.scan.remove(&(self.scan_hash(&key), key.clone()));
@@ -142,7 +153,7 @@ impl Shard {
             if at > now {
                 break;
             }
-            self.remove(&key);
+            self.unlink(&key);
             removed += 1;
         }
         removed
@@ -153,8 +164,14 @@ impl Shard {
         &self.order
     }
 
+    /// Removes every key of every shard in `shards` (which must be all of the store's).
+    pub(crate) fn clear_all(shards: &mut [&mut Shard]) {
+        shards.iter_mut().for_each(|s| s.clear());
+        journal::clear();
+    }
+
     /// Removes every key.
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
         self.scan.clear();

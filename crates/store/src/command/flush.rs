@@ -3,6 +3,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use crate::shard::Shard;
 
 /// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]`: remove every key (there is one database).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,7 +19,7 @@ impl Flush {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, _now: Millis) -> Reply {
-        ks.write_every(|shards| shards.iter_mut().for_each(|s| s.clear()));
+        ks.write_every(Shard::clear_all);
         Reply::Ok
     }
 }
