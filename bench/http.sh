@@ -25,7 +25,7 @@ command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2;
 cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
 kvs="$root/target/release/kvs"
 
-RUST_LOG=warn,kvs_server=info "$kvs" serve --http 127.0.0.1:0 --resp 127.0.0.1:0 --line 127.0.0.1:0 >/dev/null 2>"$work/log" &
+RUST_LOG=warn,kvs_server=info "$kvs" serve --in-memory --http 127.0.0.1:0 --resp 127.0.0.1:0 --line 127.0.0.1:0 >/dev/null 2>"$work/log" &
 server_pid=$!
 for _ in $(seq 1 200); do
   port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/log" | grep -o '[0-9]*$' || true)

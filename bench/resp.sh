@@ -28,7 +28,7 @@ cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 kvs_port=$(free_port)
-"$root/target/release/kvs" serve --http 127.0.0.1:0 --resp "127.0.0.1:$kvs_port" --line 127.0.0.1:0 >/dev/null 2>"$work/kvs.log" &
+"$root/target/release/kvs" serve --in-memory --http 127.0.0.1:0 --resp "127.0.0.1:$kvs_port" --line 127.0.0.1:0 >/dev/null 2>"$work/kvs.log" &
 kvs_pid=$!
 pids+=("$kvs_pid")
 redis_port=$(free_port)

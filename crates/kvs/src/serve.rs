@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kvs_server::Config;
 use kvs_server::config::parse_duration;
+use kvs_server::{Config, FsyncPolicy};
 
 /// Flags override the config file, which overrides the embedded defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line, and under
+    /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line; under
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
-    /// body_timeout.
+    /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
+    /// segment_size, truncate_corrupt_log.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
     config: Option<PathBuf>,
 
@@ -57,6 +58,31 @@ pub struct ServeArgs {
     /// Time a client has to send a complete request body; slower bodies get 408 [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     body_timeout: Option<Duration>,
+
+    /// Directory for the write-ahead log and snapshots, locked while the server runs
+    /// [default: kvs-data, in the directory the server starts in].
+    #[arg(long, value_name = "DIR", env = "KVS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// When writes are made durable: `always` (a write is acknowledged after the fsync that
+    /// covers it; survives power loss), `everysec` (acknowledged once written to the OS, fsynced
+    /// every second; survives a process crash) or `no` (fsync left to the OS) [default: everysec].
+    #[arg(long, value_name = "POLICY")]
+    fsync: Option<FsyncPolicy>,
+
+    /// Keep nothing on disk: all data is lost when the server stops.
+    #[arg(long, conflicts_with_all = ["data_dir", "fsync"])]
+    in_memory: bool,
+
+    /// Take a snapshot once this many bytes of log were written since the last one
+    /// [default: 67108864 = 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    snapshot_after: Option<u64>,
+
+    /// If the log is damaged somewhere other than its very end, cut it at the first bad record
+    /// and start, losing every later record, instead of refusing to start.
+    #[arg(long)]
+    truncate_corrupt_log: bool,
 }
 
 impl ServeArgs {
@@ -93,6 +119,18 @@ impl ServeArgs {
         if let Some(v) = self.body_timeout {
             l.body_timeout = v;
         }
+        let p = &mut config.persistence;
+        if let Some(v) = &self.data_dir {
+            p.data_dir = v.clone();
+        }
+        if let Some(v) = self.fsync {
+            p.fsync = v;
+        }
+        if let Some(v) = self.snapshot_after {
+            p.snapshot_after = v;
+        }
+        p.in_memory |= self.in_memory;
+        p.truncate_corrupt_log |= self.truncate_corrupt_log;
         config.validate()?;
         Ok(config)
     }

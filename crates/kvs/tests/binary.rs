@@ -57,7 +57,7 @@ fn a_busy_port_is_a_one_line_error_and_a_failing_exit() {
         ],
     ] {
         let out = Command::new(KVS)
-            .arg("serve")
+            .args(["serve", "--in-memory"])
             .args(flags)
             .output()
             .expect("run kvs");

@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # Starts kvs on a free port and sets $port to it.
 start() {
   local log=$1
-  "$kvs" serve --http 127.0.0.1:0 --resp 127.0.0.1:0 --line 127.0.0.1:0 >/dev/null 2>"$log" &
+  "$kvs" serve --in-memory --http 127.0.0.1:0 --resp 127.0.0.1:0 --line 127.0.0.1:0 >/dev/null 2>"$log" &
   pids+=($!)
   for _ in $(seq 1 200); do
     if port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | grep -o '[0-9]*$'); then

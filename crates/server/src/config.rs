@@ -1,7 +1,9 @@
 //! Server configuration: embedded defaults, optionally overridden by a TOML file, then by flags.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+pub use kvs_wal::FsyncPolicy;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -18,6 +20,8 @@ pub struct Config {
     pub line: SocketAddr,
     /// Limits that protect the server from oversized or slow clients.
     pub limits: Limits,
+    /// Where and how durably kvs keeps its data.
+    pub persistence: Persistence,
 }
 
 impl Default for Config {
@@ -27,8 +31,70 @@ impl Default for Config {
             resp: SocketAddr::from(([127, 0, 0, 1], 6379)),
             line: SocketAddr::from(([127, 0, 0, 1], 9001)),
             limits: Limits::default(),
+            persistence: Persistence::default(),
         }
     }
+}
+
+/// Durability settings (README, "Durability").
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Persistence {
+    /// Keep nothing on disk: every key is lost when the process stops.
+    pub in_memory: bool,
+    /// The data directory: log segments, snapshots and a lock file. Default `kvs-data`, relative
+    /// to the directory the server is started in.
+    pub data_dir: PathBuf,
+    /// `always` (acknowledge a write after the fsync that covers it), `everysec` (default:
+    /// acknowledge once written to the OS, fsync every second) or `no` (leave fsync to the OS).
+    #[serde(deserialize_with = "fsync_policy")]
+    pub fsync: FsyncPolicy,
+    /// A snapshot starts by itself once this many bytes of log were written since the last one.
+    /// Default 64 MiB.
+    pub snapshot_after: u64,
+    /// Size at which the log moves on to a new segment file. Default 64 MiB.
+    pub segment_size: u64,
+    /// At startup, cut the log at the first damaged record instead of refusing to start; the
+    /// records after it are lost. Default false.
+    pub truncate_corrupt_log: bool,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Self {
+            in_memory: false,
+            data_dir: PathBuf::from("kvs-data"),
+            fsync: FsyncPolicy::EverySecond,
+            snapshot_after: 64 << 20,
+            segment_size: 64 << 20,
+            truncate_corrupt_log: false,
+        }
+    }
+}
+
+impl Persistence {
+    /// No persistence at all.
+    pub fn in_memory() -> Self {
+        Self {
+            in_memory: true,
+            ..Self::default()
+        }
+    }
+
+    /// Persistence in `dir` with `fsync`.
+    pub fn in_dir(dir: impl Into<PathBuf>, fsync: FsyncPolicy) -> Self {
+        Self {
+            data_dir: dir.into(),
+            fsync,
+            ..Self::default()
+        }
+    }
+}
+
+fn fsync_policy<'de, D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 /// Limits on what one client may send. Each has a documented default (see the README).
@@ -115,6 +181,10 @@ impl Config {
         if l.header_timeout.is_zero() || l.body_timeout.is_zero() {
             return bad("timeouts must be longer than zero");
         }
+        let p = &self.persistence;
+        if p.segment_size < 4096 || p.snapshot_after < 4096 {
+            return bad("segment_size and snapshot_after must be at least 4096 bytes");
+        }
         Ok(())
     }
 }
@@ -161,6 +231,19 @@ mod tests {
         assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
         assert_eq!(c.limits.body_timeout, Duration::from_secs(3));
         assert_eq!(c.limits.max_connections, Limits::default().max_connections);
+    }
+
+    #[test]
+    fn persistence_settings() {
+        let c =
+            Config::from_toml("[persistence]\ndata_dir = \"/var/lib/kvs\"\nfsync = \"always\"\n")
+                .expect("valid config");
+        assert_eq!(c.persistence.data_dir, PathBuf::from("/var/lib/kvs"));
+        assert_eq!(c.persistence.fsync, FsyncPolicy::Always);
+        assert!(!c.persistence.in_memory);
+        let err =
+            Config::from_toml("[persistence]\nfsync = \"sometimes\"").expect_err("bad policy");
+        assert!(err.to_string().contains("always, everysec or no"), "{err}");
     }
 
     #[test]

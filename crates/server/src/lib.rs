@@ -9,9 +9,10 @@ mod engine;
 mod expiry;
 pub mod http;
 mod line;
+pub mod persistence;
 pub mod resp;
 mod server;
 
-pub use config::{Config, ConfigError, Limits};
-pub use engine::Engine;
+pub use config::{Config, ConfigError, FsyncPolicy, Limits, Persistence};
+pub use engine::{Engine, Pending, SnapshotRefused};
 pub use server::{ServeError, Server, run};

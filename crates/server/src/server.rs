@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
+use crate::persistence::PersistenceError;
 use crate::{expiry, http, line, resp};
 
 /// How long in-flight requests may take to finish once shutdown begins.
@@ -27,6 +28,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Persistence(#[from] PersistenceError),
 }
 
 /// A server whose listeners are bound but which does not yet accept connections.
@@ -45,6 +48,15 @@ pub struct Server {
 impl Server {
     /// Validates `config` and binds every listener, so a busy port fails here, before serving.
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        Self::bind_with(config, None).await
+    }
+
+    /// [`Server::bind`] serving `engine` instead of one opened as `config.persistence` says.
+    pub async fn bind_engine(config: Config, engine: Engine) -> Result<Self, ServeError> {
+        Self::bind_with(config, Some(engine)).await
+    }
+
+    async fn bind_with(config: Config, engine: Option<Engine>) -> Result<Self, ServeError> {
         config.validate()?;
         let bind_err = |addr| move |cause| ServeError::Bind { addr, cause };
         let http = TcpListener::bind(config.http)
@@ -59,9 +71,19 @@ impl Server {
             .await
             .map_err(bind_err(config.line))?;
         let line_addr = line.local_addr().map_err(bind_err(config.line))?;
+        // Recovery reads files and may take a while: off the async workers.
+        let engine = match engine {
+            Some(engine) => engine,
+            None => {
+                let persistence = config.persistence.clone();
+                tokio::task::spawn_blocking(move || Engine::open(&persistence))
+                    .await
+                    .map_err(|e| ConfigError::Invalid(format!("recovery stopped: {e}")))??
+            }
+        };
         Ok(Self {
             config,
-            engine: Arc::new(Engine::new()),
+            engine: Arc::new(engine),
             http,
             http_addr,
             resp,
@@ -100,6 +122,10 @@ impl Server {
         tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
         tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
+        tasks.spawn(snapshots_when_the_log_grows(
+            self.engine.clone(),
+            stop.clone(),
+        ));
         tasks.spawn(http::serve(
             self.http,
             http::AppState::new(self.engine.clone(), self.config.limits.clone()),
@@ -129,8 +155,31 @@ impl Server {
         {
             tracing::warn!("some connections did not finish within {DRAIN_DEADLINE:?}");
         }
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.close()).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Starts a snapshot each time the log says it has grown past `snapshot_after` since the last.
+async fn snapshots_when_the_log_grows(engine: Arc<Engine>, stop: CancellationToken) {
+    let Some(mut grown) = engine.durability().and_then(|d| d.take_growth_signal()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            signal = grown.recv() => {
+                if signal.is_none() {
+                    return;
+                }
+                tracing::info!("the log has grown past its limit: taking a snapshot");
+                if let Err(e) = engine.start_snapshot() {
+                    tracing::info!("no new snapshot: {e}");
+                }
+            }
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub enum CommandError {
         sub: String,
         command: String,
     },
+    /// The server cannot record changes durably (its log failed), so it refuses writes.
+    LogUnavailable(String),
 }
 
 impl CommandError {
@@ -75,6 +77,10 @@ impl fmt::Display for CommandError {
                 }
                 Ok(())
             }
+            CommandError::LogUnavailable(why) => write!(
+                f,
+                "MISCONF kvs cannot write its log, so it refuses writes until restarted; reads still work ({why})"
+            ),
             CommandError::WrongArity(cmd) => {
                 write!(f, "ERR wrong number of arguments for '{cmd}' command")
             }

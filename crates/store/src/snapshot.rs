@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn a_snapshot_replays_into_an_equal_store() {
         let store = Store::with_shards(4);
-        for i in 0..1_000 {
+        for i in 0..4_000 {
             run(&store, &format!("SET key:{i} value:{i}"), 10);
         }
         run(&store, "SET short 1 PX 5", 10);
@@ -92,13 +92,14 @@ mod tests {
                 Ok::<_, ()>(())
             })
             .expect("snapshot");
-        assert_eq!(keys, 1_001, "every live key, and not the expired one");
-        assert!(records.len() > 4, "chunks, not one record per shard");
+        assert_eq!(keys, 4_001, "every live key, and not the expired one");
+        // About 1,000 keys per shard: several chunks each, never one record per shard.
+        assert!(records.len() >= 12, "{} records", records.len());
         let copy = Store::with_shards(16);
         for record in &records {
             copy.replay(record, 20).expect("replays");
         }
-        assert_eq!(copy.len(20), 1_001);
+        assert_eq!(copy.len(20), 4_001);
         assert_eq!(
             run(&copy, "GET key:777", 20),
             run(&store, "GET key:777", 20)

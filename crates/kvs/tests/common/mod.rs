@@ -37,6 +37,13 @@ pub fn start(extra: &[&str]) -> (Child, Ports) {
             "127.0.0.1:0",
         ])
         .args(extra)
+        // Tests that do not name a data directory keep nothing on disk.
+        .args(
+            (!extra
+                .iter()
+                .any(|a| *a == "--data-dir" || *a == "--in-memory"))
+            .then_some("--in-memory"),
+        )
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

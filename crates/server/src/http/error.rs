@@ -68,6 +68,26 @@ impl ApiError {
         )
     }
 
+    /// The log cannot be written, so writes are refused; reads still work.
+    pub(crate) fn read_only(why: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "read_only",
+            format!(
+                "kvs cannot write its log, so it refuses writes until restarted; reads still work ({why})"
+            ),
+        )
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// The data directory could not be written.
+    pub(crate) fn storage(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", message)
+    }
+
     pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -30,9 +30,9 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         _ if !allowed => Err(ApiError::method_not_allowed(ALLOW)),
         Err(e) => Err(e),
         Ok(key) => match parts.method {
-            Method::GET => get(&state, key, &parts.headers, true),
-            Method::HEAD => get(&state, key, &parts.headers, false),
-            Method::DELETE => delete(&state, key, &parts.headers),
+            Method::GET => get(&state, key, &parts.headers, true).await,
+            Method::HEAD => get(&state, key, &parts.headers, false).await,
+            Method::DELETE => delete(&state, key, &parts.headers).await,
             _ => put(&state, key, &parts, body).await,
         },
     };
@@ -63,13 +63,13 @@ fn entry_headers(headers: &mut HeaderMap, entry: &Entry) {
     }
 }
 
-fn get(
+async fn get(
     state: &AppState,
     key: Bytes,
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let entry = match state.engine.execute(Command::Get(Get { key })) {
+    let entry = match state.engine.execute(Command::Get(Get { key })).await {
         Reply::Value(entry) => entry,
         _ => return Err(ApiError::not_found("no such key")),
     };
@@ -122,7 +122,7 @@ async fn put(
         expiry,
         reply: SetReply::Stored,
     };
-    match state.engine.execute(Command::Set(command)) {
+    match state.engine.execute(Command::Set(command)).await {
         Reply::Stored {
             version, created, ..
         } => {
@@ -147,7 +147,7 @@ async fn put(
     }
 }
 
-fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
     let tags = headers
         .get(header::IF_MATCH)
         .map(|v| parse_tags(v, Comparison::Strong))
@@ -167,6 +167,7 @@ fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response,
     match state
         .engine
         .execute(Command::Delete(Delete { key, if_version }))
+        .await
     {
         Reply::Deleted(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         // A conditional delete of a missing key fails its condition (RFC 9110 §13.1.1).
@@ -179,6 +180,9 @@ fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response,
 
 /// A reply the command cannot produce; logged, and answered as a server error.
 pub(crate) fn unexpected(reply: &Reply) -> ApiError {
+    if let Reply::Error(kvs_store::CommandError::LogUnavailable(why)) = reply {
+        return ApiError::read_only(why);
+    }
     // Only the variant: replies can hold user data, which never goes to the log.
     let variant = format!("{reply:?}");
     let variant = variant.split(['(', ' ', '{']).next().unwrap_or_default();

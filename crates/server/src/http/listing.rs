@@ -21,10 +21,12 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::method_not_allowed("GET, HEAD").into_response();
     }
-    list(&state, request.uri()).unwrap_or_else(IntoResponse::into_response)
+    list(&state, request.uri())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiError> {
+async fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiError> {
     let prefix = query::param(uri, "prefix").unwrap_or_default();
     let limit = match query::text_param(uri, "limit") {
         None => DEFAULT_LIMIT,
@@ -44,11 +46,15 @@ fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiError> {
             ApiError::bad_request("cursor must be a next_cursor value from an earlier page")
         })?)),
     };
-    let page = match state.engine.execute(Command::List(List {
-        prefix: prefix.into(),
-        cursor,
-        limit,
-    })) {
+    let page = match state
+        .engine
+        .execute(Command::List(List {
+            prefix: prefix.into(),
+            cursor,
+            limit,
+        }))
+        .await
+    {
         Reply::Page(page) => page,
         other => return Err(unexpected(&other)),
     };

@@ -1,6 +1,7 @@
 //! The HTTP front door: the REST API on `/kvs/{key}`, listings, the person API, health and the
 //! OpenAPI document. Handlers translate requests into store `Command`s and replies into responses.
 
+mod admin;
 mod body;
 mod conditions;
 mod error;
@@ -46,18 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/kvs/{*key}", any(keys::handle))
         .route("/person/update", any(person::update))
         .route("/person/get", any(person::get))
-        .route("/healthz", any(health))
+        .route("/healthz", any(admin::health))
+        .route("/admin/snapshot", any(admin::snapshot))
+        .route("/admin/persistence", any(admin::persistence))
         .route("/openapi.json", any(openapi::handle))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .with_state(state)
-}
-
-async fn health(method: axum::http::Method) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match method {
-        axum::http::Method::GET | axum::http::Method::HEAD => {
-            axum::Json(serde_json::json!({"status": "ok"})).into_response()
-        }
-        _ => error::ApiError::method_not_allowed("GET, HEAD").into_response(),
-    }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn update(State(state): State<AppState>, request: Request) -> R
         let record = serde_json::json!({ "Name": name, "UpdatedAt": rfc3339(now_millis()) });
         let stored = Bytes::from(record.to_string());
         let set = Set::new(key(id), stored.clone()).content_type(JSON);
-        match state.engine.execute(Command::Set(set)) {
+        match state.engine.execute(Command::Set(set)).await {
             Reply::Stored { .. } => Ok(json_response(StatusCode::OK, stored)),
             other => Err(unexpected(&other)),
         }
@@ -60,7 +60,7 @@ pub(crate) async fn get(State(state): State<AppState>, request: Request) -> Resp
                 id_of(&parse_json(&bytes)?)?
             }
         };
-        match state.engine.execute(Command::Get(Get::new(key(id)))) {
+        match state.engine.execute(Command::Get(Get::new(key(id)))).await {
             Reply::Value(entry) => Ok(json_response(StatusCode::OK, entry.value)),
             Reply::NotFound => Err(ApiError::not_found(format!("no person with id {id}"))),
             other => Err(unexpected(&other)),

@@ -27,6 +27,13 @@ const NOT_FOUND: u32 = 10;
 const UNKNOWN: u32 = 2;
 const ARGUMENT: u32 = 8;
 const STOP: u32 = 14;
+/// kvs's own code: the server cannot write its log and refuses writes (reads still work).
+const UNAVAILABLE: u32 = 20;
+
+/// The error line for a refused write.
+fn unavailable(error: &kvs_store::CommandError) -> Vec<u8> {
+    line::error_line(&error.to_string(), UNAVAILABLE)
+}
 
 /// Accepts connections until `stop` is cancelled.
 pub(crate) async fn serve(
@@ -86,7 +93,7 @@ async fn connection(
         loop {
             match line::decode(&mut input, max_line, eof) {
                 Ok(Some(request)) => {
-                    let (reply, stop_now) = answer(engine, limits, &request);
+                    let (reply, stop_now) = answer(engine, limits, &request).await;
                     output.extend_from_slice(&reply);
                     if stop_now {
                         closing = true;
@@ -132,7 +139,7 @@ async fn connection(
 }
 
 /// The reply line for one request, and whether the connection closes after it.
-fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec<u8>, bool) {
+async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec<u8>, bool) {
     let Some(cmd) = request.get("cmd") else {
         return (
             line::error_line("argument exception: cmd is required", ARGUMENT),
@@ -180,12 +187,16 @@ fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec<u8>, 
         )
     };
     let reply = match cmd.as_str() {
-        "get" => match engine.execute(Command::Get(Get::new(key.clone()))) {
+        "get" => match engine.execute(Command::Get(Get::new(key.clone()))).await {
             Reply::Value(entry) => line::value_line(&entry.value),
             _ => not_found(),
         },
-        "delete" => match engine.execute(Command::Delete(Delete::new(key.clone()))) {
+        "delete" => match engine
+            .execute(Command::Delete(Delete::new(key.clone())))
+            .await
+        {
             Reply::Deleted(entry) => line::value_line(&entry.value),
+            Reply::Error(e) => unavailable(&e),
             _ => not_found(),
         },
         _ => {
@@ -212,10 +223,14 @@ fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec<u8>, 
             } else {
                 Condition::Always
             };
-            match engine.execute(Command::Set(
-                Set::new(key.clone(), body.clone()).condition(condition),
-            )) {
+            match engine
+                .execute(Command::Set(
+                    Set::new(key.clone(), body.clone()).condition(condition),
+                ))
+                .await
+            {
                 Reply::Stored { .. } => line::value_line(&body),
+                Reply::Error(e) => unavailable(&e),
                 _ => not_found(),
             }
         }

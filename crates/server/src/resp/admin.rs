@@ -19,6 +19,7 @@ type Spec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
 const COMMANDS: &[Spec] = &[
     ("append", 3, &["write", "denyoom"], 1, 1, 1),
+    ("bgsave", -1, &["admin", "noscript"], 0, 0, 0),
     (
         "auth",
         -2,
@@ -89,6 +90,7 @@ const COMMANDS: &[Spec] = &[
     ("incrbyfloat", 3, &["write", "denyoom", "fast"], 1, 1, 1),
     ("info", -1, &["loading", "stale"], 0, 0, 0),
     ("keys", 2, &["readonly"], 0, 0, 0),
+    ("lastsave", 1, &["loading", "stale", "fast"], 0, 0, 0),
     ("mget", -2, &["readonly", "fast"], 1, -1, 1),
     ("mset", -3, &["write", "denyoom"], 1, -1, 2),
     (
@@ -124,6 +126,7 @@ const COMMANDS: &[Spec] = &[
         0,
         0,
     ),
+    ("save", 1, &["admin", "noscript"], 0, 0, 0),
     ("scan", -2, &["readonly"], 0, 0, 0),
     ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
@@ -283,14 +286,7 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
             kv("maxmemory_policy", "noeviction".to_owned()),
         ],
     );
-    section(
-        "Persistence",
-        vec![
-            kv("loading", "0".to_owned()),
-            kv("rdb_changes_since_last_save", "0".to_owned()),
-            kv("aof_enabled", "0".to_owned()),
-        ],
-    );
+    section("Persistence", super::persistence::info(&shared.engine));
     section(
         "Stats",
         vec![
@@ -341,7 +337,22 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
         ("databases", "1".to_owned()),
         ("timeout", "0".to_owned()),
         ("save", String::new()),
-        ("appendonly", "no".to_owned()),
+        (
+            "appendonly",
+            if shared.engine.durability().is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
+        (
+            "appendfsync",
+            shared
+                .engine
+                .durability()
+                .map_or("no".to_owned(), |d| d.log().policy().to_string()),
+        ),
         ("maxmemory", "0".to_owned()),
         ("maxmemory-policy", "noeviction".to_owned()),
     ];

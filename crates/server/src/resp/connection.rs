@@ -14,12 +14,52 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::clients::ClientInfo;
+use super::persistence::{self, Awaited};
 use super::session::Session;
+use crate::engine::Pending;
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
 const READ_CHUNK: usize = 16 * 1024;
 /// Reply bytes held back before writing while a pipeline is still being executed.
 const FLUSH_AT: usize = 1024 * 1024;
+
+/// Replies held back most, before the log is waited for and they are sent.
+const MAX_HELD: usize = 1024;
+
+/// Replies that may be sent only once the log acknowledges the writes they report (and, for
+/// SAVE, once the snapshot is written). One wait covers a whole pipeline.
+#[derive(Default)]
+struct Held {
+    replies: Vec<HeldReply>,
+    wait: Pending,
+}
+
+struct HeldReply {
+    frame: Frame,
+    version: Version,
+    wrote: bool,
+    awaited: Option<Awaited>,
+}
+
+impl Held {
+    /// Waits for the log, then encodes the held replies in order into `output`. If the log
+    /// failed, the replies of the writes become errors: they were never made durable.
+    async fn release(&mut self, shared: &Shared, output: &mut BytesMut) {
+        if self.replies.is_empty() {
+            return;
+        }
+        let wait = std::mem::replace(&mut self.wait, Pending::NONE);
+        let settled = shared.engine.settle(wait).await;
+        for reply in self.replies.drain(..) {
+            let frame = match (reply.awaited, &settled) {
+                (Some(awaited), _) => persistence::saved(awaited).await,
+                (None, Err(e)) if reply.wrote => Frame::Error(e.to_string()),
+                (None, _) => reply.frame,
+            };
+            frame.encode(reply.version, output);
+        }
+    }
+}
 
 pub(crate) async fn run(
     mut stream: TcpStream,
@@ -45,17 +85,30 @@ pub(crate) async fn run(
     let mut decoder = RequestDecoder::new(limits);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut held = Held::default();
     'connection: loop {
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
                     let frame = session.handle(&argv);
-                    frame.encode(session.version(), &mut output);
+                    let (pending, awaited) = session.take_wait();
+                    if held.replies.is_empty() && !pending.wrote() && awaited.is_none() {
+                        frame.encode(session.version(), &mut output);
+                    } else {
+                        held.wait = held.wait.and(pending);
+                        held.replies.push(HeldReply {
+                            frame,
+                            version: session.version(),
+                            wrote: pending.wrote(),
+                            awaited,
+                        });
+                    }
                     if session.closing() {
                         break;
                     }
                     // A long pipeline's replies go out in pieces rather than pile up.
-                    if output.len() >= FLUSH_AT {
+                    if output.len() >= FLUSH_AT || held.replies.len() >= MAX_HELD {
+                        held.release(&shared, &mut output).await;
                         if stream.write_all(&output).await.is_err() {
                             break 'connection;
                         }
@@ -64,6 +117,7 @@ pub(crate) async fn run(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    held.release(&shared, &mut output).await;
                     Frame::Error(format!("ERR {e}")).encode(Version::Resp2, &mut output);
                     let _ = stream.write_all(&output).await;
                     tracing::debug!(%peer, error = %e, "closing a connection after a protocol error");
@@ -71,6 +125,7 @@ pub(crate) async fn run(
                 }
             }
         }
+        held.release(&shared, &mut output).await;
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 break;

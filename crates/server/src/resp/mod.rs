@@ -5,6 +5,7 @@
 mod admin;
 mod clients;
 mod connection;
+mod persistence;
 mod session;
 
 use std::sync::Arc;

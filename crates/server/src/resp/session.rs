@@ -11,6 +11,8 @@ use kvs_store::{Command, CommandError};
 
 use super::Shared;
 use super::admin;
+use super::persistence::{self, Awaited};
+use crate::engine::Pending;
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
@@ -35,6 +37,10 @@ pub(crate) struct Session {
     multi_failed: bool,
     /// Keys under WATCH, with the version each had (`None`: absent) when it was watched.
     watched: Vec<(Bytes, Option<u64>)>,
+    /// What the last request's reply must wait for in the log.
+    pending: Pending,
+    /// The snapshot the last request (SAVE) waits for.
+    awaited: Option<Awaited>,
 }
 
 fn lower(name: &[u8]) -> String {
@@ -56,7 +62,18 @@ impl Session {
             multi: None,
             multi_failed: false,
             watched: Vec::new(),
+            pending: Pending::NONE,
+            awaited: None,
         }
+    }
+
+    /// What the reply just returned by [`Session::handle`] must wait for before it is sent: the
+    /// log's acknowledgement of its writes, and for SAVE the snapshot.
+    pub(crate) fn take_wait(&mut self) -> (Pending, Option<Awaited>) {
+        (
+            std::mem::replace(&mut self.pending, Pending::NONE),
+            self.awaited.take(),
+        )
     }
 
     /// The protocol replies are written in.
@@ -158,8 +175,21 @@ impl Session {
                     Frame::bulk(now.subsec_micros().to_string()),
                 ])
             }
+            "save" => match persistence::save(&self.shared.engine) {
+                Ok(awaited) => {
+                    self.awaited = Some(awaited);
+                    Frame::ok()
+                }
+                Err(frame) => frame,
+            },
+            "bgsave" => persistence::bgsave(&self.shared.engine),
+            "lastsave" => persistence::lastsave(&self.shared.engine),
             _ => match Command::from_argv(argv) {
-                Ok(command) => self.shared.engine.execute(command).into(),
+                Ok(command) => {
+                    let (reply, pending) = self.shared.engine.apply(command);
+                    self.pending = self.pending.and(pending);
+                    reply.into()
+                }
                 Err(e) => Frame::Error(e.to_string()),
             },
         }
@@ -219,9 +249,10 @@ impl Session {
                 data.push(c.clone());
             }
         }
-        let Some(replies) = self.shared.engine.execute_block(data, watched) else {
+        let Some((replies, pending)) = self.shared.engine.execute_block(data, watched) else {
             return Frame::NullArray;
         };
+        self.pending = self.pending.and(pending);
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(queued.len());
         for q in queued {

@@ -34,6 +34,7 @@ impl TestServer {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             resp: SocketAddr::from(([127, 0, 0, 1], 0)),
             line: SocketAddr::from(([127, 0, 0, 1], 0)),
+            persistence: kvs_server::Persistence::in_memory(),
             ..Config::default()
         };
         adjust(&mut config);

@@ -139,6 +139,42 @@ impl Command {
 }
 
 impl Command {
+    /// Whether the command may change the keyspace. A server that cannot record changes
+    /// refuses these and still serves the rest.
+    pub fn writes(&self) -> bool {
+        match self {
+            Command::Get(_)
+            | Command::List(_)
+            | Command::Count(_)
+            | Command::Strlen(_)
+            | Command::GetRange(_)
+            | Command::MGet(_)
+            | Command::Exists(_)
+            | Command::Ttl(_)
+            | Command::TypeOf(_)
+            | Command::Keys(_)
+            | Command::RandomKey(_)
+            | Command::Object(_)
+            | Command::Scan(_) => false,
+            Command::Set(_)
+            | Command::Delete(_)
+            | Command::Expire(_)
+            | Command::GetDel(_)
+            | Command::GetEx(_)
+            | Command::Append(_)
+            | Command::SetRange(_)
+            | Command::IncrBy(_)
+            | Command::IncrByFloat(_)
+            | Command::MSet(_)
+            | Command::Del(_)
+            | Command::ExpireIf(_)
+            | Command::Persist(_)
+            | Command::Flush(_)
+            | Command::Rename(_)
+            | Command::Copy(_) => true,
+        }
+    }
+
     /// The keys this command touches, so a transaction can lock their shards up front; `None`
     /// when it touches the whole keyspace (listing, counting, KEYS, FLUSHALL, RANDOMKEY).
     pub fn keys(&self) -> Option<Vec<&[u8]>> {
