@@ -38,7 +38,21 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let server = Server::bind(config).await.expect("server binds");
+        Self::serve(Server::bind(config).await.expect("server binds"))
+    }
+
+    /// A server on 127.0.0.1:0 serving `engine` (e.g. one whose disk a test controls).
+    pub async fn with_engine(engine: Engine) -> Self {
+        let config = Config {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            resp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            line: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
+        Self::serve(Server::bind_engine(config, engine).await.expect("server binds"))
+    }
+
+    fn serve(server: Server) -> Self {
         let addr = server.http_addr();
         let engine = server.engine();
         let resp = server.resp_addr();
