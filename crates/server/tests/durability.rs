@@ -99,7 +99,10 @@ async fn writes_on_every_front_door_survive_a_restart() {
         .await
         .expect("multi/exec");
     assert_eq!((x, y), (1, 2));
-    assert_eq!(line(&s, "cmd=create|key=seed|body=from nc").await, "from nc\n");
+    assert_eq!(
+        line(&s, "cmd=create|key=seed|body=from nc").await,
+        "from nc\n"
+    );
     let last_version: u64 = http
         .put(s.url("/kvs/last"))
         .body("v")
@@ -124,13 +127,20 @@ async fn writes_on_every_front_door_survive_a_restart() {
     let got = http.get(s.url("/kvs/page/home")).send().await.expect("get");
     assert_eq!(got.status(), 200);
     assert_eq!(got.headers()["content-type"], "text/html; charset=utf-8");
-    assert_eq!(got.headers()["expires"], expires_before, "the same absolute expiry");
+    assert_eq!(
+        got.headers()["expires"],
+        expires_before,
+        "the same absolute expiry"
+    );
     assert_eq!(got.text().await.expect("body"), "<h1>hi</h1>");
     let mut con = resp(&s).await;
     let pttl: i64 = cmd(&mut con, &["PTTL", "session"]).await;
     assert!((7_000_000..=7_200_000).contains(&pttl), "{pttl}");
-    let values: Vec<Option<String>> =
-        cmd(&mut con, &["MGET", "counter", "log", "a", "b", "gone", "tx", "seed"]).await;
+    let values: Vec<Option<String>> = cmd(
+        &mut con,
+        &["MGET", "counter", "log", "a", "b", "gone", "tx", "seed"],
+    )
+    .await;
     let want = ["42", "one,two", "1\0\0z", "2"].map(|v| Some(v.to_owned()));
     assert_eq!(&values[..4], &want);
     assert_eq!(values[4], None, "a deletion is durable too");
@@ -159,7 +169,10 @@ async fn snapshots_replace_the_log_and_restarts_read_both() {
     let mut con = resp(&s).await;
     let mut pipe = redis::pipe();
     for i in 0..3_000 {
-        pipe.cmd("SET").arg(format!("k{i}")).arg(format!("v{i}")).ignore();
+        pipe.cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(format!("v{i}"))
+            .ignore();
     }
     let _: () = pipe.query_async(&mut con).await.expect("load");
     let segments = |dir: &std::path::Path| {
@@ -172,7 +185,12 @@ async fn snapshots_replace_the_log_and_restarts_read_both() {
     assert!(segments(dir.path()) > 3, "small segments rotate");
     let info: String = cmd(&mut con, &["INFO", "persistence"]).await;
     assert_eq!(info_field(&info, "aof_enabled"), "1");
-    assert!(info_field(&info, "rdb_changes_since_last_save").parse::<u64>().expect("n") >= 3_000);
+    assert!(
+        info_field(&info, "rdb_changes_since_last_save")
+            .parse::<u64>()
+            .expect("n")
+            >= 3_000
+    );
     let before: i64 = cmd(&mut con, &["LASTSAVE"]).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let _: () = cmd(&mut con, &["SAVE"]).await;
@@ -182,7 +200,10 @@ async fn snapshots_replace_the_log_and_restarts_read_both() {
     assert_eq!(info_field(&info, "rdb_changes_since_last_save"), "0");
     assert_eq!(info_field(&info, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&info, "kvs_snapshot_keys"), "3000");
-    assert!(segments(dir.path()) <= 1, "segments the snapshot covers are removed");
+    assert!(
+        segments(dir.path()) <= 1,
+        "segments the snapshot covers are removed"
+    );
     let snapshots: Vec<_> = std::fs::read_dir(dir.path())
         .expect("list")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -239,7 +260,10 @@ async fn snapshots_run_while_32_clients_write() {
         let mut pipe = redis::pipe();
         for i in 0..5_000 {
             let key = format!("bulk:{}", batch * 5_000 + i);
-            pipe.cmd("SET").arg(key).arg([b'x'; 100].as_slice()).ignore();
+            pipe.cmd("SET")
+                .arg(key)
+                .arg([b'x'; 100].as_slice())
+                .ignore();
         }
         let _: () = pipe.query_async(&mut con).await.expect("load");
     }
@@ -288,7 +312,12 @@ async fn snapshots_run_while_32_clients_write() {
         acked.push(last);
     }
     let info: String = cmd(&mut con, &["INFO", "persistence"]).await;
-    assert_eq!(info_field(&info, "kvs_snapshot_keys").parse::<u64>().map(|k| k >= 200_000), Ok(true));
+    assert_eq!(
+        info_field(&info, "kvs_snapshot_keys")
+            .parse::<u64>()
+            .map(|k| k >= 200_000),
+        Ok(true)
+    );
     s.stop().await;
 
     let s = durable(dir.path(), FsyncPolicy::EverySecond).await;
@@ -317,7 +346,11 @@ async fn a_failed_log_refuses_writes_and_serves_reads() {
     let mut con = resp(&s).await;
     let _: () = cmd(&mut con, &["SET", "kept", "before"]).await;
     assert_eq!(
-        http.get(s.url("/healthz")).send().await.expect("health").status(),
+        http.get(s.url("/healthz"))
+            .send()
+            .await
+            .expect("health")
+            .status(),
         200
     );
 
@@ -367,7 +400,10 @@ async fn a_second_server_cannot_open_the_same_directory() {
     let first = durable(dir.path(), FsyncPolicy::EverySecond).await;
     let err = Engine::open(&Persistence::in_dir(dir.path(), FsyncPolicy::EverySecond))
         .expect_err("locked");
-    assert!(err.to_string().contains("in use by another kvs process"), "{err}");
+    assert!(
+        err.to_string().contains("in use by another kvs process"),
+        "{err}"
+    );
     first.stop().await;
     Engine::open(&Persistence::in_dir(dir.path(), FsyncPolicy::EverySecond)).expect("free again");
 }

@@ -49,7 +49,11 @@ impl TestServer {
             line: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
-        Self::serve(Server::bind_engine(config, engine).await.expect("server binds"))
+        Self::serve(
+            Server::bind_engine(config, engine)
+                .await
+                .expect("server binds"),
+        )
     }
 
     fn serve(server: Server) -> Self {
