@@ -161,7 +161,7 @@ fn resp_writer(port: u16, id: usize, round: usize, model: Model, stop: Arc<Atomi
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
         let key = format!("resp:{id}:{}", rng.next() % 16);
-        let delete = rng.next() % 5 == 0;
+        let delete = rng.next().is_multiple_of(5);
         let expires_at = now_ms() + 3_600_000 + rng.next() % 1_000_000;
         let mut value = format!("r{round}-{id}-{seq}-").into_bytes();
         value.extend((0..rng.next() % 64).map(|i| (i * 37 % 256) as u8));
@@ -211,7 +211,7 @@ fn http_writer(port: u16, id: usize, round: usize, model: Model, stop: Arc<Atomi
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
         let key = format!("http:{id}:{}", rng.next() % 16);
-        let delete = rng.next() % 5 == 0;
+        let delete = rng.next().is_multiple_of(5);
         let content_type = types[(rng.next() % 4) as usize];
         let value = format!("h{round}-{id}-{seq}").into_bytes();
         let next = (!delete).then(|| State {
