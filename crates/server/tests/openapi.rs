@@ -1183,6 +1183,28 @@ async fn every_documented_operation_answers_as_documented() {
     t.send("/openapi.json", t.req(Method::HEAD, "/openapi.json"), 200)
         .await;
 
+    // /admin on an in-memory server: no snapshots, and the mode says why.
+    t.send(
+        "/admin/snapshot",
+        t.req(Method::POST, "/admin/snapshot"),
+        409,
+    )
+    .await;
+    let a = t
+        .send(
+            "/admin/persistence",
+            t.req(Method::GET, "/admin/persistence"),
+            200,
+        )
+        .await;
+    assert_eq!(a.json()["mode"], "in-memory");
+    t.send(
+        "/admin/persistence",
+        t.req(Method::HEAD, "/admin/persistence"),
+        200,
+    )
+    .await;
+
     // A request head of exactly `max_header_size` bytes that never ends: 431 from the HTTP layer.
     let mut head = b"GET /healthz HTTP/1.1\r\nHost: kvs\r\nX-Padding: ".to_vec();
     head.resize(kvs_server::Limits::default().max_header_size, b'a');
@@ -1280,6 +1302,47 @@ async fn undocumented_methods_get_405_with_exactly_the_documented_allow() {
     server.stop().await;
 }
 
+/// The admin answers only a durable server gives, checked against the document.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_durable_server_answers_the_admin_routes_as_documented() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let server = common::TestServer::with(move |c| {
+        c.persistence = kvs_server::Persistence::in_dir(path, kvs_server::FsyncPolicy::Always);
+    })
+    .await;
+    let mut t = Exerciser::new(&server);
+    t.send("/kvs/{key}", t.req(Method::PUT, "/kvs/a").body("1"), 201)
+        .await;
+    let a = t
+        .send(
+            "/admin/snapshot",
+            t.req(Method::POST, "/admin/snapshot?wait=true"),
+            200,
+        )
+        .await;
+    assert_eq!(a.json()["keys"], 1);
+    t.send(
+        "/admin/snapshot",
+        t.req(Method::POST, "/admin/snapshot"),
+        202,
+    )
+    .await;
+    let a = t
+        .send(
+            "/admin/persistence",
+            t.req(Method::GET, "/admin/persistence"),
+            200,
+        )
+        .await;
+    assert_eq!(a.json()["fsync"], "always");
+    let a = t
+        .send("/healthz", t.req(Method::GET, "/healthz"), 200)
+        .await;
+    assert_eq!(a.json()["status"], "ok");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_served_route_is_documented_and_nothing_else_is_served() {
     let server = common::TestServer::start().await;
@@ -1297,6 +1360,8 @@ async fn every_served_route_is_documented_and_nothing_else_is_served() {
         ("/person/update", "/person/update"),
         ("/healthz", "/healthz"),
         ("/openapi.json", "/openapi.json"),
+        ("/admin/snapshot", "/admin/snapshot"),
+        ("/admin/persistence", "/admin/persistence"),
     ];
     for (path, template) in served {
         if path != "/kvs/" {
