@@ -340,6 +340,12 @@ saved() {
   [[ $last =~ ^[0-9]+$ ]] && [ "$last" -gt "$2" ]
 }
 
+# idle NAME: no snapshot or log rewrite running (redis rewrites its AOF on its own after a load).
+idle() {
+  [ "$(info_field "${port[$1]}" rdb_bgsave_in_progress)" = 0 ] &&
+    [ "$(info_field "${port[$1]}" aof_rewrite_in_progress)" = 0 ]
+}
+
 if want snapshot; then
   for s in "${servers[@]}"; do
     if [ "$s" = kvs ]; then start kvs kvs "${dir[kvs]}" everysec; else
@@ -354,6 +360,7 @@ if want snapshot; then
       l0=$(rcli "${port[$s]}" lastsave)
       [[ $l0 =~ ^[0-9]+$ ]] || die "$s: LASTSAVE answered '$l0'"
       poll "$s" "the clock to pass LASTSAVE ($l0)" after_second "$l0"
+      poll "$s" "background work to finish" idle "$s"
       before=$(cpu "${pid[$s]}")
       t=$(now_ns)
       reply=$(rcli "${port[$s]}" bgsave)

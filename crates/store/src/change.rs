@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! record := revision:u64 change*
-//! change := 0x01 key entry                     a key now holds this entry (no expiry)
-//!         | 0x02 key entry expires_at:u64      the same, with an absolute expiry
+//! change := 0x01 flags:u8 key entry            a key now holds this entry
 //!         | 0x03 key                           a key was removed
 //!         | 0x04                               every key was removed
 //! key    := len:u32 bytes
-//! entry  := content_type_len:u32 bytes version:u64 modified_at:u64 value_len:u64 bytes
+//! entry  := [content_type_len:u32 bytes]       present when flags has 0x02
+//!           version:u64 modified_at:u64 value_len:u64 bytes
+//!           [expires_at:u64]                   present when flags has 0x01
+//! flags  := 0x01 has an expiry | 0x02 names a content type (otherwise the default,
+//!           application/octet-stream)
 //! ```
 //!
 //! Integers are little-endian; times are milliseconds since the Unix epoch. `revision` is the
@@ -17,12 +20,14 @@
 
 use bytes::Bytes;
 
-use crate::entry::{Entry, Millis};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::keyspace::Store;
 
 const PUT: u8 = 1;
-const PUT_EXPIRING: u8 = 2;
 const REMOVE: u8 = 3;
+/// Flags of a put.
+const HAS_EXPIRY: u8 = 1;
+const HAS_CONTENT_TYPE: u8 = 2;
 const CLEAR: u8 = 4;
 
 /// Why a record could not be applied. Records are checksummed before they get here, so this
@@ -37,14 +42,20 @@ fn encode_key(buf: &mut Vec<u8>, key: &[u8]) {
 }
 
 pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: &Entry) {
-    buf.push(if entry.expires_at.is_some() {
-        PUT_EXPIRING
-    } else {
-        PUT
-    });
+    let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
+    let mut flags = 0;
+    if entry.expires_at.is_some() {
+        flags |= HAS_EXPIRY;
+    }
+    if named {
+        flags |= HAS_CONTENT_TYPE;
+    }
+    buf.extend_from_slice(&[PUT, flags]);
     encode_key(buf, key);
-    buf.extend_from_slice(&(entry.content_type.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&entry.content_type);
+    if named {
+        buf.extend_from_slice(&(entry.content_type.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&entry.content_type);
+    }
     buf.extend_from_slice(&entry.version.to_le_bytes());
     buf.extend_from_slice(&entry.modified_at.to_le_bytes());
     buf.extend_from_slice(&(entry.value.len() as u64).to_le_bytes());
@@ -96,6 +107,17 @@ impl<'a> Cursor<'a> {
         Ok(u32::from_le_bytes(word))
     }
 
+    /// A content type; the default one is shared rather than copied for every key.
+    fn content_type(&mut self) -> Result<Bytes, BadRecord> {
+        let len = self.u32()?;
+        let raw = self.take(u64::from(len))?;
+        Ok(if raw == DEFAULT_CONTENT_TYPE.as_bytes() {
+            Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes())
+        } else {
+            Bytes::copy_from_slice(raw)
+        })
+    }
+
     fn bytes32(&mut self) -> Result<Bytes, BadRecord> {
         let len = self.u32()?;
         Ok(Bytes::copy_from_slice(self.take(u64::from(len))?))
@@ -110,14 +132,22 @@ pub fn decode(record: &[u8]) -> Result<(u64, Vec<Change>), BadRecord> {
     while let Some((&tag, rest)) = cur.0.split_first() {
         cur.0 = rest;
         changes.push(match tag {
-            PUT | PUT_EXPIRING => {
+            PUT => {
+                let flags = cur.take(1)?[0];
+                if flags & !(HAS_EXPIRY | HAS_CONTENT_TYPE) != 0 {
+                    return Err(BadRecord("unknown put flags"));
+                }
                 let key = cur.bytes32()?;
-                let content_type = cur.bytes32()?;
+                let content_type = if flags & HAS_CONTENT_TYPE != 0 {
+                    cur.content_type()?
+                } else {
+                    Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes())
+                };
                 let version = cur.u64()?;
                 let modified_at: Millis = cur.u64()?;
                 let len = cur.u64()?;
                 let value = Bytes::copy_from_slice(cur.take(len)?);
-                let expires_at = if tag == PUT_EXPIRING {
+                let expires_at = if flags & HAS_EXPIRY != 0 {
                     Some(cur.u64()?)
                 } else {
                     None
@@ -188,7 +218,7 @@ mod tests {
         encode_clear(&mut buf);
         let want: Vec<u8> = [
             &9u64.to_le_bytes()[..],
-            &[1, 1, 0, 0, 0, b'k', 10, 0, 0, 0],
+            &[1, 2, 1, 0, 0, 0, b'k', 10, 0, 0, 0],
             b"text/plain",
             &7u64.to_le_bytes(),
             &1000u64.to_le_bytes(),
@@ -207,6 +237,11 @@ mod tests {
         let mut buf = 3u64.to_le_bytes().to_vec();
         encode_put(&mut buf, b"a", &entry(b"1", Some(5_000)));
         encode_put(&mut buf, b"", &entry(b"", None));
+        let plain = Entry {
+            content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+            ..entry(b"p", Some(9))
+        };
+        encode_put(&mut buf, b"p", &plain);
         encode_remove(&mut buf, b"b");
         encode_clear(&mut buf);
         let (revision, changes) = decode(&buf).expect("decodes");
@@ -216,6 +251,7 @@ mod tests {
             [
                 Change::Put(Bytes::from_static(b"a"), entry(b"1", Some(5_000))),
                 Change::Put(Bytes::new(), entry(b"", None)),
+                Change::Put(Bytes::from_static(b"p"), plain),
                 Change::Remove(Bytes::from_static(b"b")),
                 Change::Clear,
             ]
