@@ -33,14 +33,19 @@ struct Key {
 
 type Model = Arc<Mutex<HashMap<String, Key>>>;
 
+/// A buffered connection to a local port that gives up on a silent server.
+fn connect(port: u16) -> std::io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    Ok(BufReader::new(stream))
+}
+
 /// One RESP connection speaking raw bytes.
 struct Resp(BufReader<TcpStream>);
 
 impl Resp {
     fn connect(port: u16) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Self(BufReader::new(stream)))
+        connect(port).map(Self)
     }
 
     fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Vec<u8>> {
@@ -78,9 +83,7 @@ struct Http(BufReader<TcpStream>);
 
 impl Http {
     fn connect(port: u16) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Self(BufReader::new(stream)))
+        connect(port).map(Self)
     }
 
     fn call(

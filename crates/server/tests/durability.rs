@@ -58,6 +58,21 @@ async fn line(s: &TestServer, request: &str) -> String {
     reply
 }
 
+/// PUTs a value at `path` over HTTP and returns the version it got.
+async fn put_version(s: &TestServer, path: &str) -> u64 {
+    client()
+        .put(s.url(path))
+        .body("v")
+        .send()
+        .await
+        .expect("put")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["version"]
+        .as_u64()
+        .expect("version")
+}
+
 fn info_field(info: &str, field: &str) -> String {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -103,17 +118,7 @@ async fn writes_on_every_front_door_survive_a_restart() {
         line(&s, "cmd=create|key=seed|body=from nc").await,
         "from nc\n"
     );
-    let last_version: u64 = http
-        .put(s.url("/kvs/last"))
-        .body("v")
-        .send()
-        .await
-        .expect("put")
-        .json::<serde_json::Value>()
-        .await
-        .expect("json")["version"]
-        .as_u64()
-        .expect("version");
+    let last_version = put_version(&s, "/kvs/last").await;
     let expires_before = http
         .get(s.url("/kvs/page/home"))
         .send()
@@ -147,17 +152,7 @@ async fn writes_on_every_front_door_survive_a_restart() {
     assert_eq!(values[5].as_deref(), Some("2"));
     assert_eq!(values[6].as_deref(), Some("from nc"));
     // Versions go on from where they were: a new write never reuses an old ETag.
-    let next: u64 = http
-        .put(s.url("/kvs/after"))
-        .body("v")
-        .send()
-        .await
-        .expect("put")
-        .json::<serde_json::Value>()
-        .await
-        .expect("json")["version"]
-        .as_u64()
-        .expect("version");
+    let next = put_version(&s, "/kvs/after").await;
     assert!(next > last_version, "{next} after {last_version}");
     s.stop().await;
 }
