@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::keyspace::Store;
+use crate::packed::EntryRef;
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 3;
@@ -41,7 +42,7 @@ fn encode_key(buf: &mut Vec<u8>, key: &[u8]) {
     buf.extend_from_slice(key);
 }
 
-pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: &Entry) {
+pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
     let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
     let mut flags = 0;
     if entry.expires_at.is_some() {
@@ -54,12 +55,12 @@ pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: &Entry) {
     encode_key(buf, key);
     if named {
         buf.extend_from_slice(&(entry.content_type.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&entry.content_type);
+        buf.extend_from_slice(entry.content_type);
     }
     buf.extend_from_slice(&entry.version.to_le_bytes());
     buf.extend_from_slice(&entry.modified_at.to_le_bytes());
     buf.extend_from_slice(&(entry.value.len() as u64).to_le_bytes());
-    buf.extend_from_slice(&entry.value);
+    buf.extend_from_slice(entry.value);
     if let Some(at) = entry.expires_at {
         buf.extend_from_slice(&at.to_le_bytes());
     }
@@ -213,7 +214,7 @@ mod tests {
     #[test]
     fn golden_bytes() {
         let mut buf = 9u64.to_le_bytes().to_vec();
-        encode_put(&mut buf, b"k", &entry(b"v", None));
+        encode_put(&mut buf, b"k", entry(b"v", None).view());
         encode_remove(&mut buf, b"gone");
         encode_clear(&mut buf);
         let want: Vec<u8> = [
@@ -235,13 +236,13 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut buf = 3u64.to_le_bytes().to_vec();
-        encode_put(&mut buf, b"a", &entry(b"1", Some(5_000)));
-        encode_put(&mut buf, b"", &entry(b"", None));
+        encode_put(&mut buf, b"a", entry(b"1", Some(5_000)).view());
+        encode_put(&mut buf, b"", entry(b"", None).view());
         let plain = Entry {
             content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
             ..entry(b"p", Some(9))
         };
-        encode_put(&mut buf, b"p", &plain);
+        encode_put(&mut buf, b"p", plain.view());
         encode_remove(&mut buf, b"b");
         encode_clear(&mut buf);
         let (revision, changes) = decode(&buf).expect("decodes");
@@ -261,7 +262,7 @@ mod tests {
     #[test]
     fn every_truncation_is_refused_without_panicking() {
         let mut buf = 3u64.to_le_bytes().to_vec();
-        encode_put(&mut buf, b"key", &entry(b"value", Some(1)));
+        encode_put(&mut buf, b"key", entry(b"value", Some(1)).view());
         for cut in 0..buf.len() {
             if cut == 8 {
                 continue; // a record with no changes is valid

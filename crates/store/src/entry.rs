@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use crate::packed::EntryRef;
+
 /// Milliseconds since the Unix epoch. The store never reads a clock; callers pass `now` in.
 pub type Millis = u64;
 
@@ -33,7 +35,7 @@ impl Entry {
     /// `value`, keeping the content type and expiry of the live entry it replaces (a missing key
     /// gets the default content type and no expiry).
     pub(crate) fn successor(
-        current: Option<&Entry>,
+        current: Option<EntryRef<'_>>,
         value: Bytes,
         version: u64,
         now: Millis,
@@ -42,7 +44,7 @@ impl Entry {
             value,
             content_type: current.map_or_else(
                 || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                |e| e.content_type.clone(),
+                |e| e.content_type_bytes(),
             ),
             version,
             modified_at: now,

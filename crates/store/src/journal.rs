@@ -74,7 +74,7 @@ fn note(f: impl FnOnce(&mut Vec<u8>)) {
 
 /// Notes that `key` now holds `entry`.
 pub(crate) fn put(key: &Bytes, entry: &Entry) {
-    note(|buf| change::encode_put(buf, key, entry));
+    note(|buf| change::encode_put(buf, key, entry.view()));
 }
 
 /// Notes that `key` was removed.

@@ -74,7 +74,7 @@ pub(crate) fn page(
             page.next_cursor = page.keys.last().map(|k| k.key.clone());
             break;
         }
-        page.keys.push(entry.info(key.clone()));
+        page.keys.push(entry.info(Bytes::copy_from_slice(key)));
     }
     page
 }

@@ -1,35 +1,55 @@
-//! One shard of the keyspace: a hash table for point operations, an ordered set of its keys for
-//! listings, the same keys ordered by a fixed hash for SCAN cursors, and an index of expiry
-//! instants for the background sweep. All of them change together under the shard's write lock,
-//! so they always agree.
+//! One shard of the keyspace: a hash table of packed entries (see [`crate::packed`]) for every
+//! operation on a key, an index of expiry instants for the background sweep, and — built on the
+//! first ordered listing and kept up to date from then on — the shard's keys in byte order. All of
+//! them change together under the shard's write lock, so they always agree.
+//!
+//! The ordered index is built on demand because it costs memory in proportion to the keyspace
+//! (about a third of what the entries themselves take for small values) and only ordered listings
+//! need it; a deployment that never lists never pays for it. SCAN needs no index at all: it walks
+//! the hash table's buckets (see [`Shard::scan`]).
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
-use hashbrown::{DefaultHashBuilder, HashMap};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::entry::{Entry, Millis};
 use crate::journal;
-
-/// Bits of a key's scan hash: a SCAN cursor holds the shard (7 bits) and this (57 bits).
-pub(crate) const SCAN_HASH_BITS: u32 = 57;
+use crate::packed::{EntryRef, Packed};
 
 #[derive(Debug, Default)]
 pub struct Shard {
-    map: HashMap<Bytes, Entry>,
-    order: BTreeSet<Bytes>,
-    /// Keys by (scan hash, key): positions that inserting or removing other keys never shift,
-    /// so a SCAN cursor pointing into it never skips a key.
-    scan: BTreeSet<(u64, Bytes)>,
-    scan_hasher: DefaultHashBuilder,
-    expiries: BTreeSet<(Millis, Bytes)>,
+    table: HashTable<Packed>,
+    hasher: DefaultHashBuilder,
+    /// Changes whenever the table may have moved entries between buckets (it grows or reorganises
+    /// only on an insert into a full table), so a bucket position taken before is stale.
+    layout_epoch: u64,
+    /// Keys in byte order, once some listing asked for them.
+    order: OnceLock<BTreeSet<Box<[u8]>>>,
+    expiries: BTreeSet<(Millis, Box<[u8]>)>,
+}
+
+/// Where a bucket walk stopped: the bucket to start from next, or the end of the shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    Next(usize),
+    Done,
 }
 
 impl Shard {
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&Packed> {
+        self.table.find(self.hash(key), |p| p.key() == key)
+    }
+
     /// The entry under `key` if it exists and has not expired at `now`.
-    pub fn live(&self, key: &[u8], now: Millis) -> Option<&Entry> {
-        self.map.get(key).filter(|e| e.is_live(now))
+    pub fn live(&self, key: &[u8], now: Millis) -> Option<EntryRef<'_>> {
+        self.find(key).map(Packed::view).filter(|e| e.is_live(now))
     }
 
     /// Writes `key` with one hash lookup. `decide` sees the live entry (`None` when the key is
@@ -39,69 +59,62 @@ impl Shard {
         &mut self,
         key: &Bytes,
         now: Millis,
-        decide: impl FnOnce(Option<&Entry>) -> Result<Entry, E>,
-    ) -> Result<Option<Entry>, E> {
-        let Some(slot) = self.map.get_mut(key.as_ref()) else {
+        decide: impl FnOnce(Option<EntryRef<'_>>) -> Result<Entry, E>,
+    ) -> Result<Option<Packed>, E> {
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find_mut(hash, |p| p.key() == &key[..]) else {
             let entry = decide(None)?;
             self.put(key.clone(), entry);
             return Ok(None);
         };
-        let live = slot.is_live(now);
-        let entry = decide(live.then_some(&*slot))?;
-        let new_expiry = entry.expires_at;
+        let current = slot.view();
+        let live = current.is_live(now);
+        let entry = decide(live.then_some(current))?;
         journal::put(key, &entry);
-        let old = std::mem::replace(slot, entry);
-        if old.expires_at != new_expiry {
-            if let Some(at) = old.expires_at {
-                self.expiries.remove(&(at, key.clone()));
-            }
-            if let Some(at) = new_expiry {
-                self.expiries.insert((at, key.clone()));
-            }
-        }
+        let old = std::mem::replace(slot, Packed::new(key, &entry));
+        self.note_expiry(key, old.view().expires_at, entry.expires_at);
         Ok(live.then_some(old))
-    }
-
-    /// Where `key` sits in this shard's scan order.
-    pub(crate) fn scan_hash(&self, key: &[u8]) -> u64 {
-        self.scan_hasher.hash_one(key) >> (64 - SCAN_HASH_BITS)
-    }
-
-    /// Keys in scan order from scan hash `from` on.
-    pub(crate) fn scan_from(&self, from: u64) -> impl Iterator<Item = &(u64, Bytes)> {
-        self.scan.range((from, Bytes::new())..)
     }
 
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
-    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Packed> {
         journal::put(&key, &entry);
-        let new_expiry = entry.expires_at;
-        let previous = self.map.insert(key.clone(), entry);
-        match &previous {
-            Some(old) => {
-                if old.expires_at != new_expiry {
-                    if let Some(at) = old.expires_at {
-                        self.expiries.remove(&(at, key.clone()));
-                    }
-                    if let Some(at) = new_expiry {
-                        self.expiries.insert((at, key));
-                    }
-                }
-            }
-            None => {
-                if let Some(at) = new_expiry {
-                    self.expiries.insert((at, key.clone()));
-                }
-                self.scan.insert((self.scan_hash(&key), key.clone()));
-                self.order.insert(key);
-            }
+        let packed = Packed::new(&key, &entry);
+        let hash = self.hash(&key);
+        if let Some(slot) = self.table.find_mut(hash, |p| p.key() == &key[..]) {
+            let old = std::mem::replace(slot, packed);
+            self.note_expiry(&key, old.view().expires_at, entry.expires_at);
+            return Some(old);
         }
-        previous
+        if self.table.len() == self.table.capacity() {
+            self.layout_epoch += 1;
+        }
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, packed, |p| hasher.hash_one(p.key()));
+        self.note_expiry(&key, None, entry.expires_at);
+        if let Some(order) = self.order.get_mut() {
+            order.insert(key.to_vec().into_boxed_slice());
+        }
+        None
+    }
+
+    /// Keeps the expiry index in step with a key's expiry changing from `old` to `new`.
+    fn note_expiry(&mut self, key: &[u8], old: Option<Millis>, new: Option<Millis>) {
+        if old == new {
+            return;
+        }
+        if let Some(at) = old {
+            self.expiries.remove(&(at, Box::from(key)));
+        }
+        if let Some(at) = new {
+            self.expiries.insert((at, Box::from(key)));
+        }
     }
 
     /// Removes `key` and returns its entry, expired or not.
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Packed> {
         let entry = self.unlink(key)?;
         journal::remove(key);
         Some(entry)
@@ -109,19 +122,20 @@ impl Shard {
 
     /// Removes `key` without noting it in the journal: for expired keys, whose records already
     /// carry their absolute expiry.
-    fn unlink(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, entry) = self.map.remove_entry(key)?;
-        self.order.remove(&key);
-        self.scan.remove(&(self.scan_hash(&key), key.clone()));
-        if let Some(at) = entry.expires_at {
-            self.expiries.remove(&(at, key));
+    fn unlink(&mut self, key: &[u8]) -> Option<Packed> {
+        let hash = self.hash(key);
+        let found = self.table.find_entry(hash, |p| p.key() == key).ok()?;
+        let (packed, _) = found.remove();
+        if let Some(order) = self.order.get_mut() {
+            order.remove(key);
         }
-        Some(entry)
+        self.note_expiry(key, packed.view().expires_at, None);
+        Some(packed)
     }
 
     /// Number of keys held, including expired ones not yet reclaimed.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Number of keys held that have an expiry.
@@ -147,21 +161,66 @@ impl Shard {
     pub(crate) fn sweep(&mut self, now: Millis, budget: usize) -> usize {
         let mut removed = 0;
         while removed < budget {
-            let Some((at, key)) = self.expiries.first().cloned() else {
+            let Some((at, key)) = self.expiries.first() else {
                 break;
             };
-            if at > now {
+            if *at > now {
                 break;
             }
+            let key = key.clone();
             self.unlink(&key);
             removed += 1;
         }
         removed
     }
 
-    /// The ordered keys of this shard, for listings.
-    pub(crate) fn ordered_keys(&self) -> &BTreeSet<Bytes> {
-        &self.order
+    /// The shard's keys in byte order, for listings. The first call builds the index.
+    pub(crate) fn ordered_keys(&self) -> &BTreeSet<Box<[u8]>> {
+        self.order
+            .get_or_init(|| self.table.iter().map(|p| Box::from(p.key())).collect())
+    }
+
+    /// Every key held with its entry, in no particular order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], EntryRef<'_>)> {
+        self.table.iter().map(|p| (p.key(), p.view()))
+    }
+
+    /// The current layout epoch: a bucket position is valid only while this stays the same.
+    pub(crate) fn layout_epoch(&self) -> u64 {
+        self.layout_epoch
+    }
+
+    /// Visits held entries bucket by bucket from bucket `from`, until `visit` returns `false` for
+    /// one (that entry counts as visited) or the table ends. Inserting or removing other keys never
+    /// moves an entry to another bucket; only a change of [`Shard::layout_epoch`] does.
+    pub(crate) fn scan(
+        &self,
+        from: usize,
+        mut visit: impl FnMut(&[u8], EntryRef<'_>) -> bool,
+    ) -> Walk {
+        for bucket in from..self.table.num_buckets() {
+            if let Some(p) = self.table.get_bucket(bucket)
+                && !visit(p.key(), p.view())
+            {
+                return Walk::Next(bucket + 1);
+            }
+        }
+        Walk::Done
+    }
+
+    /// A held key chosen by `pick` (any number; it is reduced to a bucket), found by walking on
+    /// from that bucket to the first live entry.
+    pub(crate) fn key_near(&self, pick: u64, now: Millis) -> Option<&[u8]> {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
+            return None;
+        }
+        let start = (pick % buckets as u64) as usize;
+        (start..buckets)
+            .chain(0..start)
+            .filter_map(|b| self.table.get_bucket(b))
+            .find(|p| p.view().is_live(now))
+            .map(Packed::key)
     }
 
     /// Removes every key of every shard in `shards` (which must be all of the store's).
@@ -172,9 +231,74 @@ impl Shard {
 
     /// Removes every key.
     fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-        self.scan.clear();
+        self.table.clear();
+        self.layout_epoch += 1;
+        if let Some(order) = self.order.get_mut() {
+            order.clear();
+        }
         self.expiries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: &'static str) -> Entry {
+        Entry {
+            value: Bytes::from_static(value.as_bytes()),
+            content_type: Bytes::from_static(crate::DEFAULT_CONTENT_TYPE.as_bytes()),
+            version: 1,
+            modified_at: 0,
+            expires_at: None,
+        }
+    }
+
+    fn ordered(shard: &Shard) -> Vec<&[u8]> {
+        shard.ordered_keys().iter().map(|k| &k[..]).collect()
+    }
+
+    #[test]
+    fn the_ordered_index_is_built_on_demand_and_then_kept_in_step() {
+        let mut shard = Shard::default();
+        shard.put(Bytes::from_static(b"b"), entry("1"));
+        shard.put(Bytes::from_static(b"a"), entry("1"));
+        assert!(shard.order.get().is_none(), "no listing yet, no index");
+        assert_eq!(ordered(&shard), [b"a", b"b"]);
+        shard.put(Bytes::from_static(b"c"), entry("1"));
+        shard.put(Bytes::from_static(b"a"), entry("2"));
+        shard.remove(b"b");
+        let mut expiring = entry("3");
+        expiring.expires_at = Some(5);
+        shard.put(Bytes::from_static(b"0"), expiring);
+        assert_eq!(ordered(&shard), [&b"0"[..], b"a", b"c"]);
+        assert_eq!(shard.sweep(5, 10), 1);
+        assert_eq!(ordered(&shard), [b"a", b"c"]);
+        Shard::clear_all(&mut [&mut shard]);
+        assert!(ordered(&shard).is_empty());
+    }
+
+    #[test]
+    fn growing_the_table_changes_the_layout_epoch_and_nothing_else_does() {
+        let mut shard = Shard::default();
+        let mut epochs = std::collections::BTreeSet::new();
+        for i in 0..1_000u32 {
+            let before = (shard.layout_epoch(), shard.table.num_buckets());
+            shard.put(Bytes::from(i.to_string()), entry("v"));
+            let after = (shard.layout_epoch(), shard.table.num_buckets());
+            if before.1 != after.1 {
+                assert_ne!(
+                    before.0, after.0,
+                    "the table grew at key {i} under the same epoch"
+                );
+            }
+            epochs.insert(after.0);
+        }
+        assert!(epochs.len() > 5, "1,000 keys grow the table several times");
+        let epoch = shard.layout_epoch();
+        for i in 0..500u32 {
+            shard.remove(i.to_string().as_bytes());
+        }
+        assert_eq!(shard.layout_epoch(), epoch, "removals never move entries");
     }
 }

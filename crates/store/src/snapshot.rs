@@ -1,18 +1,17 @@
 //! Reading the whole keyspace out for a snapshot while writers keep going.
 //!
-//! Each shard is read in chunks of keys in key order, each chunk under the shard's read lock for
-//! a moment, so a writer never waits for more than one chunk. The result is fuzzy: a key changed
+//! Each shard is read in chunks of keys, bucket by bucket, each chunk under the shard's read lock
+//! for a moment, so a writer never waits for more than one chunk. Should the shard's table grow
+//! between two chunks (its layout epoch changes), the walk of that shard starts over: keys may be
+//! written twice, the later copy being the newer, but none is missed. The result is fuzzy: a key changed
 //! during the walk may be caught before or after the change. That is enough because recovery
 //! replays every journal record from the point the snapshot began, and each record sets a key
 //! to its whole resulting state, so replaying a change the snapshot already holds is harmless.
 
-use std::ops::Bound;
-
-use bytes::Bytes;
-
 use crate::change;
 use crate::entry::Millis;
 use crate::keyspace::Store;
+use crate::shard::Walk;
 
 /// Keys per chunk: small enough that holding a shard's read lock for one chunk is brief.
 const CHUNK_KEYS: usize = 256;
@@ -28,35 +27,33 @@ impl Store {
         let mut buf = Vec::new();
         let mut written = 0;
         for index in 0..self.shard_count() {
-            let mut after: Option<Bytes> = None;
+            let mut from = 0;
+            let mut epoch = None;
             loop {
                 buf.clear();
                 buf.extend_from_slice(&self.revision().to_le_bytes());
-                let mut seen = 0;
-                {
+                let walk = {
                     let shard = self.shard_at(index).read();
-                    let from = match &after {
-                        Some(key) => Bound::Excluded(key.clone()),
-                        None => Bound::Unbounded,
-                    };
-                    for key in shard
-                        .ordered_keys()
-                        .range((from, Bound::Unbounded))
-                        .take(CHUNK_KEYS)
-                    {
+                    if epoch.is_some_and(|e| e != shard.layout_epoch()) {
+                        from = 0;
+                    }
+                    epoch = Some(shard.layout_epoch());
+                    let mut seen = 0;
+                    shard.scan(from, |key, entry| {
                         seen += 1;
-                        after = Some(key.clone());
-                        if let Some(entry) = shard.live(key, now) {
+                        if entry.is_live(now) {
                             change::encode_put(&mut buf, key, entry);
                             written += 1;
                         }
-                    }
-                }
+                        seen < CHUNK_KEYS
+                    })
+                };
                 if buf.len() > 8 {
                     sink(&buf)?;
                 }
-                if seen < CHUNK_KEYS {
-                    break;
+                match walk {
+                    Walk::Next(bucket) => from = bucket,
+                    Walk::Done => break,
                 }
             }
         }

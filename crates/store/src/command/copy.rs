@@ -47,7 +47,7 @@ impl Copy {
             let Some(entry) = locked
                 .shard(&self.from)
                 .and_then(|s| s.live(&self.from, now))
-                .cloned()
+                .map(|e| e.to_entry())
             else {
                 return Reply::Integer(0);
             };

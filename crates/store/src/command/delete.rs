@@ -35,7 +35,7 @@ impl Delete {
                 };
             }
             match shard.remove(&self.key) {
-                Some(entry) => Reply::Deleted(entry),
+                Some(entry) => Reply::Deleted(entry.to_entry()),
                 None => Reply::NotFound,
             }
         })

@@ -29,7 +29,7 @@ impl Expire {
                 Ok(Entry {
                     version,
                     expires_at: self.at,
-                    ..current.clone()
+                    ..current.to_entry()
                 })
             });
             match written {

@@ -112,7 +112,7 @@ impl ExpireIf {
             let entry = Entry {
                 version: ks.next_version(),
                 expires_at: Some(new),
-                ..current.clone()
+                ..current.to_entry()
             };
             shard.put(self.key.clone(), entry);
             Reply::Integer(1)

@@ -17,7 +17,7 @@ impl Get {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.read(&self.key, |shard| match shard.live(&self.key, now) {
-            Some(entry) => Reply::Value(entry.clone()),
+            Some(entry) => Reply::Value(entry.to_entry()),
             None => Reply::NotFound,
         })
     }

@@ -24,7 +24,7 @@ impl GetDel {
             if shard.live(&self.key, now).is_none() {
                 return Reply::Nil;
             }
-            shard.remove(&self.key).map(|e| e.value).into()
+            shard.remove(&self.key).map(|e| e.value_bytes()).into()
         })
     }
 }

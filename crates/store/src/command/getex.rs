@@ -56,7 +56,7 @@ impl GetEx {
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         if self.expiry == ExpiryUpdate::Keep {
             return ks.read(&self.key, |shard| {
-                shard.live(&self.key, now).map(|e| e.value.clone()).into()
+                shard.live(&self.key, now).map(|e| e.value_bytes()).into()
             });
         }
         ks.write(&self.key, |shard| {
@@ -65,11 +65,11 @@ impl GetEx {
                 Ok(Entry {
                     version: ks.next_version(),
                     expires_at: self.expiry.resolve(now, current.expires_at),
-                    ..current.clone()
+                    ..current.to_entry()
                 })
             });
             match written {
-                Ok(previous) => previous.map(|e| e.value).into(),
+                Ok(previous) => previous.map(|e| e.value_bytes()).into(),
                 Err(()) => Reply::Nil,
             }
         })

@@ -27,7 +27,7 @@ impl GetRange {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         let value = match ks.read(&self.key, |shard| {
-            shard.live(&self.key, now).map(|e| e.value.clone())
+            shard.live(&self.key, now).map(|e| e.value_bytes())
         }) {
             Some(v) => v,
             None => return Reply::Bulk(Bytes::new()),

@@ -37,7 +37,7 @@ impl IncrBy {
             let mut result = 0;
             let written = shard.update(&self.key, now, |current| {
                 let old = match current {
-                    Some(e) => int(&e.value)?,
+                    Some(e) => int(e.value)?,
                     None => 0,
                 };
                 result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;

@@ -33,7 +33,7 @@ impl IncrByFloat {
             let mut text = String::new();
             let written = shard.update(&self.key, now, |current| {
                 let old = match current {
-                    Some(e) => float(&e.value)?,
+                    Some(e) => float(e.value)?,
                     None => 0.0,
                 };
                 let new = old + self.by;

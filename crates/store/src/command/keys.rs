@@ -8,8 +8,7 @@ use crate::pattern::glob_match;
 use crate::reply::Reply;
 
 /// `KEYS pattern`: every live key matching the glob, in byte order, from one consistent view.
-/// Only the range of keys that share the pattern's literal prefix is visited, so `KEYS user:*`
-/// costs the `user:` keys, not the whole keyspace.
+/// Like Redis's, it visits every key; SCAN is the way to walk a large keyspace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     pub pattern: Bytes,
@@ -36,17 +35,11 @@ impl Keys {
         let mut keys: Vec<Bytes> = ks.read_every(|shards| {
             shards
                 .iter()
-                .flat_map(|g| {
-                    g.ordered_keys()
-                        .range::<[u8], _>((
-                            std::ops::Bound::Included(prefix),
-                            std::ops::Bound::Unbounded,
-                        ))
-                        .take_while(|k| k.starts_with(prefix))
-                        .filter(|k| glob_match(&self.pattern, k, false) && g.live(k, now).is_some())
-                        .cloned()
-                        .collect::<Vec<_>>()
+                .flat_map(|g| g.entries())
+                .filter(|(k, e)| {
+                    k.starts_with(prefix) && e.is_live(now) && glob_match(&self.pattern, k, false)
                 })
+                .map(|(k, _)| Bytes::copy_from_slice(k))
                 .collect()
         });
         keys.sort_unstable();

@@ -29,7 +29,7 @@ impl MGet {
                         locked
                             .shard(k)
                             .and_then(|s| s.live(k, now))
-                            .map(|e| e.value.clone())
+                            .map(|e| e.value_bytes())
                             .into()
                     })
                     .collect(),

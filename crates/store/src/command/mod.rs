@@ -64,7 +64,8 @@ pub use ttl::{Ttl, TtlForm};
 pub use type_of::TypeOf;
 
 use crate::access::Keyspace;
-use crate::entry::{Entry, Millis};
+use crate::entry::Millis;
+use crate::packed::EntryRef;
 use crate::reply::Reply;
 
 /// Every operation the store understands.
@@ -231,7 +232,7 @@ pub enum Condition {
 
 impl Condition {
     /// Whether the condition holds for the key's current live entry.
-    pub fn holds(self, current: Option<&Entry>) -> bool {
+    pub fn holds(self, current: Option<EntryRef<'_>>) -> bool {
         match self {
             Condition::Always => true,
             Condition::IfAbsent => current.is_none(),

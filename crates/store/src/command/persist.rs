@@ -25,7 +25,7 @@ impl Persist {
                 Some(e) if e.expires_at.is_some() => Ok(Entry {
                     version: ks.next_version(),
                     expires_at: None,
-                    ..e.clone()
+                    ..e.to_entry()
                 }),
                 _ => Err(()),
             });

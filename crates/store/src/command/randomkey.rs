@@ -1,5 +1,6 @@
 use std::hash::{BuildHasher, Hasher};
-use std::ops::Bound;
+
+use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
@@ -7,9 +8,9 @@ use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
 
-/// `RANDOMKEY`: some live key, or nil when there is none. The key is found in O(log n): a random
-/// byte string is looked up in a random shard's ordered keys and the next live key is taken, so
-/// every key can come back, though not all equally often.
+/// `RANDOMKEY`: some live key, or nil when there is none. A random shard and a random bucket of
+/// its hash table are picked and the first live key from there on is taken: every key can come
+/// back, nearly equally often (a key after a run of empty buckets a little more often).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RandomKey;
 
@@ -26,20 +27,13 @@ impl RandomKey {
             .finish();
         ks.read_every(|shards| {
             let n = shards.len();
-            for i in 0..n {
-                let shard = shards[(seed as usize).wrapping_add(i) % n];
-                let probe = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
-                let after = shard
-                    .ordered_keys()
-                    .range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded));
-                let before = shard
-                    .ordered_keys()
-                    .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&probe[..])));
-                if let Some(k) = after.chain(before).find(|k| shard.live(k, now).is_some()) {
-                    return Reply::Bulk(k.clone());
-                }
-            }
-            Reply::Nil
+            (0..n)
+                .find_map(|i| {
+                    let shard = shards[(seed as usize).wrapping_add(i) % n];
+                    let pick = (seed >> 8) ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    shard.key_near(pick, now).map(Bytes::copy_from_slice)
+                })
+                .map_or(Reply::Nil, Reply::Bulk)
         })
     }
 }

@@ -31,7 +31,7 @@ impl Rename {
             let Some(entry) = locked
                 .shard(&self.from)
                 .and_then(|s| s.live(&self.from, now))
-                .cloned()
+                .map(|e| e.to_entry())
             else {
                 return CommandError::NoSuchKey.into();
             };

@@ -6,14 +6,16 @@ use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::pattern::glob_match;
 use crate::reply::Reply;
-use crate::shard::SCAN_HASH_BITS;
+use crate::shard::Walk;
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: the keyspace a piece at a time, with
-/// a stateless cursor. Each shard keeps its keys ordered by a fixed hash, and the cursor is
-/// (shard + 1, hash of the next key): inserting or removing other keys never moves a key's
-/// place, so every key present for the whole iteration is returned (at least once; a key may
-/// come twice only if it is removed and added back). `COUNT` is how many keys to examine (default
-/// 10); MATCH and TYPE filter those. Each call holds one shard's read lock at a time.
+/// a stateless cursor. The cursor names a shard, a bucket of its hash table and the table's layout
+/// epoch. Inserting or removing other keys never moves a key to another bucket, so walking buckets
+/// in order returns every key present for the whole iteration; when the table has grown or
+/// reorganised since the cursor was issued (the epoch differs) the shard is walked again from its
+/// first bucket, which may return keys twice (as Redis allows) but never skips one. `COUNT` is how
+/// many keys to examine (default 10); MATCH and TYPE filter those. Each call holds one shard's
+/// read lock at a time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scan {
     pub cursor: u64,
@@ -23,7 +25,17 @@ pub struct Scan {
     pub kind: Option<Bytes>,
 }
 
-const HASH_MASK: u64 = (1 << SCAN_HASH_BITS) - 1;
+/// Cursor layout: shard + 1 in the top 8 bits, the low 16 bits of the layout epoch, then the bucket.
+const SHARD_SHIFT: u32 = 56;
+const EPOCH_SHIFT: u32 = 40;
+const BUCKET_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
+const EPOCH_MASK: u64 = 0xffff;
+
+fn cursor(shard: usize, epoch: u64, bucket: usize) -> u64 {
+    ((shard as u64 + 1) << SHARD_SHIFT)
+        | ((epoch & EPOCH_MASK) << EPOCH_SHIFT)
+        | (bucket as u64 & BUCKET_MASK)
+}
 
 impl Scan {
     pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
@@ -62,11 +74,13 @@ impl Scan {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         let shards = ks.store().shard_count();
-        let (first, mut from) = match self.cursor {
-            0 => (0, 0),
+        // (shard, epoch the bucket belongs to, bucket); cursor 0 starts at the first shard.
+        let (first, epoch, mut from) = match self.cursor {
+            0 => (0, None, 0),
             c => (
-                ((c >> SCAN_HASH_BITS) as usize).saturating_sub(1),
-                c & HASH_MASK,
+                ((c >> SHARD_SHIFT) as usize).saturating_sub(1),
+                Some((c >> EPOCH_SHIFT) & EPOCH_MASK),
+                (c & BUCKET_MASK) as usize,
             ),
         };
         let wanted = |key: &[u8]| {
@@ -83,19 +97,21 @@ impl Scan {
         let mut next = 0;
         for index in first..shards {
             let stop = ks.read_index(index, |shard| {
-                let mut last = None;
-                for (hash, key) in shard.scan_from(from) {
-                    // Stop only between different hashes: the cursor cannot tell equal ones apart.
-                    if examined >= self.count && last != Some(*hash) {
-                        return Some(((index as u64 + 1) << SCAN_HASH_BITS) | hash);
-                    }
-                    examined += 1;
-                    last = Some(*hash);
-                    if shard.live(key, now).is_some() && wanted(key) {
-                        keys.push(Reply::Bulk(key.clone()));
-                    }
+                let current = shard.layout_epoch();
+                if index == first && epoch.is_some_and(|e| e != current & EPOCH_MASK) {
+                    from = 0;
                 }
-                None
+                let walk = shard.scan(from, |key, entry| {
+                    examined += 1;
+                    if entry.is_live(now) && wanted(key) {
+                        keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+                    }
+                    examined < self.count
+                });
+                match walk {
+                    Walk::Next(bucket) => Some(cursor(index, current, bucket)),
+                    Walk::Done => None,
+                }
             });
             if let Some(cursor) = stop {
                 next = cursor;

@@ -182,7 +182,7 @@ impl Set {
             let mut version = 0;
             let written = shard.update(&key, now, |current| {
                 if !condition.holds(current) {
-                    return Err(current.cloned());
+                    return Err(current.map(|e| e.to_entry()));
                 }
                 version = ks.next_version();
                 Ok(Entry {
@@ -197,12 +197,13 @@ impl Set {
                 (SetReply::Stored, Ok(previous)) => Reply::Stored {
                     version,
                     created: previous.is_none(),
-                    previous,
+                    previous: previous.map(|p| p.to_entry()),
                 },
                 (SetReply::Stored, Err(current)) => Reply::ConditionFailed {
                     current: current.map(|e| e.version),
                 },
-                (SetReply::Previous, Ok(entry) | Err(entry)) => entry.map(|e| e.value).into(),
+                (SetReply::Previous, Ok(entry)) => entry.map(|e| e.value_bytes()).into(),
+                (SetReply::Previous, Err(entry)) => entry.map(|e| e.value).into(),
                 (SetReply::Flag, Ok(_)) => Reply::Integer(1),
                 (SetReply::Flag, Err(_)) => Reply::Integer(0),
             }

@@ -42,7 +42,7 @@ impl SetRange {
             };
             let mut len = 0;
             let written = shard.update(&self.key, now, |current| {
-                let old = current.map(|e| &e.value[..]).unwrap_or_default();
+                let old = current.map(|e| e.value).unwrap_or_default();
                 len = old.len().max(end);
                 let mut value = BytesMut::zeroed(len);
                 value[..old.len()].copy_from_slice(old);

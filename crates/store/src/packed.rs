@@ -1,0 +1,478 @@
+//! The compact form in which a shard holds a key and its entry: one heap allocation reached
+//! through one thin pointer, so a hash table slot costs 8 bytes and a key with a small value costs
+//! a single allocation of little more than its bytes.
+//!
+//! ```text
+//! flags:u8 key_len:varint [value_len:varint] [ct_len:varint]
+//! version:u48|u64 modified_at:u48|u64 [expires_at:u64] [content_type] key value
+//! ```
+//!
+//! Fields in brackets are present according to `flags`. A value of up to [`INLINE_MAX`] bytes is
+//! copied in after the key; a larger one stays a shared [`Bytes`] handle, stored 8-aligned after
+//! the key, so reading it never copies it. Versions and times below 2^48 take 6 bytes (a
+//! millisecond clock reaches that in the year 10889). Integers are little-endian.
+//!
+//! This is the one place in the store that uses `unsafe`: a thin pointer to a variable-length
+//! allocation has no safe spelling in stable Rust, and it is what brings a key with a 64-byte value
+//! from about 500 to about 115 bytes of resident memory (see docs/benchmarks.md). Every raw read
+//! goes through [`Packed::shape`], which decodes the layout this module itself wrote.
+#![allow(unsafe_code)]
+
+use std::alloc::{self, Layout};
+use std::fmt;
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
+
+use bytes::Bytes;
+
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
+
+/// Values up to this many bytes are copied into the entry; longer ones are shared, not copied.
+pub const INLINE_MAX: usize = 512;
+
+const EXPIRY: u8 = 1;
+const CONTENT_TYPE: u8 = 2;
+const SHARED: u8 = 4;
+const WIDE_VERSION: u8 = 8;
+const WIDE_MODIFIED: u8 = 16;
+/// Integers below this take 6 bytes.
+const NARROW_LIMIT: u64 = 1 << 48;
+const ALIGN: usize = align_of::<Bytes>();
+
+/// A key and its entry in one allocation. Immutable once built: a write builds a new one.
+pub struct Packed(NonNull<u8>);
+
+// SAFETY: a `Packed` owns its allocation exclusively and never changes it after construction; the
+// only interior state it may hold is a `Bytes` handle, which is itself `Send + Sync`.
+unsafe impl Send for Packed {}
+// SAFETY: as above; shared references only read.
+unsafe impl Sync for Packed {}
+
+/// Where each part of a packed entry lies, decoded from its header.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    flags: u8,
+    /// Offset of the version.
+    fixed: usize,
+    content_type: (usize, usize),
+    key: (usize, usize),
+    /// Inline: (offset, len). Shared: (offset of the `Bytes` handle, 0).
+    value: (usize, usize),
+    total: usize,
+}
+
+impl Shape {
+    fn int_width(flags: u8, wide: u8) -> usize {
+        if flags & wide != 0 { 8 } else { 6 }
+    }
+
+    /// The shape of an entry with this header; `header` holds at least the varints.
+    fn compute(flags: u8, key_len: usize, value_len: usize, ct_len: usize, fixed: usize) -> Shape {
+        let mut at = fixed
+            + Self::int_width(flags, WIDE_VERSION)
+            + Self::int_width(flags, WIDE_MODIFIED)
+            + if flags & EXPIRY != 0 { 8 } else { 0 };
+        let content_type = (at, ct_len);
+        at += ct_len;
+        let key = (at, key_len);
+        at += key_len;
+        let (value, total) = if flags & SHARED != 0 {
+            let start = at.next_multiple_of(ALIGN);
+            ((start, 0), start + size_of::<Bytes>())
+        } else {
+            ((at, value_len), at + value_len)
+        };
+        Shape {
+            flags,
+            fixed,
+            content_type,
+            key,
+            value,
+            total,
+        }
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+fn put_int(buf: &mut Vec<u8>, n: u64, wide: bool) {
+    let bytes = n.to_le_bytes();
+    buf.extend_from_slice(if wide { &bytes[..] } else { &bytes[..6] });
+}
+
+fn read_int(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+impl Packed {
+    /// Packs `key` and `entry`. A small value is copied in; a large one is shared.
+    pub fn new(key: &[u8], entry: &Entry) -> Packed {
+        let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
+        let shared = entry.value.len() > INLINE_MAX;
+        let mut flags = 0;
+        flags |= if entry.expires_at.is_some() {
+            EXPIRY
+        } else {
+            0
+        };
+        flags |= if named { CONTENT_TYPE } else { 0 };
+        flags |= if shared { SHARED } else { 0 };
+        flags |= if entry.version >= NARROW_LIMIT {
+            WIDE_VERSION
+        } else {
+            0
+        };
+        flags |= if entry.modified_at >= NARROW_LIMIT {
+            WIDE_MODIFIED
+        } else {
+            0
+        };
+        let ct: &[u8] = if named { &entry.content_type } else { &[] };
+        let value_len = if shared { 0 } else { entry.value.len() };
+
+        // Everything up to the value (or up to the handle's alignment padding) is built in a small
+        // buffer first, then copied into the allocation in one go.
+        let mut head = Vec::with_capacity(32 + key.len() + ct.len());
+        head.push(flags);
+        put_varint(&mut head, key.len());
+        if !shared {
+            put_varint(&mut head, value_len);
+        }
+        if named {
+            put_varint(&mut head, ct.len());
+        }
+        let shape = Shape::compute(flags, key.len(), value_len, ct.len(), head.len());
+        put_int(&mut head, entry.version, flags & WIDE_VERSION != 0);
+        put_int(&mut head, entry.modified_at, flags & WIDE_MODIFIED != 0);
+        if let Some(at) = entry.expires_at {
+            head.extend_from_slice(&at.to_le_bytes());
+        }
+        head.extend_from_slice(ct);
+        head.extend_from_slice(key);
+        debug_assert_eq!(head.len(), shape.key.0 + shape.key.1);
+
+        let layout = Self::layout(shape.total);
+        // SAFETY: `layout` has a non-zero size (the flags byte alone makes it at least 1).
+        let raw = unsafe { alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: the allocation is `shape.total` bytes long and `head` plus the value (or the
+        // padding and the handle) fill exactly that many, as `Shape::compute` laid them out.
+        // The handle's offset is a multiple of its alignment in an allocation aligned to it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(head.as_ptr(), raw, head.len());
+            let at = head.len();
+            if shared {
+                std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
+                std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), entry.value.clone());
+            } else {
+                std::ptr::copy_nonoverlapping(entry.value.as_ptr(), raw.add(at), value_len);
+            }
+        }
+        Packed(ptr)
+    }
+
+    fn layout(total: usize) -> Layout {
+        match Layout::from_size_align(total, ALIGN) {
+            Ok(layout) => layout,
+            // Only a length near usize::MAX fails here, and no value that long can exist.
+            Err(_) => panic!("an entry of {total} bytes cannot be laid out"),
+        }
+    }
+
+    fn shape(&self) -> Shape {
+        let p = self.0.as_ptr();
+        // SAFETY: every byte read here lies in the header that `new` wrote at the start of this
+        // allocation: the flags byte and up to three complete varints, each ending in a byte
+        // below 0x80, all within the allocation's first `shape.fixed` bytes.
+        unsafe {
+            let flags = *p;
+            let mut at = 1;
+            let mut varint = || {
+                let mut n = 0usize;
+                let mut shift = 0;
+                loop {
+                    let byte = *p.add(at);
+                    at += 1;
+                    n |= usize::from(byte & 0x7f) << shift;
+                    if byte < 0x80 {
+                        return n;
+                    }
+                    shift += 7;
+                }
+            };
+            let key_len = varint();
+            let value_len = if flags & SHARED == 0 { varint() } else { 0 };
+            let ct_len = if flags & CONTENT_TYPE != 0 {
+                varint()
+            } else {
+                0
+            };
+            Shape::compute(flags, key_len, value_len, ct_len, at)
+        }
+    }
+
+    /// The bytes from the start up to the end of the key (all initialised plain bytes).
+    fn head(&self, shape: &Shape) -> &[u8] {
+        // SAFETY: `new` initialised every byte before the end of the key, and the allocation
+        // lives as long as `self`; nothing writes to it after construction.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), shape.key.0 + shape.key.1) }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        let shape = self.shape();
+        &self.head(&shape)[shape.key.0..]
+    }
+
+    /// The entry, borrowed.
+    pub fn view(&self) -> EntryRef<'_> {
+        let shape = self.shape();
+        let head = self.head(&shape);
+        let flags = shape.flags;
+        let mut at = shape.fixed;
+        let mut int = |width: usize| {
+            let n = read_int(&head[at..at + width]);
+            at += width;
+            n
+        };
+        let version = int(Shape::int_width(flags, WIDE_VERSION));
+        let modified_at = int(Shape::int_width(flags, WIDE_MODIFIED));
+        let expires_at = (flags & EXPIRY != 0).then(|| int(8));
+        let (ct_at, ct_len) = shape.content_type;
+        let (value, shared) = if flags & SHARED != 0 {
+            // SAFETY: `new` wrote a `Bytes` at this offset, aligned for it, and only `drop`
+            // takes it out; sharing a reference to it is what `Bytes` is for.
+            let handle = unsafe { &*self.0.as_ptr().add(shape.value.0).cast::<Bytes>() };
+            (&handle[..], Some(handle))
+        } else {
+            // SAFETY: `new` copied exactly `shape.value.1` bytes of value to this offset.
+            let value = unsafe {
+                std::slice::from_raw_parts(self.0.as_ptr().add(shape.value.0), shape.value.1)
+            };
+            (value, None)
+        };
+        EntryRef {
+            value,
+            shared,
+            content_type: if flags & CONTENT_TYPE != 0 {
+                &head[ct_at..ct_at + ct_len]
+            } else {
+                DEFAULT_CONTENT_TYPE.as_bytes()
+            },
+            version,
+            modified_at,
+            expires_at,
+        }
+    }
+
+    /// Whether the entry is still visible at `now`.
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.view().is_live(now)
+    }
+
+    /// The value as owned bytes (see [`EntryRef::value_bytes`]).
+    pub fn value_bytes(&self) -> Bytes {
+        self.view().value_bytes()
+    }
+
+    /// An owned copy of the entry.
+    pub fn to_entry(&self) -> Entry {
+        self.view().to_entry()
+    }
+
+    /// Bytes of memory the allocation takes (before the allocator rounds it up).
+    #[cfg(test)]
+    pub fn footprint(&self) -> usize {
+        self.shape().total
+    }
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        let shape = self.shape();
+        // SAFETY: the handle, when present, was written by `new` and is dropped only here; the
+        // allocation was made by `new` with this same layout and is freed exactly once.
+        unsafe {
+            if shape.flags & SHARED != 0 {
+                std::ptr::drop_in_place(self.0.as_ptr().add(shape.value.0).cast::<Bytes>());
+            }
+            alloc::dealloc(self.0.as_ptr(), Self::layout(shape.total));
+        }
+    }
+}
+
+impl fmt::Debug for Packed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packed")
+            .field("key", &self.key())
+            .field("entry", &self.view())
+            .finish()
+    }
+}
+
+impl Entry {
+    /// This entry seen as if it were stored.
+    pub fn view(&self) -> EntryRef<'_> {
+        EntryRef {
+            value: &self.value,
+            shared: Some(&self.value),
+            content_type: &self.content_type,
+            version: self.version,
+            modified_at: self.modified_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A stored entry, borrowed from its shard: read it under the shard's lock, or copy what you need
+/// out with [`EntryRef::to_entry`] or [`EntryRef::value_bytes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub value: &'a [u8],
+    /// The value's shared handle when it is stored out of line.
+    shared: Option<&'a Bytes>,
+    pub content_type: &'a [u8],
+    pub version: u64,
+    pub modified_at: Millis,
+    pub expires_at: Option<Millis>,
+}
+
+impl EntryRef<'_> {
+    /// Whether the entry is still visible at `now`.
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// The value as owned bytes: shared when stored out of line, copied when small.
+    pub fn value_bytes(&self) -> Bytes {
+        match self.shared {
+            Some(handle) => handle.clone(),
+            None => Bytes::copy_from_slice(self.value),
+        }
+    }
+
+    /// The content type as owned bytes (the default one is never copied).
+    pub fn content_type_bytes(&self) -> Bytes {
+        if self.content_type == DEFAULT_CONTENT_TYPE.as_bytes() {
+            Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes())
+        } else {
+            Bytes::copy_from_slice(self.content_type)
+        }
+    }
+
+    /// An owned copy of the entry.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            value: self.value_bytes(),
+            content_type: self.content_type_bytes(),
+            version: self.version,
+            modified_at: self.modified_at,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// The listing view of this entry under `key`.
+    pub fn info(&self, key: Bytes) -> KeyInfo {
+        KeyInfo {
+            key,
+            size: self.value.len() as u64,
+            content_type: self.content_type_bytes(),
+            version: self.version,
+            modified_at: self.modified_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: Bytes, ct: &str, version: u64, modified_at: u64, exp: Option<u64>) -> Entry {
+        Entry {
+            value,
+            content_type: Bytes::copy_from_slice(ct.as_bytes()),
+            version,
+            modified_at,
+            expires_at: exp,
+        }
+    }
+
+    fn round_trip(key: &[u8], e: &Entry) {
+        let p = Packed::new(key, e);
+        assert_eq!(p.key(), key);
+        assert_eq!(&p.view().to_entry(), e);
+        assert!(p.footprint() >= key.len());
+    }
+
+    #[test]
+    fn every_combination_of_fields_reads_back_as_written() {
+        let big = Bytes::from(vec![7u8; INLINE_MAX + 1]);
+        let values = [
+            Bytes::new(),
+            Bytes::from_static(b"v"),
+            Bytes::from(vec![1u8; 200]),
+            Bytes::from(vec![2u8; INLINE_MAX]),
+            big,
+        ];
+        let keys: [&[u8]; 4] = [b"", b"k", &[0xff; 130], &[b'x'; 20_000]];
+        for key in keys {
+            for value in &values {
+                for ct in [DEFAULT_CONTENT_TYPE, "text/plain", ""] {
+                    for version in [0, 1, NARROW_LIMIT - 1, NARROW_LIMIT, u64::MAX] {
+                        for modified in [0, 1_700_000_000_000, u64::MAX] {
+                            for exp in [None, Some(0), Some(u64::MAX)] {
+                                round_trip(key, &entry(value.clone(), ct, version, modified, exp));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_entry_is_one_small_allocation() {
+        let e = entry(
+            Bytes::from(vec![b'v'; 64]),
+            DEFAULT_CONTENT_TYPE,
+            123_456,
+            1_790_000_000_000,
+            None,
+        );
+        let p = Packed::new(b"key:000000123456", &e);
+        // flags, two one-byte lengths, two 6-byte integers, the key and the value.
+        assert_eq!(p.footprint(), 1 + 2 + 12 + 16 + 64);
+    }
+
+    #[test]
+    fn a_large_value_is_shared_not_copied() {
+        let value = Bytes::from(vec![9u8; 4096]);
+        let p = Packed::new(b"k", &entry(value.clone(), "a/b", 1, 1, None));
+        let view = p.view();
+        assert_eq!(view.value_bytes().as_ptr(), value.as_ptr());
+        drop(p);
+        // The caller's handle outlives the entry's.
+        assert_eq!(value.len(), 4096);
+    }
+
+    #[test]
+    fn entries_move_between_threads() {
+        let p = Packed::new(
+            b"k",
+            &entry(Bytes::from(vec![1u8; 4096]), "", 1, 2, Some(3)),
+        );
+        let handle = std::thread::spawn(move || p.view().value.len());
+        assert_eq!(handle.join().expect("thread"), 4096);
+    }
+}
