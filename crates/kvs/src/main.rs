@@ -1,7 +1,8 @@
 //! The `kvs` command line: `kvs serve` runs the server; `get`, `put`, `del`, `ls` and `shell`
-//! talk to one. Exit status: 0 success, 1 no such key, 2 bad usage, 3 server unreachable or
-//! refusing.
+//! talk to one; `bench` measures one. Exit status: 0 success, 1 no such key, 2 bad usage, 3 server
+//! unreachable or refusing.
 
+mod bench;
 mod client;
 mod serve;
 mod shell;
@@ -30,6 +31,9 @@ enum Commands {
     Ls(client::LsArgs),
     /// An interactive Redis-protocol shell with history and line editing.
     Shell(shell::ShellArgs),
+    /// Measure a running server: throughput, errors and latency percentiles over RESP, HTTP or
+    /// the line protocol.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Commands::Del(args) => return client::del(args),
         Commands::Ls(args) => return client::ls(args),
         Commands::Shell(args) => return shell::run(args),
+        Commands::Bench(args) => return bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
