@@ -70,6 +70,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY")]
     fsync: Option<FsyncPolicy>,
 
+    /// Threads that serve requests [default: one per CPU core]. On a machine shared with the
+    /// clients (a benchmark on one box), 1 can do more work per CPU-second than the default,
+    /// since no request then moves between threads; docs/benchmarks.md shows both.
+    #[arg(long, value_name = "N", env = "KVS_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+
     /// Keep nothing on disk: all data is lost when the server stops.
     #[arg(long, conflicts_with_all = ["data_dir", "fsync"])]
     in_memory: bool,
@@ -146,7 +152,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

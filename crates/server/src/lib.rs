@@ -5,6 +5,7 @@
 //! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
 
 pub mod config;
+mod connection_threads;
 mod engine;
 mod expiry;
 pub mod http;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
 use crate::persistence::PersistenceError;
 use crate::{expiry, http, line, resp};
@@ -30,6 +31,9 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Persistence(#[from] PersistenceError),
+    /// The operating system refused a thread for connections.
+    #[error("cannot start the connection threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// A server whose listeners are bound but which does not yet accept connections.
@@ -118,6 +122,9 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        // As many connection threads as the runtime has workers (`kvs serve --threads`).
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let threads = Arc::new(ConnectionThreads::start(workers).map_err(ServeError::Threads)?);
         tracing::info!(addr = %self.http_addr, "HTTP listening on http://{}", self.http_addr);
         tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
         tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
@@ -137,6 +144,7 @@ impl Server {
             resp::Shared::new(self.engine.clone(), self.config.clone()),
             stop.clone(),
             tasks.clone(),
+            threads.clone(),
         ));
         tasks.spawn(line::serve(
             self.line,
@@ -144,6 +152,7 @@ impl Server {
             self.config.limits.clone(),
             stop.clone(),
             tasks.clone(),
+            threads.clone(),
         ));
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
@@ -156,7 +165,11 @@ impl Server {
             tracing::warn!("some connections did not finish within {DRAIN_DEADLINE:?}");
         }
         let engine = self.engine.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(threads);
+            engine.close()
+        })
+        .await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! SCAN over RESP while other clients write: every key present for the whole iteration comes
-//! back exactly once.
+//! back. As in Redis, a key may come back more than once: here, when its shard's table grew
+//! between two calls and the shard was walked again.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use common::TestServer;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scan_returns_each_stable_key_exactly_once_while_others_write() {
+async fn scan_returns_every_stable_key_while_others_write() {
     let s = TestServer::start().await;
     let client = redis::Client::open(format!("redis://{}/", s.resp).as_str()).expect("client");
     let mut con = client
@@ -81,7 +82,10 @@ async fn scan_returns_each_stable_key_exactly_once_while_others_write() {
         w.await.expect("writer");
     }
     assert_eq!(seen.len(), 3000, "every stable key, and only those");
-    assert!(seen.values().all(|&n| n == 1), "a key came back twice");
+    // A shard is walked again only when its table grew, which at most doubles it: a handful of
+    // times over this test's keys, never once per call.
+    let most = seen.values().max().copied().unwrap_or_default();
+    assert!(most <= 8, "a key came back {most} times");
     assert!(calls > 10, "COUNT was not respected: {calls} calls");
     s.stop().await;
 }

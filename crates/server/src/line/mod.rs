@@ -8,6 +8,7 @@
 //! one line. Errors are one JSON line with the codes kvs's first users know: 10 not found,
 //! 2 unknown command, 8 bad arguments, 14 stop (sent before the server closes the connection).
 
+use crate::connection_threads::ConnectionThreads;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub(crate) async fn serve(
     limits: Limits,
     stop: CancellationToken,
     tasks: TaskTracker,
+    threads: Arc<ConnectionThreads>,
 ) {
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -67,7 +69,7 @@ pub(crate) async fn serve(
             continue;
         };
         let (engine, limits, stop) = (engine.clone(), limits.clone(), stop.clone());
-        tasks.spawn(async move {
+        threads.adopt(&tasks, stream, move |stream| async move {
             connection(stream, &engine, &limits, stop).await;
             drop(slot);
         });
@@ -88,6 +90,9 @@ async fn connection(
     let mut input = BytesMut::with_capacity(4096);
     let mut output = Vec::new();
     let mut eof = false;
+    // Made once: see the RESP connection loop.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let mut closing = false;
         loop {
@@ -128,7 +133,7 @@ async fn connection(
         input.reserve(4096);
         let read = tokio::select! {
             r = stream.read_buf(&mut input) => r,
-            _ = stop.cancelled() => return,
+            _ = &mut stopped => return,
         };
         match read {
             Ok(0) => eof = true,

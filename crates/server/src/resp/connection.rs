@@ -86,6 +86,11 @@ pub(crate) async fn run(
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut held = Held::default();
+    // Made once per connection: a fresh `cancelled()` per read would register with (and leave)
+    // the tokens' waiter lists, shared by every connection, on every request.
+    let stopped = stop.cancelled();
+    let killed = kill.cancelled();
+    tokio::pin!(stopped, killed);
     'connection: loop {
         loop {
             match decoder.decode(&mut input) {
@@ -138,8 +143,8 @@ pub(crate) async fn run(
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
             r = stream.read_buf(&mut input) => r,
-            _ = stop.cancelled() => break,
-            _ = kill.cancelled() => break,
+            _ = &mut stopped => break,
+            _ = &mut killed => break,
         };
         match read {
             Ok(0) | Err(_) => break,

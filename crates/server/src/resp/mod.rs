@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 pub use clients::Clients;
 
 use crate::config::Config;
+use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
 
 /// What every RESP connection shares.
@@ -46,6 +47,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    threads: Arc<ConnectionThreads>,
 ) {
     let max = shared.config.limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
@@ -73,7 +75,7 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = stop.clone();
-        tasks.spawn(async move {
+        threads.adopt(&tasks, stream, move |stream| async move {
             connection::run(stream, peer, shared, stop).await;
             drop(slot);
         });
