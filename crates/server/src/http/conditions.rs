@@ -153,8 +153,22 @@ pub(crate) fn system_time(ms: Millis) -> SystemTime {
 
 /// An HTTP date header value for `ms`.
 pub(crate) fn http_date(ms: Millis) -> HeaderValue {
-    HeaderValue::from_str(&httpdate::fmt_http_date(system_time(ms)))
-        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+    // HTTP dates have whole seconds, and the entries a busy server reads were mostly written in a
+    // few of them: each thread keeps its last formatted second instead of formatting every time.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Millis, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let second = ms / 1000;
+    LAST.with_borrow_mut(|last| match last {
+        Some((s, value)) if *s == second => value.clone(),
+        _ => {
+            let value = HeaderValue::from_str(&httpdate::fmt_http_date(system_time(ms)))
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *last = Some((second, value.clone()));
+            value
+        }
+    })
 }
 
 /// An RFC 3339 timestamp with milliseconds, for JSON bodies.
@@ -165,6 +179,19 @@ pub(crate) fn rfc3339(ms: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_right_whether_or_not_the_second_was_formatted_before() {
+        for (ms, want) in [
+            (1_000, "Thu, 01 Jan 1970 00:00:01 GMT"),
+            (1_999, "Thu, 01 Jan 1970 00:00:01 GMT"),
+            (2_000, "Thu, 01 Jan 1970 00:00:02 GMT"),
+            (1_784_000_000_123, "Tue, 14 Jul 2026 03:33:20 GMT"),
+            (1_000, "Thu, 01 Jan 1970 00:00:01 GMT"),
+        ] {
+            assert_eq!(http_date(ms), want, "{ms}");
+        }
+    }
 
     fn tags(s: &str) -> Result<Tags, ApiError> {
         parse_tags(&HeaderValue::from_str(s).expect("header"), Comparison::Weak)
