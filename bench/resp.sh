@@ -90,7 +90,8 @@ one() {
       python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
-print(r["ops"], r["latency_ms"]["all"]["p50"], r["latency_ms"]["all"]["p99"])' "$out" | {
+a = r["latency_ms"]["all"]
+print(r["ops"], "%.3f" % a["p50"], "%.3f" % a["p99"])' "$out" | {
         read -r ops p50 p99
         echo "$ops $(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}') $(awk -v a="$after" -v b="$before" -v t="$ticks" 'BEGIN {print (a - b) / t}') $p50 $p99"
       }

@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn growing_the_table_changes_the_layout_epoch_and_nothing_else_does() {
         let mut shard = Shard::default();
-        let mut epochs = std::collections::BTreeSet::new();
+        let mut epochs = BTreeSet::new();
         for i in 0..1_000u32 {
             let before = (shard.layout_epoch(), shard.table.num_buckets());
             shard.put(Bytes::from(i.to_string()), entry("v"));
