@@ -8,19 +8,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, now_millis};
 
-/// How often the sweep wakes when there is nothing to do.
-const PERIOD: Duration = Duration::from_millis(100);
+/// The longest the sweep sleeps: a key given an expiry meanwhile is reclaimed at most this late
+/// (it is invisible from its expiry instant on regardless). An idle server wakes once per period.
+const LONGEST_SLEEP: Duration = Duration::from_secs(1);
+/// The shortest: expiries closer together than this are reclaimed in one pass.
+const SHORTEST_SLEEP: Duration = Duration::from_millis(10);
 /// Most keys reclaimed under one lock acquisition spree before yielding to requests.
 const BATCH: usize = 256;
 
+/// How long to sleep before the next pass: until the earliest expiry, within the bounds above.
+fn pause(next_expiry: Option<u64>, now: u64) -> Duration {
+    match next_expiry {
+        None => LONGEST_SLEEP,
+        Some(at) => {
+            Duration::from_millis(at.saturating_sub(now)).clamp(SHORTEST_SLEEP, LONGEST_SLEEP)
+        }
+    }
+}
+
 /// Runs until `stop` is cancelled.
 pub(crate) async fn sweep(engine: Arc<Engine>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
+        let wait = pause(engine.store().next_expiry(), now_millis());
         tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = &mut stopped => return,
+            _ = tokio::time::sleep(wait) => {}
         }
         // Keep going while whole batches come back, yielding between them.
         while engine.store().sweep_expired(now_millis(), BATCH) == BATCH {
@@ -29,5 +43,26 @@ pub(crate) async fn sweep(engine: Arc<Engine>, stop: CancellationToken) {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_sleeps_until_the_next_expiry_within_bounds() {
+        assert_eq!(
+            pause(None, 5),
+            LONGEST_SLEEP,
+            "nothing expires: the longest sleep"
+        );
+        assert_eq!(pause(Some(1_250), 1_000), Duration::from_millis(250));
+        assert_eq!(pause(Some(999_999), 0), LONGEST_SLEEP);
+        assert_eq!(
+            pause(Some(3), 1_000),
+            SHORTEST_SLEEP,
+            "already due: the shortest"
+        );
     }
 }

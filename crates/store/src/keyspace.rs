@@ -96,6 +96,15 @@ impl Store {
         self.shards.iter().map(|s| s.read().expiring() as u64).sum()
     }
 
+    /// The earliest expiry instant of any key held (expired or not), or `None` when no key has an
+    /// expiry. Takes each shard's read lock in turn, briefly.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.read().next_expiry())
+            .min()
+    }
+
     /// Whether no key is live at `now`.
     pub fn is_empty(&self, now: Millis) -> bool {
         self.len(now) == 0

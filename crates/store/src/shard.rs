@@ -152,6 +152,11 @@ impl Shard {
             .count()
     }
 
+    /// The earliest expiry instant of any key held, if some key has one.
+    pub(crate) fn next_expiry(&self) -> Option<Millis> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
     /// Whether some key has expired at `now` and awaits reclaiming.
     pub(crate) fn has_expired(&self, now: Millis) -> bool {
         self.expiries.first().is_some_and(|(at, _)| *at <= now)
