@@ -15,22 +15,12 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 KEYS=${KEYS:-10000}
 RUNS=${RUNS:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/servers.sh
+source "$(dirname "$0")/servers.sh"
 
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p kvs-server --example bare_http --manifest-path "$root/Cargo.toml"
-if [ -z "${KVS:-}" ]; then
-  cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
-  KVS="$root/target/release/kvs"
-fi
+kvs_binary
 
 # start NAME COMMAND...: starts a server that logs "listening on http://ADDR"; sets NAME_pid, NAME_port.
 start() {
@@ -80,7 +70,6 @@ end
 LUA
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # Converts wrk's latency ("512.00us", "1.23ms", "1.01s") to milliseconds.
 to_ms() {
@@ -106,7 +95,6 @@ run() {
     'BEGIN {printf "%.0f %.1f %.0f %s %s\n", r, 100 * c / s, (c > 0) ? r * s / c : 0, p50, p99}'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
 
 echo "HTTP: $CONNECTIONS connections, $THREADS wrk thread(s), $DURATION x $RUNS interleaved runs per server, $KEYS keys, 64 B values, medians"

@@ -9,23 +9,12 @@
 set -euo pipefail
 
 SECONDS_IDLE=${SECONDS_IDLE:-20}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/servers.sh
+source "$(dirname "$0")/servers.sh"
 
-if [ -z "${KVS:-}" ]; then
-  cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
-  KVS="$root/target/release/kvs"
-fi
+kvs_binary
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() {
   cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'
 }

@@ -9,34 +9,15 @@ set -euo pipefail
 
 KEYS=${KEYS:-1000000}
 VALUE=${VALUE:-64}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/servers.sh
+source "$(dirname "$0")/servers.sh"
 
 for tool in redis-server redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "$tool is required (apt-get install redis-server redis-tools python3)" >&2; exit 1; }
 done
-if [ -z "${KVS:-}" ]; then
-  cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
-  KVS="$root/target/release/kvs"
-fi
+kvs_binary
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
-wait_ready() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "server on port $1 did not start" >&2
-  exit 1
-}
 
 # The load, written once: SET commands in RESP, the same bytes for both servers.
 python3 - "$KEYS" "$VALUE" "$work/load.resp" <<'PY'

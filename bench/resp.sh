@@ -23,23 +23,13 @@ RUNS=${RUNS:-3}
 KEYSPACE=${KEYSPACE:-100000}
 MIX_SECONDS=${MIX_SECONDS:-5}
 ONLY=${ONLY:-.}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/servers.sh
+source "$(dirname "$0")/servers.sh"
 
 for tool in redis-server redis-benchmark redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "$tool is required (apt-get install redis-server redis-tools python3)" >&2; exit 1; }
 done
-if [ -z "${KVS:-}" ]; then
-  cargo build --release -q -p kvs --manifest-path "$root/Cargo.toml"
-  KVS="$root/target/release/kvs"
-fi
+kvs_binary
 case "$MODE" in
   memory)
     kvs_args=(--in-memory)
@@ -51,15 +41,6 @@ case "$MODE" in
   *) echo "unknown mode $MODE (memory, everysec or always)" >&2; exit 2 ;;
 esac
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "server on port $1 did not start" >&2
-  exit 1
-}
 
 kvs_port=$(free_port)
 "$KVS" serve "${kvs_args[@]}" --http 127.0.0.1:0 --resp "127.0.0.1:$kvs_port" --line 127.0.0.1:0 >/dev/null 2>"$work/kvs.log" &
@@ -73,7 +54,6 @@ wait_ready "$kvs_port"
 wait_ready "$redis_port"
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 now() { date +%s.%N; }
 
 # one PID PORT WORKLOAD: runs it once; prints "ops seconds cpu_seconds p50_ms p99_ms".
@@ -113,7 +93,6 @@ print(r["ops"], "%.3f" % a["p50"], "%.3f" % a["p99"])' "$out" | {
     || { echo "redis-benchmark failed: $out" >&2; exit 1; }
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
 
 echo "RESP, mode $MODE: $CLIENTS clients, keys random over $KEYSPACE, $RUNS interleaved runs per server, medians"
