@@ -71,7 +71,7 @@ pub struct LsArgs {
 }
 
 /// Path characters kept as they are: unreserved ones and `/` (keys may contain slashes).
-const PATH: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

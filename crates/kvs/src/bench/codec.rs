@@ -2,7 +2,9 @@
 //! the next reply into what it means for the request it answers.
 
 use bytes::BytesMut;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
+
+use crate::client::PATH;
 
 use super::workload::Op;
 use super::{http, line, resp};
@@ -56,14 +58,6 @@ pub struct BadReply(pub String);
 
 /// `Ok(None)`: the reply is not complete yet. `Ok(Some((outcome, length)))` otherwise.
 pub type Decoded = Result<Option<(Outcome, usize)>, BadReply>;
-
-/// Path characters HTTP keys keep as they are: unreserved ones and `/`.
-const PATH: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
 
 /// A protocol with what it needs to encode requests to one server.
 #[derive(Clone, Debug)]
