@@ -37,36 +37,41 @@ pub enum LineError {
     /// More bytes than the limit without a line end; the connection must close.
     #[error("the request line exceeds {0} bytes")]
     TooLong(usize),
+    /// A line holding nothing but spaces: answered with an error line, like any bad request,
+    /// so a client always gets one reply per line it sends.
+    #[error("the request line is empty")]
+    Empty,
 }
 
 /// Takes the next line off `buf`. `Ok(None)`: no complete line yet (nothing consumed); at end of
-/// input pass `at_eof` so a last line without a newline is still read. Blank lines are skipped.
+/// input pass `at_eof` so a last line without a newline is still read. A blank line is an
+/// [`LineError::Empty`], since every line sent gets its reply; only blank bytes left at the end of
+/// input with no line end are dropped.
 pub fn decode(
     buf: &mut BytesMut,
     max_line: usize,
     at_eof: bool,
 ) -> Result<Option<LineRequest>, LineError> {
-    loop {
-        let line = match memchr::memchr(b'\n', buf) {
-            Some(nl) if nl > max_line => return Err(LineError::TooLong(max_line)),
-            Some(nl) => {
-                let mut line = buf.split_to(nl + 1);
-                line.truncate(nl);
-                line
-            }
-            None if buf.len() > max_line => return Err(LineError::TooLong(max_line)),
-            None if at_eof && !buf.is_empty() => buf.split(),
-            None => return Ok(None),
-        };
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            continue;
+    let (line, ended) = match memchr::memchr(b'\n', buf) {
+        Some(nl) if nl > max_line => return Err(LineError::TooLong(max_line)),
+        Some(nl) => {
+            let mut line = buf.split_to(nl + 1);
+            line.truncate(nl);
+            (line, true)
         }
-        return parse(line).map(Some);
+        None if buf.len() > max_line => return Err(LineError::TooLong(max_line)),
+        None if at_eof && !buf.is_empty() => (buf.split(), false),
+        None => return Ok(None),
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return if ended {
+            Err(LineError::Empty)
+        } else {
+            Ok(None)
+        };
     }
+    parse(line).map(Some)
 }
 
 fn parse(line: &[u8]) -> Result<LineRequest, LineError> {
@@ -216,6 +221,10 @@ mod tests {
     fn incomplete_blank_and_final_lines() {
         assert_eq!(one("cmd=get | key=1"), Ok(None));
         let mut buf = BytesMut::from(&b"\r\n\n  \ncmd=get|key=2"[..]);
+        // Every blank line is a request of its own and gets its error, one per line.
+        for _ in 0..3 {
+            assert_eq!(decode(&mut buf, 1024, false), Err(LineError::Empty));
+        }
         assert_eq!(decode(&mut buf, 1024, false), Ok(None));
         assert_eq!(buf.len(), 13);
         let last = decode(&mut buf, 1024, true)
@@ -223,6 +232,10 @@ mod tests {
             .expect("the last line is read at EOF");
         assert_eq!(last.get("key").map(|v| &v[..]), Some(&b"2"[..]));
         assert!(buf.is_empty());
+        // Blank bytes at the end of input with no line end are no request.
+        let mut tail = BytesMut::from(&b"  "[..]);
+        assert_eq!(decode(&mut tail, 1024, true), Ok(None));
+        assert!(tail.is_empty());
     }
 
     #[test]

@@ -74,10 +74,14 @@ async fn the_shell_client_round_trips_values() {
     let (code, out, err) = text(&kvs_sh(&s, &["get", "missing"], None));
     assert_eq!((code, out.as_str()), (1, ""));
     assert!(err.contains("\"errorcode\":10"), "{err}");
-    let (code, _, _) = text(&kvs_sh(&s, &["update", "missing", "x"], None));
-    assert_eq!(code, 1);
+    // update upserts, as the seed's server did.
+    let (code, out, _) = text(&kvs_sh(&s, &["update", "fresh", "x"], None));
+    assert_eq!((code, out.as_str()), (0, "x\n"));
     let (code, out, _) = text(&kvs_sh(&s, &["delete", "k1"], None));
     assert_eq!((code, out.as_str()), (0, "hello | world\n"));
+    let (code, _, err) = text(&kvs_sh(&s, &["delete", "k1"], None));
+    assert_eq!(code, 1);
+    assert!(err.contains("\"errorcode\":2"), "{err}");
     let (code, _, _) = text(&kvs_sh(&s, &["bogus"], None));
     assert_eq!(code, 2);
     s.stop().await;

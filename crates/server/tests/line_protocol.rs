@@ -65,19 +65,35 @@ async fn every_command_and_error() {
     );
     assert_eq!(c.ask("cmd=get | key=1").await, "{\"name\":\"mob\"}\n");
     assert_eq!(c.ask("  key=1|cmd=update  |  body=v2 ").await, "v2\n");
-    assert_eq!(
-        c.ask("cmd=update | key=2 | body=x").await,
-        error("key \\\"2\\\" not found", 10)
-    );
+    // update upserts exactly like create, as the seed's server did.
+    assert_eq!(c.ask("cmd=update | key=2 | body=x").await, "x\n");
+    assert_eq!(c.ask("cmd=get | key=2").await, "x\n");
     assert_eq!(c.ask("cmd=create | key=1 | body=upsert").await, "upsert\n");
     assert_eq!(c.ask("cmd=delete | key=1").await, "upsert\n");
-    assert_eq!(
-        c.ask("cmd=delete | key=1").await,
-        error("key \\\"1\\\" not found", 10)
-    );
+    // Deleting a missing key is the seed's "Error unknown", code 2.
+    assert_eq!(c.ask("cmd=delete | key=1").await, error("Error unknown", 2));
+    // An unknown command is an argument exception, code 8, including the interactive client's
+    // terminator sent by mistake.
     assert_eq!(
         c.ask("cmd=frobnicate | key=1").await,
-        error("unknown command \\\"frobnicate\\\"", 2)
+        error("unknown command \\\"frobnicate\\\"", 8)
+    );
+    assert_eq!(
+        c.ask("cmd=stop ->").await,
+        error("unknown command \\\"stop ->\\\"", 8)
+    );
+    assert_eq!(
+        c.ask("cmd=frob").await,
+        error("unknown command \\\"frob\\\"", 8)
+    );
+    // An empty line gets its own error line and the connection stays open.
+    assert_eq!(
+        c.ask("").await,
+        error("argument exception: the line is empty", 8)
+    );
+    assert_eq!(
+        c.ask("   \r").await,
+        error("argument exception: the line is empty", 8)
     );
     assert_eq!(
         c.ask("cmd=get").await,
@@ -107,6 +123,10 @@ async fn every_command_and_error() {
         .await;
     assert_eq!(c.line().await, "still here\n");
     assert_eq!(c.line().await, "a=b==c\n");
+    assert_eq!(
+        c.line().await,
+        error("argument exception: the line is empty", 8)
+    );
     assert_eq!(c.line().await, error("key \\\"none\\\" not found", 10));
     // stop answers with code 14 and closes.
     assert_eq!(

@@ -23,8 +23,8 @@ pub enum CommandError {
     InvalidExpire(String),
     /// `NX` together with `XX`, `GT` or `LT`.
     NxWithOthers,
-    /// `GT` and `LT` together (or with `NX`).
-    GtLtNx,
+    /// `GT` and `LT` together in EXPIRE and its kin.
+    GtAndLt,
     /// A write would make a value longer than the value size limit.
     StringTooLong,
     /// `SETRANGE` with a negative offset.
@@ -97,8 +97,8 @@ impl fmt::Display for CommandError {
             CommandError::NxWithOthers => {
                 f.write_str("ERR NX and XX, GT or LT options at the same time are not compatible")
             }
-            CommandError::GtLtNx => {
-                f.write_str("ERR GT, LT, and/or NX options at the same time are not compatible")
+            CommandError::GtAndLt => {
+                f.write_str("ERR GT and LT options at the same time are not compatible")
             }
             CommandError::StringTooLong => {
                 f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
@@ -138,6 +138,14 @@ mod tests {
         assert_eq!(
             CommandError::WrongArity("get".into()).to_string(),
             "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            CommandError::GtAndLt.to_string(),
+            "ERR GT and LT options at the same time are not compatible"
+        );
+        assert_eq!(
+            CommandError::NxWithOthers.to_string(),
+            "ERR NX and XX, GT or LT options at the same time are not compatible"
         );
         assert_eq!(
             CommandError::InvalidExpire("set".into()).to_string(),

@@ -3,10 +3,13 @@
 //! The codec is `kvs_protocol::line`; this module runs connections and maps requests to store
 //! commands.
 //!
-//! Replies: `get` answers the value; `create` (an upsert) and `update` (only an existing key)
-//! answer the stored body; `delete` answers the deleted value. Values are escaped so they stay on
-//! one line. Errors are one JSON line with the codes kvs's first users know: 10 not found,
-//! 2 unknown command, 8 bad arguments, 14 stop (sent before the server closes the connection).
+//! Replies, as the seed's own server gave them (scripts written for it rely on these): `get`
+//! answers the value; `create` and `update` both upsert and answer the stored body; `delete`
+//! answers the deleted value. Values are escaped so they stay on one line. Errors are one JSON
+//! line with the seed's codes: 10 `get` of a missing key, 2 `delete` of a missing key ("Error
+//! unknown"), 8 anything malformed (an unknown command, a missing field, a part without `=`, an
+//! empty line), 14 stop (sent before the server closes the connection). Every line sent gets
+//! exactly one reply line, and the connection stays open after every error but `stop`.
 
 use crate::connection_threads::ConnectionThreads;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kvs_protocol::line::{self, LineError, LineRequest};
-use kvs_store::{Command, Condition, Delete, Get, Reply, Set};
+use kvs_store::{Command, Delete, Get, Reply, Set};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -25,6 +28,7 @@ use crate::config::Limits;
 use crate::engine::Engine;
 
 const NOT_FOUND: u32 = 10;
+/// The seed's "Error unknown": what deleting a missing key answers.
 const UNKNOWN: u32 = 2;
 const ARGUMENT: u32 = 8;
 const STOP: u32 = 14;
@@ -113,6 +117,10 @@ async fn connection(
                     ),
                     ARGUMENT,
                 )),
+                Err(LineError::Empty) => output.extend_from_slice(&line::error_line(
+                    "argument exception: the line is empty",
+                    ARGUMENT,
+                )),
                 Err(e @ LineError::TooLong(_)) => {
                     output.extend_from_slice(&line::error_line(&e.to_string(), ARGUMENT));
                     closing = true;
@@ -162,7 +170,7 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
                     "unknown command {:?}",
                     cmd.chars().take(64).collect::<String>()
                 ),
-                UNKNOWN,
+                ARGUMENT,
             ),
             false,
         );
@@ -202,7 +210,7 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
         {
             Reply::Deleted(entry) => line::value_line(&entry.value),
             Reply::Error(e) => unavailable(&e),
-            _ => not_found(),
+            _ => line::error_line("Error unknown", UNKNOWN),
         },
         _ => {
             let Some(body) = request.get("body").cloned() else {
@@ -223,15 +231,8 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
                     false,
                 );
             }
-            let condition = if cmd == "update" {
-                Condition::IfPresent
-            } else {
-                Condition::Always
-            };
             match engine
-                .execute(Command::Set(
-                    Set::new(key.clone(), body.clone()).condition(condition),
-                ))
+                .execute(Command::Set(Set::new(key.clone(), body.clone())))
                 .await
             {
                 Reply::Stored { .. } => line::value_line(&body),

@@ -75,7 +75,7 @@ impl ExpireIf {
             return Err(CommandError::NxWithOthers);
         }
         if c.gt && c.lt {
-            return Err(CommandError::GtLtNx);
+            return Err(CommandError::GtAndLt);
         }
         Ok(Self {
             key: v[0].clone(),
@@ -179,6 +179,25 @@ mod tests {
             Reply::Integer(1),
             "LT alone: none counts as infinite"
         );
+    }
+
+    /// Conflicting options answer redis-server 7's own texts (checked against redis-server 7.0.15).
+    #[test]
+    fn conflicting_options_answer_redis_texts() {
+        let text = |line: &str| {
+            let argv: Vec<Bytes> = line
+                .split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            crate::Command::from_argv(&argv).map_err(|e| e.to_string())
+        };
+        let gt_lt = "ERR GT and LT options at the same time are not compatible";
+        let nx = "ERR NX and XX, GT or LT options at the same time are not compatible";
+        assert_eq!(text("EXPIRE k 10 GT LT"), Err(gt_lt.into()));
+        assert_eq!(text("PEXPIREAT k 10 XX GT LT"), Err(gt_lt.into()));
+        assert_eq!(text("EXPIRE k 10 NX XX"), Err(nx.into()));
+        assert_eq!(text("EXPIRE k 10 NX GT LT"), Err(nx.into()));
+        assert_eq!(text("EXPIREAT k 10 LT NX"), Err(nx.into()));
     }
 
     #[test]
