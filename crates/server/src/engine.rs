@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use kvs_store::{Command, CommandError, Keyspace, Millis, Reply, Store, Transaction};
+use kvs_store::{Command, CommandError, Millis, Reply, Store, Ticket, Watched};
 use tokio::sync::oneshot;
 
+use crate::commit::{Committed, Uncommitted};
 use crate::config::Persistence;
-use crate::persistence::journal::{self, Appended};
 use crate::persistence::{Durability, PersistenceError, SnapshotDone};
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
@@ -26,34 +25,6 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// What must happen before a command's reply may be sent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[must_use]
-pub struct Pending(Option<Appended>);
-
-impl Pending {
-    /// Nothing to wait for.
-    pub const NONE: Pending = Pending(None);
-
-    /// The later of two waits.
-    pub fn and(self, other: Pending) -> Pending {
-        match (self.0, other.0) {
-            (Some(Appended::Refused), _) | (_, Some(Appended::Refused)) => {
-                Pending(Some(Appended::Refused))
-            }
-            (Some(Appended::Lsn(a)), Some(Appended::Lsn(b))) => {
-                Pending(Some(Appended::Lsn(a.max(b))))
-            }
-            (a, b) => Pending(a.or(b)),
-        }
-    }
-
-    /// Whether the command recorded a change.
-    pub fn wrote(&self) -> bool {
-        self.0.is_some()
     }
 }
 
@@ -124,47 +95,64 @@ impl Engine {
         Some(CommandError::LogUnavailable(failed.0.to_string()))
     }
 
-    /// Applies `command` now and says what its reply must wait for ([`Engine::settle`]). Writes
-    /// are refused while the log is failed.
-    pub fn apply(&self, command: Command) -> (Reply, Pending) {
-        if self.durability.is_none() {
-            return (self.store.execute(command, now_millis()), Pending::NONE);
-        }
-        if command.writes()
+    /// Applies `command` now. Its reply may be sent only once [`Engine::commit`] has acknowledged
+    /// the writes it made (see [`crate::commit`]). Writes are refused while the log is failed.
+    pub fn apply(&self, command: Command) -> Uncommitted<Reply> {
+        if self.durability.is_some()
+            && command.writes()
             && let Some(refusal) = self.write_refusal()
         {
-            return (Reply::Error(refusal), Pending::NONE);
+            return Uncommitted::nothing_written(Reply::Error(refusal));
         }
-        journal::reset();
-        let reply = self.store.execute(command, now_millis());
-        (reply, Pending(journal::take()))
+        Uncommitted::new(self.store.apply(command, now_millis()))
     }
 
-    /// Waits until the log acknowledges what `pending` recorded; an error if it cannot.
-    pub async fn settle(&self, pending: Pending) -> Result<(), CommandError> {
+    /// Waits until the commit pipeline acknowledges `ticket` (and everything before it) under the
+    /// fsync policy, and returns the proof that releases the answers it covers; an error if the
+    /// log refused or failed.
+    pub async fn commit(&self, ticket: Option<Ticket>) -> Result<Committed, CommandError> {
         let refused = || {
             self.write_refusal().unwrap_or(CommandError::LogUnavailable(
                 "the log refused the write".into(),
             ))
         };
-        match (pending.0, &self.durability) {
-            (None, _) | (_, None) => Ok(()),
-            (Some(Appended::Refused), _) => Err(refused()),
-            (Some(Appended::Lsn(lsn)), Some(d)) => d
+        match (ticket, &self.durability) {
+            (None, _) => Ok(Committed::nothing()),
+            (Some(Ticket::Refused), _) | (Some(_), None) => Err(refused()),
+            (Some(Ticket::Queued(lsn)), Some(d)) => d
                 .log()
                 .wait(lsn)
                 .await
+                .map(|()| Committed::up_to(Ticket::Queued(lsn)))
                 .map_err(|e| CommandError::LogUnavailable(e.0.to_string())),
+        }
+    }
+
+    /// Waits for `answer`'s writes, then gives the answer; `refused` makes the error answer when
+    /// the log could not make them durable.
+    pub async fn settle<T>(
+        &self,
+        answer: Uncommitted<T>,
+        refused: impl FnOnce(CommandError) -> T,
+    ) -> T {
+        let answer = match answer.ready() {
+            Ok(value) => return value,
+            Err(answer) => answer,
+        };
+        match self.commit(answer.ticket()).await {
+            Ok(proof) => answer.release(&proof).unwrap_or_else(|_| {
+                refused(CommandError::LogUnavailable(
+                    "the log did not acknowledge the write".into(),
+                ))
+            }),
+            Err(e) => refused(e),
         }
     }
 
     /// Applies `command` and answers once its effects are as durable as the fsync policy says.
     pub async fn execute(&self, command: Command) -> Reply {
-        let (reply, pending) = self.apply(command);
-        match self.settle(pending).await {
-            Ok(()) => reply,
-            Err(e) => Reply::Error(e),
-        }
+        let answer = self.apply(command);
+        self.settle(answer, Reply::Error).await
     }
 
     /// Starts a snapshot on a thread of its own; the receiver resolves when it is written.
@@ -210,20 +198,17 @@ impl Engine {
 
     /// The version of the live entry under `key`, if any: what `WATCH` remembers.
     pub fn version_of(&self, key: &[u8]) -> Option<u64> {
-        let now = now_millis();
-        self.store
-            .read(key, |shard| shard.live(key, now).map(|e| e.version))
+        self.store.version_of(key, now_millis())
     }
 
-    /// Runs `commands` as one block that no other client can interleave with (`MULTI`/`EXEC`):
-    /// the write locks of every shard they touch, and of every watched key, are taken first, in
-    /// index order. If any watched key's version differs from the one remembered, nothing runs
-    /// and the answer is `None`.
-    pub fn execute_block(
+    /// Runs `commands` as one block that no other client can interleave with (`MULTI`/`EXEC`).
+    /// If any watched key's version differs from the one remembered, nothing runs and the answer
+    /// is `None`. Writes are refused while the log is failed.
+    pub fn apply_block(
         &self,
         commands: Vec<Command>,
-        watched: &[(Bytes, Option<u64>)],
-    ) -> Option<(Vec<Reply>, Pending)> {
+        watched: &[Watched],
+    ) -> Option<Uncommitted<Vec<Reply>>> {
         if self.durability.is_some()
             && commands.iter().any(Command::writes)
             && let Some(refusal) = self.write_refusal()
@@ -232,34 +217,11 @@ impl Engine {
                 .iter()
                 .map(|_| Reply::Error(refusal.clone()))
                 .collect();
-            return Some((replies, Pending::NONE));
+            return Some(Uncommitted::nothing_written(replies));
         }
-        journal::reset();
-        let replies = self.run_block(commands, watched)?;
-        Some((replies, Pending(journal::take())))
-    }
-
-    fn run_block(
-        &self,
-        commands: Vec<Command>,
-        watched: &[(Bytes, Option<u64>)],
-    ) -> Option<Vec<Reply>> {
-        let mut keys: Option<Vec<&[u8]>> = Some(watched.iter().map(|(k, _)| &k[..]).collect());
-        for command in &commands {
-            match (command.keys(), keys.as_mut()) {
-                (Some(more), Some(all)) => all.extend(more),
-                _ => keys = None,
-            }
-        }
-        let txn = Transaction::lock(&self.store, keys.as_deref());
-        let now = now_millis();
-        let unchanged = watched.iter().all(|(key, version)| {
-            txn.read(key, |shard| shard.live(key, now).map(|e| e.version)) == *version
-        });
-        if !unchanged {
-            return None;
-        }
-        Some(commands.into_iter().map(|c| c.apply(&txn, now)).collect())
+        self.store
+            .apply_block(commands, watched, now_millis())
+            .map(Uncommitted::new)
     }
 
     /// The keyspace, for maintenance tasks such as the expiry sweep.

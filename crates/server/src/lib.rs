@@ -4,6 +4,7 @@
 //! It is not the command line: the `kvs` binary parses flags and signals and calls [`Server`].
 //! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
 
+mod commit;
 pub mod config;
 mod connection_threads;
 mod engine;
@@ -14,6 +15,7 @@ pub mod persistence;
 pub mod resp;
 mod server;
 
+pub use commit::{Committed, Uncommitted};
 pub use config::{Config, ConfigError, FsyncPolicy, Limits, Persistence};
-pub use engine::{Engine, Pending, SnapshotRefused};
+pub use engine::{Engine, SnapshotRefused};
 pub use server::{ServeError, Server, run};

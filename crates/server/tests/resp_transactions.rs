@@ -55,6 +55,46 @@ async fn multi_exec_discard_and_their_errors() {
     .await;
     exchange(&mut t, "GET k\r\n", "$2\r\n11\r\n").await;
 
+    // An unknown command with no arguments, as Redis's own multi.tcl sends it, and a wrong
+    // number of arguments, both doom the block: EXEC runs nothing.
+    for bad in [
+        (
+            "non-existing-command\r\n",
+            "-ERR unknown command 'non-existing-command', with args beginning with: \r\n",
+        ),
+        (
+            "NOSUCH\r\n",
+            "-ERR unknown command 'NOSUCH', with args beginning with: \r\n",
+        ),
+        (
+            "GET\r\n",
+            "-ERR wrong number of arguments for 'get' command\r\n",
+        ),
+    ] {
+        exchange(&mut t, "MULTI\r\n", "+OK\r\n").await;
+        exchange(&mut t, "SET k doomed\r\n", "+QUEUED\r\n").await;
+        exchange(&mut t, bad.0, bad.1).await;
+        exchange(&mut t, "SET k doomed2\r\n", "+QUEUED\r\n").await;
+        exchange(
+            &mut t,
+            "EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        )
+        .await;
+        exchange(&mut t, "GET k\r\n", "$2\r\n11\r\n").await;
+    }
+
+    // WATCH inside MULTI is refused but does not abort the block.
+    exchange(&mut t, "MULTI\r\n", "+OK\r\n").await;
+    exchange(
+        &mut t,
+        "WATCH k\r\n",
+        "-ERR WATCH inside MULTI is not allowed\r\n",
+    )
+    .await;
+    exchange(&mut t, "SET w 1\r\n", "+QUEUED\r\n").await;
+    exchange(&mut t, "EXEC\r\n", "*1\r\n+OK\r\n").await;
+
     // Errors at run time are answered in place; the rest still runs.
     exchange(&mut t, "MULTI\r\n", "+OK\r\n").await;
     exchange(&mut t, "SET s abc\r\n", "+QUEUED\r\n").await;

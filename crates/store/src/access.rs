@@ -1,19 +1,31 @@
-//! How commands reach shards. A command is written once against [`Keyspace`] and runs two ways:
-//! on the [`Store`], where each access takes the shard locks it needs for as long as it needs
-//! them, or inside a [`Transaction`], which already holds the write locks of every shard the
-//! transaction touches, so a whole `MULTI`/`EXEC` block applies at one instant.
+//! How commands reach shards, and how their writes become effects. A command is written once
+//! against [`Keyspace`] and runs on one of two handles:
+//!
+//! - a [`Call`] on the [`Store`], where each access takes the shard locks it needs for as long as
+//!   it needs them, and each write scope's effects are submitted before its locks are released;
+//! - a [`Transaction`], which already holds the write locks of every shard a `MULTI`/`EXEC` block
+//!   touches, gathers the whole block's effects and submits them as one when it commits.
+//!
+//! Either way writes go through a [`Writer`], which notes every change as an effect, and the
+//! handle returns the pipeline's [`Ticket`] to its caller: nothing is carried on the side.
 //!
 //! Whenever several shards are locked at once they are locked in ascending index order, the one
 //! order every multi-shard lock in kvs follows, so no two of them can deadlock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ops::Deref;
 
+use bytes::Bytes;
 use parking_lot::RwLockWriteGuard;
 
-use crate::keyspace::{Scope, Store};
+use crate::effects::{Noted, Removal, Ticket};
+use crate::entry::{Entry, Millis};
+use crate::keyspace::Store;
+use crate::packed::{EntryRef, Packed};
 use crate::shard::Shard;
 
-/// Access to shards for one command. Implemented by [`Store`] and [`Transaction`].
+/// Access to shards for one command. Implemented by [`Call`], [`Transaction`] and, for a store
+/// without a commit pipeline (tests, tools), by [`Store`] itself.
 pub trait Keyspace {
     /// The store these shards belong to.
     fn store(&self) -> &Store;
@@ -22,18 +34,75 @@ pub trait Keyspace {
     /// Runs `f` on shard number `index` (below the store's shard count), for reading.
     fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R;
     /// Runs `f` on the shard of `key`, for writing.
-    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R;
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R;
     /// Runs `f` with the shards of all `keys` held at once, for reading.
     fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R;
     /// Runs `f` with the shards of all `keys` held at once, for writing.
-    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R;
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, Writer<'_>>) -> R) -> R;
     /// Runs `f` with every shard held, in index order, for reading.
     fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R;
     /// Runs `f` with every shard held, in index order, for writing.
-    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R;
+    fn write_every<R>(&self, f: impl FnOnce(&mut [Writer<'_>]) -> R) -> R;
     /// The next version. Call it only while holding the written key's shard for writing.
     fn next_version(&self) -> u64 {
         self.store().next_version()
+    }
+}
+
+/// A shard held for writing. Reads go straight to the shard (it dereferences to one); every
+/// change goes through here and is noted as an effect of the command.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    shard: &'a mut Shard,
+    noted: &'a Noted,
+}
+
+impl Deref for Writer<'_> {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        self.shard
+    }
+}
+
+impl Writer<'_> {
+    /// [`Shard::update`], noting the entry written.
+    pub(crate) fn update<E>(
+        &mut self,
+        key: &Bytes,
+        now: Millis,
+        decide: impl FnOnce(Option<EntryRef<'_>>) -> Result<Entry, E>,
+    ) -> Result<Option<Packed>, E> {
+        let noted = self.noted;
+        self.shard.update(key, now, |current| {
+            let entry = decide(current)?;
+            noted.put(key, &entry);
+            Ok(entry)
+        })
+    }
+
+    /// Stores `entry` under `key`, replacing whatever was there; returns the previous entry
+    /// (which may be an expired one the caller must treat as absent).
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Packed> {
+        self.noted.put(&key, &entry);
+        self.shard.put(key, entry)
+    }
+
+    /// Removes `key` and returns its entry, expired or not.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Packed> {
+        let old = self.shard.remove(key)?;
+        self.noted.remove(key, Removal::Deleted);
+        Some(old)
+    }
+
+    /// Removes every key of every shard in `shards`, which must be all of the store's.
+    pub(crate) fn clear_all(shards: &mut [Writer<'_>]) {
+        for w in shards.iter_mut() {
+            w.shard.clear();
+        }
+        if let Some(first) = shards.first() {
+            first.noted.flush();
+        }
     }
 }
 
@@ -61,10 +130,10 @@ impl Picked<'_, &Shard> {
     }
 }
 
-impl Picked<'_, &mut Shard> {
+impl<'w> Picked<'_, Writer<'w>> {
     /// The shard of `key`; `None` only if `key` was not among the keys asked for.
-    pub(crate) fn shard(&mut self, key: &[u8]) -> Option<&mut Shard> {
-        self.position(key).map(|i| &mut *self.shards[i])
+    pub(crate) fn shard(&mut self, key: &[u8]) -> Option<&mut Writer<'w>> {
+        self.position(key).map(|i| &mut self.shards[i])
     }
 }
 
@@ -76,75 +145,184 @@ pub(crate) fn indices_of(store: &Store, keys: &[&[u8]]) -> Vec<usize> {
     indices
 }
 
+/// One command's handle on the store: locks as each access needs them, notes the effects of
+/// each write scope and submits them to the store's pipeline before that scope's locks are
+/// released. [`Call::finish`] gives the ticket that covers every submission.
+#[derive(Debug)]
+pub struct Call<'s> {
+    store: &'s Store,
+    noted: Noted,
+    ticket: Cell<Option<Ticket>>,
+}
+
+impl<'s> Call<'s> {
+    pub fn new(store: &'s Store) -> Self {
+        Self {
+            store,
+            noted: Noted::new(store.has_commit()),
+            ticket: Cell::new(None),
+        }
+    }
+
+    /// Submits what was noted. Call it while the locks of the changed keys are held.
+    fn submit(&self) {
+        if let Some(effects) = self.noted.take(self.store.revision())
+            && let Some(ticket) = self.store.submit(&effects)
+        {
+            self.ticket
+                .set(Ticket::join(self.ticket.get(), Some(ticket)));
+        }
+    }
+
+    /// What the command's writes wait for; `None` when it wrote nothing.
+    pub fn finish(self) -> Option<Ticket> {
+        self.ticket.get()
+    }
+}
+
+impl Keyspace for Call<'_> {
+    fn store(&self) -> &Store {
+        self.store
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.store.shard_at(self.store.shard_index(key)).read())
+    }
+
+    fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.store.shard_at(index).read())
+    }
+
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
+        let mut guard = self.store.shard_at(self.store.shard_index(key)).write();
+        let out = f(&mut Writer {
+            shard: &mut guard,
+            noted: &self.noted,
+        });
+        self.submit();
+        out
+    }
+
+    fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
+        let indices = indices_of(self.store, keys);
+        let guards: Vec<_> = indices
+            .iter()
+            .map(|&i| self.store.shard_at(i).read())
+            .collect();
+        let shards = guards.iter().map(|g| &**g).collect();
+        f(&Picked {
+            store: self.store,
+            indices,
+            shards,
+        })
+    }
+
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, Writer<'_>>) -> R) -> R {
+        let indices = indices_of(self.store, keys);
+        let mut guards: Vec<_> = indices
+            .iter()
+            .map(|&i| self.store.shard_at(i).write())
+            .collect();
+        let shards = guards
+            .iter_mut()
+            .map(|g| Writer {
+                shard: g,
+                noted: &self.noted,
+            })
+            .collect();
+        let out = f(&mut Picked {
+            store: self.store,
+            indices,
+            shards,
+        });
+        self.submit();
+        out
+    }
+
+    fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R {
+        let guards: Vec<_> = (0..self.store.shard_count())
+            .map(|i| self.store.shard_at(i).read())
+            .collect();
+        let shards: Vec<&Shard> = guards.iter().map(|g| &**g).collect();
+        f(&shards)
+    }
+
+    fn write_every<R>(&self, f: impl FnOnce(&mut [Writer<'_>]) -> R) -> R {
+        let mut guards: Vec<_> = (0..self.store.shard_count())
+            .map(|i| self.store.shard_at(i).write())
+            .collect();
+        let mut shards: Vec<Writer<'_>> = guards
+            .iter_mut()
+            .map(|g| Writer {
+                shard: g,
+                noted: &self.noted,
+            })
+            .collect();
+        let out = f(&mut shards);
+        self.submit();
+        out
+    }
+}
+
+/// A store with no commit pipeline is its own handle: each access is a [`Call`] of its own. A
+/// durable store must be driven through a [`Call`] (or [`Store::apply`]), whose ticket its caller
+/// waits for; here the ticket would be dropped.
 impl Keyspace for Store {
     fn store(&self) -> &Store {
         self
     }
 
     fn read<R>(&self, key: &[u8], f: impl FnOnce(&Shard) -> R) -> R {
-        f(&self.shard_at(self.shard_index(key)).read())
+        Call::new(self).read(key, f)
     }
 
     fn read_index<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> R {
-        f(&self.shard_at(index).read())
+        Call::new(self).read_index(index, f)
     }
 
-    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        let mut guard = self.shard_at(self.shard_index(key)).write();
-        let _scope = self.scope();
-        f(&mut guard)
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
+        debug_assert!(
+            !self.has_commit(),
+            "a durable store written without its ticket"
+        );
+        Call::new(self).write(key, f)
     }
 
     fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
-        let indices = indices_of(self, keys);
-        let guards: Vec<_> = indices.iter().map(|&i| self.shard_at(i).read()).collect();
-        let shards = guards.iter().map(|g| &**g).collect();
-        f(&Picked {
-            store: self,
-            indices,
-            shards,
-        })
+        Call::new(self).read_keys(keys, f)
     }
 
-    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R {
-        let indices = indices_of(self, keys);
-        let mut guards: Vec<_> = indices.iter().map(|&i| self.shard_at(i).write()).collect();
-        let _scope = self.scope();
-        let shards = guards.iter_mut().map(|g| &mut **g).collect();
-        f(&mut Picked {
-            store: self,
-            indices,
-            shards,
-        })
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, Writer<'_>>) -> R) -> R {
+        debug_assert!(
+            !self.has_commit(),
+            "a durable store written without its ticket"
+        );
+        Call::new(self).write_keys(keys, f)
     }
 
     fn read_every<R>(&self, f: impl FnOnce(&[&Shard]) -> R) -> R {
-        let guards: Vec<_> = (0..self.shard_count())
-            .map(|i| self.shard_at(i).read())
-            .collect();
-        let shards: Vec<&Shard> = guards.iter().map(|g| &**g).collect();
-        f(&shards)
+        Call::new(self).read_every(f)
     }
 
-    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R {
-        let mut guards: Vec<_> = (0..self.shard_count())
-            .map(|i| self.shard_at(i).write())
-            .collect();
-        let _scope = self.scope();
-        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-        f(&mut shards)
+    fn write_every<R>(&self, f: impl FnOnce(&mut [Writer<'_>]) -> R) -> R {
+        debug_assert!(
+            !self.has_commit(),
+            "a durable store written without its ticket"
+        );
+        Call::new(self).write_every(f)
     }
 }
 
 /// The write locks of a set of shards, held while a block of commands runs (`MULTI`/`EXEC`).
 /// Other clients' operations on those shards wait until it is dropped; operations on other
-/// shards go on. Commands run inside it may only touch the shards it was opened for.
+/// shards go on. Commands run inside it may only touch the shards it was opened for. The block's
+/// effects are submitted as one, under those locks, by [`Transaction::commit`] (or, should the
+/// transaction be dropped without it, on drop, so the pipeline never misses a change).
 #[derive(Debug)]
 pub struct Transaction<'a> {
     store: &'a Store,
-    /// Gathers the block's changes into one journal record; declared before `held` so it is
-    /// dropped, and the record handed over, while the locks are still held.
-    _scope: Scope<'a>,
+    noted: Noted,
+    committed: bool,
     /// One slot per shard of the store; `Some` for the shards this transaction holds.
     held: Vec<Option<RefCell<RwLockWriteGuard<'a, Shard>>>>,
 }
@@ -163,9 +341,22 @@ impl<'a> Transaction<'a> {
         }
         Self {
             store,
-            _scope: store.scope(),
+            noted: Noted::new(store.has_commit()),
+            committed: false,
             held,
         }
+    }
+
+    /// Submits the block's effects as one, still under its locks, then releases them. Returns
+    /// what the block's replies wait for; `None` when it wrote nothing.
+    pub fn commit(mut self) -> Option<Ticket> {
+        self.committed = true;
+        self.submit()
+    }
+
+    fn submit(&self) -> Option<Ticket> {
+        let effects = self.noted.take(self.store.revision())?;
+        self.store.submit(&effects)
     }
 
     /// The held guard of shard `i`. Reaching a shard the transaction was not opened for means a
@@ -174,6 +365,15 @@ impl<'a> Transaction<'a> {
         match &self.held[i] {
             Some(cell) => cell,
             None => panic!("a transaction reached shard {i}, which it does not hold"),
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        // Runs before the guards in `held` are released.
+        if !self.committed {
+            let _ = self.submit();
         }
     }
 }
@@ -191,8 +391,12 @@ impl Keyspace for Transaction<'_> {
         f(&self.slot(index).borrow())
     }
 
-    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut self.slot(self.store.shard_index(key)).borrow_mut())
+    fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
+        let mut guard = self.slot(self.store.shard_index(key)).borrow_mut();
+        f(&mut Writer {
+            shard: &mut guard,
+            noted: &self.noted,
+        })
     }
 
     fn read_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&Picked<'_, &Shard>) -> R) -> R {
@@ -206,10 +410,16 @@ impl Keyspace for Transaction<'_> {
         })
     }
 
-    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, &mut Shard>) -> R) -> R {
+    fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, Writer<'_>>) -> R) -> R {
         let indices = indices_of(self.store, keys);
         let mut borrows: Vec<_> = indices.iter().map(|&i| self.slot(i).borrow_mut()).collect();
-        let shards = borrows.iter_mut().map(|b| &mut ***b).collect();
+        let shards = borrows
+            .iter_mut()
+            .map(|b| Writer {
+                shard: b,
+                noted: &self.noted,
+            })
+            .collect();
         f(&mut Picked {
             store: self.store,
             indices,
@@ -225,11 +435,17 @@ impl Keyspace for Transaction<'_> {
         f(&shards)
     }
 
-    fn write_every<R>(&self, f: impl FnOnce(&mut [&mut Shard]) -> R) -> R {
+    fn write_every<R>(&self, f: impl FnOnce(&mut [Writer<'_>]) -> R) -> R {
         let mut borrows: Vec<_> = (0..self.held.len())
             .map(|i| self.slot(i).borrow_mut())
             .collect();
-        let mut shards: Vec<&mut Shard> = borrows.iter_mut().map(|b| &mut ***b).collect();
+        let mut shards: Vec<Writer<'_>> = borrows
+            .iter_mut()
+            .map(|b| Writer {
+                shard: b,
+                noted: &self.noted,
+            })
+            .collect();
         f(&mut shards)
     }
 }

@@ -3,7 +3,9 @@
 //! ```text
 //! record := revision:u64 change*
 //! change := 0x01 flags:u8 key entry            a key now holds this entry
-//!         | 0x03 key                           a key was removed
+//!         | 0x03 key                           a key was deleted
+//!         | 0x05 key                           a key expired and was reclaimed
+//!         | 0x06 key                           a key was evicted
 //!         | 0x04                               every key was removed
 //! key    := len:u32 bytes
 //! entry  := [content_type_len:u32 bytes]       present when flags has 0x02
@@ -20,12 +22,15 @@
 
 use bytes::Bytes;
 
+use crate::effects::{Change, Effects, Removal};
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::keyspace::Store;
 use crate::packed::EntryRef;
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 3;
+const EXPIRED: u8 = 5;
+const EVICTED: u8 = 6;
 /// Flags of a put.
 const HAS_EXPIRY: u8 = 1;
 const HAS_CONTENT_TYPE: u8 = 2;
@@ -66,8 +71,12 @@ pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
     }
 }
 
-pub(crate) fn encode_remove(buf: &mut Vec<u8>, key: &[u8]) {
-    buf.push(REMOVE);
+pub(crate) fn encode_remove(buf: &mut Vec<u8>, key: &[u8], why: Removal) {
+    buf.push(match why {
+        Removal::Deleted => REMOVE,
+        Removal::Expired => EXPIRED,
+        Removal::Evicted => EVICTED,
+    });
     encode_key(buf, key);
 }
 
@@ -75,12 +84,29 @@ pub(crate) fn encode_clear(buf: &mut Vec<u8>) {
     buf.push(CLEAR);
 }
 
-/// One decoded change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    Put(Bytes, Entry),
-    Remove(Bytes),
-    Clear,
+/// Appends the record of `effects` to `buf`.
+pub fn encode(effects: &Effects, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&effects.revision.to_le_bytes());
+    for change in &effects.changes {
+        match change {
+            Change::Put(key, entry) => encode_put(buf, key, entry.view()),
+            Change::Remove(key, why) => encode_remove(buf, key, *why),
+            Change::Flush => encode_clear(buf),
+        }
+    }
+}
+
+/// Bytes the record of `effects` takes, give or take a content type: for sizing a buffer.
+pub fn encoded_len(effects: &Effects) -> usize {
+    8 + effects
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Put(key, entry) => 48 + key.len() + entry.value.len(),
+            Change::Remove(key, _) => 5 + key.len(),
+            Change::Flush => 1,
+        })
+        .sum::<usize>()
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -126,7 +152,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Decodes `record` into its revision and changes.
-pub fn decode(record: &[u8]) -> Result<(u64, Vec<Change>), BadRecord> {
+pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
     let mut cur = Cursor(record);
     let revision = cur.u64()?;
     let mut changes = Vec::new();
@@ -162,19 +188,21 @@ pub fn decode(record: &[u8]) -> Result<(u64, Vec<Change>), BadRecord> {
                 };
                 Change::Put(key, entry)
             }
-            REMOVE => Change::Remove(cur.bytes32()?),
-            CLEAR => Change::Clear,
+            REMOVE => Change::Remove(cur.bytes32()?, Removal::Deleted),
+            EXPIRED => Change::Remove(cur.bytes32()?, Removal::Expired),
+            EVICTED => Change::Remove(cur.bytes32()?, Removal::Evicted),
+            CLEAR => Change::Flush,
             _ => return Err(BadRecord("unknown change kind")),
         });
     }
-    Ok((revision, changes))
+    Ok(Effects { revision, changes })
 }
 
 impl Store {
     /// Applies a journal or snapshot record, as recovery does. Entries already expired at `now`
     /// are dropped instead of stored. Versions continue after the highest one seen.
     pub fn replay(&self, record: &[u8], now: Millis) -> Result<(), BadRecord> {
-        let (revision, changes) = decode(record)?;
+        let Effects { revision, changes } = decode(record)?;
         self.raise_revision(revision);
         for change in changes {
             match change {
@@ -187,10 +215,10 @@ impl Store {
                         shard.remove(&key);
                     }
                 }
-                Change::Remove(key) => {
+                Change::Remove(key, _) => {
                     self.shard_at(self.shard_index(&key)).write().remove(&key);
                 }
-                Change::Clear => self.clear(),
+                Change::Flush => self.clear(),
             }
         }
         Ok(())
@@ -215,7 +243,8 @@ mod tests {
     fn golden_bytes() {
         let mut buf = 9u64.to_le_bytes().to_vec();
         encode_put(&mut buf, b"k", entry(b"v", None).view());
-        encode_remove(&mut buf, b"gone");
+        encode_remove(&mut buf, b"gone", Removal::Deleted);
+        encode_remove(&mut buf, b"old", Removal::Expired);
         encode_clear(&mut buf);
         let want: Vec<u8> = [
             &9u64.to_le_bytes()[..],
@@ -227,6 +256,8 @@ mod tests {
             b"v",
             &[3, 4, 0, 0, 0],
             b"gone",
+            &[5, 3, 0, 0, 0],
+            b"old",
             &[4],
         ]
         .concat();
@@ -243,19 +274,29 @@ mod tests {
             ..entry(b"p", Some(9))
         };
         encode_put(&mut buf, b"p", plain.view());
-        encode_remove(&mut buf, b"b");
+        encode_remove(&mut buf, b"b", Removal::Deleted);
+        encode_remove(&mut buf, b"e", Removal::Expired);
+        encode_remove(&mut buf, b"v", Removal::Evicted);
         encode_clear(&mut buf);
-        let (revision, changes) = decode(&buf).expect("decodes");
-        assert_eq!(revision, 3);
+        let effects = decode(&buf).expect("decodes");
+        assert_eq!(effects.revision, 3);
         assert_eq!(
-            changes,
+            effects.changes,
             [
                 Change::Put(Bytes::from_static(b"a"), entry(b"1", Some(5_000))),
                 Change::Put(Bytes::new(), entry(b"", None)),
                 Change::Put(Bytes::from_static(b"p"), plain),
-                Change::Remove(Bytes::from_static(b"b")),
-                Change::Clear,
+                Change::Remove(Bytes::from_static(b"b"), Removal::Deleted),
+                Change::Remove(Bytes::from_static(b"e"), Removal::Expired),
+                Change::Remove(Bytes::from_static(b"v"), Removal::Evicted),
+                Change::Flush,
             ]
+        );
+        let mut again = Vec::new();
+        encode(&effects, &mut again);
+        assert_eq!(
+            again, buf,
+            "encoding the decoded effects gives the same bytes"
         );
     }
 

@@ -8,10 +8,8 @@ use hashbrown::DefaultHashBuilder;
 use parking_lot::RwLock;
 
 use crate::access::Keyspace;
-use crate::command::Command;
+use crate::effects::{Change, Commit, Effects, Removal, Ticket};
 use crate::entry::Millis;
-use crate::journal::{self, Journal};
-use crate::reply::Reply;
 use crate::shard::Shard;
 
 /// Shards in a store made by [`Store::new`]. Enough that two writers rarely meet on one lock even
@@ -43,8 +41,8 @@ pub struct Store {
     revision: AtomicU64,
     /// Where the next bounded sweep starts, so successive sweeps visit every shard in turn.
     sweep_cursor: AtomicUsize,
-    /// Where records of changes go when the store is durable.
-    journal: Option<Arc<dyn Journal>>,
+    /// Where the effects of writes go: the write-ahead log when the store is durable.
+    commit: Option<Arc<dyn Commit>>,
 }
 
 impl Default for Store {
@@ -67,13 +65,8 @@ impl Store {
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
-            journal: None,
+            commit: None,
         }
-    }
-
-    /// Applies one command at time `now` and returns its reply.
-    pub fn execute(&self, command: Command, now: Millis) -> Reply {
-        command.apply(self, now)
     }
 
     /// The last version assigned by any write (0 for a store never written).
@@ -111,7 +104,10 @@ impl Store {
     }
 
     /// Reclaims up to `budget` expired keys, taking each shard's write lock only when that shard
-    /// holds an expired key and only for a bounded number of removals. Returns how many it removed.
+    /// holds an expired key and only for a bounded number of removals. Each removal is an effect
+    /// ([`Removal::Expired`]) submitted to the pipeline under the shard's lock, so a restart, a
+    /// watcher and a replica all see the key go at the same place in the order of changes.
+    /// Returns how many keys it removed.
     pub fn sweep_expired(&self, now: Millis, budget: usize) -> usize {
         let n = self.shards.len();
         let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % n;
@@ -124,29 +120,52 @@ impl Store {
             if !lock.read().has_expired(now) {
                 continue;
             }
-            removed += lock.write().sweep(now, budget - removed);
+            let mut shard = lock.write();
+            let mut changes = Vec::new();
+            let noting = self.commit.is_some();
+            removed += shard.sweep(now, budget - removed, |key| {
+                if noting {
+                    changes.push(Change::Remove(
+                        bytes::Bytes::copy_from_slice(key),
+                        Removal::Expired,
+                    ));
+                }
+            });
+            if !changes.is_empty() {
+                // Nobody waits for these: the pipeline makes them durable in its own time.
+                let _ = self.submit(&Effects {
+                    revision: self.revision(),
+                    changes,
+                });
+            }
+            drop(shard);
         }
         removed
     }
 
-    /// Removes every key. Versions keep increasing afterwards.
-    pub fn clear(&self) {
-        self.write_every(Shard::clear_all);
-    }
-
-    /// From now on, hands every change to `journal` (see [`crate::journal`]). Set it after
-    /// recovery and before the store is shared.
-    pub fn set_journal(&mut self, journal: Arc<dyn Journal>) {
-        self.journal = Some(journal);
-    }
-
-    /// Opens a scope whose changes reach the journal as one record when it is dropped. Hold it
-    /// inside the shard guards it covers, so it drops before they unlock.
-    pub(crate) fn scope(&self) -> Scope<'_> {
-        if self.journal.is_some() {
-            journal::begin();
+    /// Removes every key without noting it anywhere (recovery's FLUSHALL). Versions keep
+    /// increasing afterwards.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.write().clear();
         }
-        Scope { store: self }
+    }
+
+    /// From now on, hands the effects of every write to `commit` (see [`crate::effects`]). Set it
+    /// after recovery and before the store is shared.
+    pub fn set_commit(&mut self, commit: Arc<dyn Commit>) {
+        self.commit = Some(commit);
+    }
+
+    /// Whether writes are submitted to a commit pipeline.
+    pub(crate) fn has_commit(&self) -> bool {
+        self.commit.is_some()
+    }
+
+    /// Hands `effects` to the pipeline; `None` when there is none. Call it with the shard locks of
+    /// every key they change held.
+    pub(crate) fn submit(&self, effects: &Effects) -> Option<Ticket> {
+        self.commit.as_ref().map(|c| c.submit(effects))
     }
 
     /// Makes the next version greater than `version` (used when replaying).
@@ -172,20 +191,6 @@ impl Store {
     /// The next version. Call it while holding the write lock of the key being written.
     pub(crate) fn next_version(&self) -> u64 {
         self.revision.fetch_add(1, Ordering::AcqRel) + 1
-    }
-}
-
-/// A journal scope: see [`Store::scope`].
-#[derive(Debug)]
-pub(crate) struct Scope<'a> {
-    store: &'a Store,
-}
-
-impl Drop for Scope<'_> {
-    fn drop(&mut self) {
-        if let Some(journal) = &self.store.journal {
-            journal::end(&**journal, self.store.revision());
-        }
     }
 }
 

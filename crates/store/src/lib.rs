@@ -13,9 +13,9 @@
 mod access;
 pub mod change;
 mod command;
+pub mod effects;
 mod entry;
 mod error;
-pub mod journal;
 mod keyspace;
 mod listing;
 mod packed;
@@ -24,16 +24,17 @@ mod reply;
 mod shard;
 mod snapshot;
 
-pub use access::{Keyspace, Picked, Transaction};
+pub use access::{Call, Keyspace, Picked, Transaction, Writer};
 pub use command::{
     Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
     ExpireIf, ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, Keys, List,
     MAX_VALUE_LEN, MGet, MSet, Object, ObjectQuery, Persist, RandomKey, Rename, Set, SetRange,
     SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
 };
+pub use command::{Applied, Watched};
+pub use effects::{Change, Commit, Effects, Removal, Ticket};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
 pub use error::CommandError;
-pub use journal::Journal;
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
 pub use packed::{EntryRef, INLINE_MAX};

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::entry::{Entry, Millis};
-use crate::journal;
 use crate::packed::{EntryRef, Packed};
 
 #[derive(Debug, Default)]
@@ -70,7 +69,6 @@ impl Shard {
         let current = slot.view();
         let live = current.is_live(now);
         let entry = decide(live.then_some(current))?;
-        journal::put(key, &entry);
         let old = std::mem::replace(slot, Packed::new(key, &entry));
         self.note_expiry(key, old.view().expires_at, entry.expires_at);
         Ok(live.then_some(old))
@@ -79,7 +77,6 @@ impl Shard {
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Packed> {
-        journal::put(&key, &entry);
         let packed = Packed::new(&key, &entry);
         let hash = self.hash(&key);
         if let Some(slot) = self.table.find_mut(hash, |p| p.key() == &key[..]) {
@@ -115,14 +112,6 @@ impl Shard {
 
     /// Removes `key` and returns its entry, expired or not.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Packed> {
-        let entry = self.unlink(key)?;
-        journal::remove(key);
-        Some(entry)
-    }
-
-    /// Removes `key` without noting it in the journal: for expired keys, whose records already
-    /// carry their absolute expiry.
-    fn unlink(&mut self, key: &[u8]) -> Option<Packed> {
         let hash = self.hash(key);
         let found = self.table.find_entry(hash, |p| p.key() == key).ok()?;
         let (packed, _) = found.remove();
@@ -162,8 +151,14 @@ impl Shard {
         self.expiries.first().is_some_and(|(at, _)| *at <= now)
     }
 
-    /// Removes up to `budget` keys that expired at or before `now`; returns how many it removed.
-    pub(crate) fn sweep(&mut self, now: Millis, budget: usize) -> usize {
+    /// Removes up to `budget` keys that expired at or before `now`, telling `removed` each one;
+    /// returns how many it removed.
+    pub(crate) fn sweep(
+        &mut self,
+        now: Millis,
+        budget: usize,
+        mut removed_key: impl FnMut(&[u8]),
+    ) -> usize {
         let mut removed = 0;
         while removed < budget {
             let Some((at, key)) = self.expiries.first() else {
@@ -173,7 +168,8 @@ impl Shard {
                 break;
             }
             let key = key.clone();
-            self.unlink(&key);
+            self.remove(&key);
+            removed_key(&key);
             removed += 1;
         }
         removed
@@ -228,14 +224,8 @@ impl Shard {
             .map(Packed::key)
     }
 
-    /// Removes every key of every shard in `shards` (which must be all of the store's).
-    pub(crate) fn clear_all(shards: &mut [&mut Shard]) {
-        shards.iter_mut().for_each(|s| s.clear());
-        journal::clear();
-    }
-
     /// Removes every key.
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.table.clear();
         self.layout_epoch += 1;
         if let Some(order) = self.order.get_mut() {
@@ -277,9 +267,11 @@ mod tests {
         expiring.expires_at = Some(5);
         shard.put(Bytes::from_static(b"0"), expiring);
         assert_eq!(ordered(&shard), [&b"0"[..], b"a", b"c"]);
-        assert_eq!(shard.sweep(5, 10), 1);
+        let mut swept = Vec::new();
+        assert_eq!(shard.sweep(5, 10, |k| swept.push(k.to_vec())), 1);
+        assert_eq!(swept, [b"0".to_vec()]);
         assert_eq!(ordered(&shard), [b"a", b"c"]);
-        Shard::clear_all(&mut [&mut shard]);
+        shard.clear();
         assert!(ordered(&shard).is_empty());
     }
 

@@ -1,29 +1,35 @@
-//! The journal holds effects: replaying the records a store handed its journal rebuilds exactly
-//! the same keyspace (values, content types, versions, expiries), for every write command, inside
-//! transactions, and under concurrent writers on shared keys.
+//! Writes become effects handed to the commit pipeline: replaying the records a store submitted
+//! rebuilds exactly the same keyspace (values, content types, versions, expiries), for every write
+//! command, inside transactions, and under concurrent writers on shared keys; every write gets the
+//! ticket of its own submission back, and reads get none.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kvs_store::change::{Change, decode};
-use kvs_store::{Command, Entry, Journal, Store, Transaction};
+use kvs_store::change::{decode, encode};
+use kvs_store::{Change, Command, Commit, Effects, Entry, Removal, Store, Ticket, Transaction};
 use parking_lot::Mutex;
 use proptest::prelude::*;
 
+/// A pipeline that keeps every record it is given; ticket n is the n-th record (from 0).
 #[derive(Debug, Default)]
 struct Recorder(Mutex<Vec<Vec<u8>>>);
 
-impl Journal for Recorder {
-    fn append(&self, record: &[u8]) {
-        self.0.lock().push(record.to_vec());
+impl Commit for Recorder {
+    fn submit(&self, effects: &Effects) -> Ticket {
+        let mut record = Vec::new();
+        encode(effects, &mut record);
+        let mut records = self.0.lock();
+        records.push(record);
+        Ticket::Queued(records.len() as u64 - 1)
     }
 }
 
 fn journaled() -> (Store, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
     let mut store = Store::with_shards(8);
-    store.set_journal(recorder.clone());
+    store.set_commit(recorder.clone());
     (store, recorder)
 }
 
@@ -40,7 +46,7 @@ fn contents(store: &Store, now: u64) -> BTreeMap<Bytes, Entry> {
     let mut out = BTreeMap::new();
     store
         .snapshot(now, |record| {
-            for change in decode(record).expect("decodes").1 {
+            for change in decode(record).expect("decodes").changes {
                 if let Change::Put(key, entry) = change {
                     out.insert(key, entry);
                 }
@@ -103,9 +109,10 @@ proptest! {
                 for c in commands {
                     c.apply(&txn, now);
                 }
+                let _ = txn.commit();
             } else {
                 for c in commands {
-                    store.execute(c, now);
+                    let _ = store.apply(c, now);
                 }
             }
         }
@@ -122,26 +129,78 @@ proptest! {
 #[test]
 fn a_transaction_is_one_record() {
     let (store, recorder) = journaled();
-    {
-        let txn = Transaction::lock(&store, None);
-        for line in ["SET a 1", "FLUSHALL", "SET b 2", "INCR n", "GET b"] {
-            command(line).apply(&txn, 10);
-        }
+    let _ = store.apply(command("SET before 1"), 10);
+    let txn = Transaction::lock(&store, None);
+    for line in ["SET a 1", "FLUSHALL", "SET b 2", "INCR n", "GET b"] {
+        command(line).apply(&txn, 10);
     }
+    assert_eq!(txn.commit(), Some(Ticket::Queued(1)));
     let records = recorder.0.lock().clone();
-    assert_eq!(records.len(), 1);
-    let (_, changes) = decode(&records[0]).expect("decodes");
-    assert_eq!(changes.len(), 4, "{changes:?}");
-    assert_eq!(changes[1], Change::Clear);
+    assert_eq!(records.len(), 2);
+    let changes = decode(&records[1]).expect("decodes").changes;
+    // FLUSHALL makes what came before it in the block moot: it starts the record.
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(changes[0], Change::Flush);
     let copy = replayed(&records, 10);
     assert_eq!(contents(&copy, 10), contents(&store, 10));
     assert_eq!(copy.len(10), 2);
+
+    // A block dropped without commit still hands its changes over: the log never misses one.
+    {
+        let txn = Transaction::lock(&store, None);
+        command("SET dropped 1").apply(&txn, 10);
+    }
+    assert_eq!(recorder.0.lock().len(), 3);
+}
+
+#[test]
+fn every_write_gets_its_own_ticket_and_reads_get_none() {
+    let (store, _recorder) = journaled();
+    assert_eq!(
+        store.apply(command("SET a 1"), 10).ticket,
+        Some(Ticket::Queued(0))
+    );
+    assert_eq!(store.apply(command("GET a"), 10).ticket, None);
+    assert_eq!(store.apply(command("SET a 2 NX"), 10).ticket, None);
+    assert_eq!(
+        store.apply(command("MSET a 3 b 4 c 5"), 10).ticket,
+        Some(Ticket::Queued(1))
+    );
+    assert_eq!(
+        store.apply(command("DEL a b"), 10).ticket,
+        Some(Ticket::Queued(2))
+    );
+}
+
+#[test]
+fn expiry_is_an_effect_with_its_cause() {
+    let (store, recorder) = journaled();
+    let _ = store.apply(command("SET gone v PX 5"), 100);
+    let _ = store.apply(command("SET deleted v"), 100);
+    let _ = store.apply(command("DEL deleted"), 100);
+    assert_eq!(store.sweep_expired(200, 10), 1);
+    let records = recorder.0.lock().clone();
+    let last = |i: usize| decode(&records[i]).expect("decodes").changes;
+    assert_eq!(
+        last(2),
+        [Change::Remove(
+            Bytes::from_static(b"deleted"),
+            Removal::Deleted
+        )]
+    );
+    assert_eq!(
+        last(3),
+        [Change::Remove(
+            Bytes::from_static(b"gone"),
+            Removal::Expired
+        )]
+    );
 }
 
 #[test]
 fn reads_and_failed_writes_record_nothing() {
     let (store, recorder) = journaled();
-    store.execute(command("SET a 1"), 10);
+    let _ = store.apply(command("SET a 1"), 10);
     for line in [
         "GET a",
         "SET a 2 NX",
@@ -156,7 +215,7 @@ fn reads_and_failed_writes_record_nothing() {
                 .map(|w| Bytes::copy_from_slice(w.as_bytes()))
                 .collect::<Vec<_>>(),
         )
-        .map(|c| store.execute(c, 10));
+        .map(|c| store.apply(c, 10));
     }
     assert_eq!(recorder.0.lock().len(), 1);
 }
@@ -178,7 +237,7 @@ fn concurrent_writers_leave_a_journal_in_apply_order() {
                         2 => format!("APPEND log {t}"),
                         _ => format!("MSET k{} m{t} k{} m{t}", i % 3, (i + 1) % 3),
                     };
-                    store.execute(command(&line), 10);
+                    let _ = store.apply(command(&line), 10);
                 }
             })
         })

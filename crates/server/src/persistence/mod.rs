@@ -1,9 +1,10 @@
 //! Durability: where the store and the write-ahead log meet. At startup the data directory is
 //! locked and recovered into the store (newest snapshot, then the log after it); from then on
-//! every change the store makes is appended to the log under the shard lock, and snapshots are
+//! the log is the store's commit pipeline: the effects of every write are appended to it under
+//! the shard locks of the keys they change, and snapshots are
 //! written on a thread of their own while writers go on.
 
-pub(crate) mod journal;
+mod wal_commit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Persistence;
 use crate::engine::now_millis;
-use journal::LogJournal;
+use wal_commit::WalCommit;
 
 /// Why the data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +180,7 @@ impl Durability {
             source,
         })?;
         let log = Arc::new(log);
-        store.set_journal(Arc::new(LogJournal { log: log.clone() }));
+        store.set_commit(Arc::new(WalCommit { log: log.clone() }));
         let status = SnapshotStatus {
             last_save: unix_seconds(),
             last_ok: true,

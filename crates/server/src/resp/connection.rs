@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use kvs_protocol::resp::{Frame, RequestDecoder, RequestLimits, Version};
+use kvs_store::{CommandError, Ticket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,7 @@ use super::Shared;
 use super::clients::ClientInfo;
 use super::persistence::{self, Awaited};
 use super::session::Session;
-use crate::engine::Pending;
+use crate::commit::Uncommitted;
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
 const READ_CHUNK: usize = 16 * 1024;
@@ -31,30 +32,45 @@ const MAX_HELD: usize = 1024;
 #[derive(Default)]
 struct Held {
     replies: Vec<HeldReply>,
-    wait: Pending,
+    ticket: Option<Ticket>,
 }
 
 struct HeldReply {
-    frame: Frame,
+    frame: Uncommitted<Frame>,
     version: Version,
-    wrote: bool,
     awaited: Option<Awaited>,
 }
 
 impl Held {
+    fn push(&mut self, frame: Uncommitted<Frame>, version: Version, awaited: Option<Awaited>) {
+        self.ticket = Ticket::join(self.ticket, frame.ticket());
+        self.replies.push(HeldReply {
+            frame,
+            version,
+            awaited,
+        });
+    }
+
     /// Waits for the log, then encodes the held replies in order into `output`. If the log
     /// failed, the replies of the writes become errors: they were never made durable.
     async fn release(&mut self, shared: &Shared, output: &mut BytesMut) {
         if self.replies.is_empty() {
             return;
         }
-        let wait = std::mem::replace(&mut self.wait, Pending::NONE);
-        let settled = shared.engine.settle(wait).await;
+        let proof = shared.engine.commit(self.ticket.take()).await;
         for reply in self.replies.drain(..) {
-            let frame = match (reply.awaited, &settled) {
+            let frame = match (reply.awaited, &proof) {
                 (Some(awaited), _) => persistence::saved(awaited).await,
-                (None, Err(e)) if reply.wrote => Frame::Error(e.to_string()),
-                (None, _) => reply.frame,
+                (None, Ok(proof)) => reply.frame.release(proof).unwrap_or_else(|_| {
+                    Frame::Error(
+                        CommandError::LogUnavailable("the write was not acknowledged".into())
+                            .to_string(),
+                    )
+                }),
+                (None, Err(e)) => reply
+                    .frame
+                    .ready()
+                    .unwrap_or_else(|_| Frame::Error(e.to_string())),
             };
             frame.encode(reply.version, output);
         }
@@ -95,18 +111,18 @@ pub(crate) async fn run(
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
-                    let frame = session.handle(&argv);
-                    let (pending, awaited) = session.take_wait();
-                    if held.replies.is_empty() && !pending.wrote() && awaited.is_none() {
-                        frame.encode(session.version(), &mut output);
-                    } else {
-                        held.wait = held.wait.and(pending);
-                        held.replies.push(HeldReply {
-                            frame,
-                            version: session.version(),
-                            wrote: pending.wrote(),
+                    let answer = session.handle(&argv);
+                    let awaited = session.take_awaited();
+                    match answer.ready() {
+                        Ok(frame) if held.replies.is_empty() && awaited.is_none() => {
+                            frame.encode(session.version(), &mut output);
+                        }
+                        Ok(frame) => held.push(
+                            Uncommitted::nothing_written(frame),
+                            session.version(),
                             awaited,
-                        });
+                        ),
+                        Err(answer) => held.push(answer, session.version(), awaited),
                     }
                     if session.closing() {
                         break;

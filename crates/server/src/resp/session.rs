@@ -7,12 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kvs_protocol::resp::{Frame, Version};
-use kvs_store::{Command, CommandError};
+use kvs_store::{Command, CommandError, Watched};
 
 use super::Shared;
 use super::admin;
 use super::persistence::{self, Awaited};
-use crate::engine::Pending;
+use crate::commit::Uncommitted;
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
@@ -36,9 +36,7 @@ pub(crate) struct Session {
     /// A queued command was refused: EXEC will discard the transaction.
     multi_failed: bool,
     /// Keys under WATCH, with the version each had (`None`: absent) when it was watched.
-    watched: Vec<(Bytes, Option<u64>)>,
-    /// What the last request's reply must wait for in the log.
-    pending: Pending,
+    watched: Vec<Watched>,
     /// The snapshot the last request (SAVE) waits for.
     awaited: Option<Awaited>,
 }
@@ -62,18 +60,13 @@ impl Session {
             multi: None,
             multi_failed: false,
             watched: Vec::new(),
-            pending: Pending::NONE,
             awaited: None,
         }
     }
 
-    /// What the reply just returned by [`Session::handle`] must wait for before it is sent: the
-    /// log's acknowledgement of its writes, and for SAVE the snapshot.
-    pub(crate) fn take_wait(&mut self) -> (Pending, Option<Awaited>) {
-        (
-            std::mem::replace(&mut self.pending, Pending::NONE),
-            self.awaited.take(),
-        )
+    /// The snapshot the reply just returned by [`Session::handle`] must wait for (SAVE).
+    pub(crate) fn take_awaited(&mut self) -> Option<Awaited> {
+        self.awaited.take()
     }
 
     /// The protocol replies are written in.
@@ -86,12 +79,32 @@ impl Session {
         self.closing
     }
 
-    /// Answers one request.
-    pub(crate) fn handle(&mut self, argv: &[Bytes]) -> Frame {
+    /// Answers one request. The answer may be sent once its writes are durable.
+    pub(crate) fn handle(&mut self, argv: &[Bytes]) -> Uncommitted<Frame> {
         self.shared
             .clients
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
+        match self.data_command(argv) {
+            Some(Ok(command)) => self.shared.engine.apply(command).map(Frame::from),
+            Some(Err(e)) => Uncommitted::nothing_written(Frame::Error(e.to_string())),
+            None if self.multi.is_some() => self.queue(argv),
+            None => Uncommitted::nothing_written(self.connection_command(argv)),
+        }
+    }
+
+    /// The data command `argv` asks for, outside MULTI; `None` for a connection command or
+    /// inside MULTI.
+    fn data_command(&self, argv: &[Bytes]) -> Option<Result<Command, CommandError>> {
+        let name = argv.first()?;
+        if self.multi.is_some() || name.len() > 16 || session_command(&lower(name)) {
+            return None;
+        }
+        Some(Command::from_argv(argv))
+    }
+
+    /// Answers a connection command (or an unknown one) outside MULTI.
+    fn connection_command(&mut self, argv: &[Bytes]) -> Frame {
         let Some((name, args)) = argv.split_first() else {
             return Frame::err("empty command");
         };
@@ -99,9 +112,6 @@ impl Session {
             return Frame::Error(CommandError::unknown(name, args).to_string());
         }
         let cmd = lower(name);
-        if self.multi.is_some() {
-            return self.queue(&cmd, argv);
-        }
         match cmd.as_str() {
             "multi" => {
                 self.multi = Some(Vec::new());
@@ -184,30 +194,39 @@ impl Session {
             },
             "bgsave" => persistence::bgsave(&self.shared.engine),
             "lastsave" => persistence::lastsave(&self.shared.engine),
-            _ => match Command::from_argv(argv) {
-                Ok(command) => {
-                    let (reply, pending) = self.shared.engine.apply(command);
-                    self.pending = self.pending.and(pending);
-                    reply.into()
-                }
-                Err(e) => Frame::Error(e.to_string()),
-            },
+            _ => Frame::Error(CommandError::unknown(name, args).to_string()),
         }
     }
 
     /// A request arriving between MULTI and EXEC: queue it, or end the transaction.
-    fn queue(&mut self, cmd: &str, argv: &[Bytes]) -> Frame {
-        match cmd {
-            "exec" => {
-                let queued = self.multi.take().unwrap_or_default();
-                let watched = std::mem::take(&mut self.watched);
-                if std::mem::take(&mut self.multi_failed) {
-                    return Frame::Error(
-                        "EXECABORT Transaction discarded because of previous errors.".into(),
-                    );
-                }
-                self.exec(queued, &watched)
+    fn queue(&mut self, argv: &[Bytes]) -> Uncommitted<Frame> {
+        let Some((name, args)) = argv.split_first() else {
+            return Uncommitted::nothing_written(Frame::err("empty command"));
+        };
+        if name.len() > 16 {
+            // No command has a name this long: unknown, and it dooms the block.
+            self.multi_failed = true;
+            return Uncommitted::nothing_written(Frame::Error(
+                CommandError::unknown(name, args).to_string(),
+            ));
+        }
+        let cmd = lower(name);
+        if cmd == "exec" {
+            let queued = self.multi.take().unwrap_or_default();
+            let watched = std::mem::take(&mut self.watched);
+            if std::mem::take(&mut self.multi_failed) {
+                return Uncommitted::nothing_written(Frame::Error(
+                    "EXECABORT Transaction discarded because of previous errors.".into(),
+                ));
             }
+            return self.exec(queued, &watched);
+        }
+        Uncommitted::nothing_written(self.queue_one(&cmd, argv))
+    }
+
+    /// Queues one request between MULTI and EXEC (or ends the block with DISCARD).
+    fn queue_one(&mut self, cmd: &str, argv: &[Bytes]) -> Frame {
+        match cmd {
             "discard" => {
                 self.multi = None;
                 self.multi_failed = false;
@@ -215,10 +234,8 @@ impl Session {
                 Frame::ok()
             }
             "multi" => Frame::err("MULTI calls can not be nested"),
-            "watch" => {
-                self.multi_failed = true;
-                Frame::err("WATCH inside MULTI is not allowed")
-            }
+            // Refused, but the block goes on: redis-server does not abort the transaction for it.
+            "watch" => Frame::err("WATCH inside MULTI is not allowed"),
             "ping" | "echo" | "time" | "select" | "client" | "info" | "command" | "config"
             | "unwatch" => {
                 if let Some(q) = self.multi.as_mut() {
@@ -242,26 +259,34 @@ impl Session {
     }
 
     /// Runs a transaction: every data command at one instant, connection commands in order.
-    fn exec(&mut self, queued: Vec<Queued>, watched: &[(Bytes, Option<u64>)]) -> Frame {
+    fn exec(&mut self, queued: Vec<Queued>, watched: &[Watched]) -> Uncommitted<Frame> {
         let mut data = Vec::new();
         for q in &queued {
             if let Queued::Data(c) = q {
                 data.push(c.clone());
             }
         }
-        let Some((replies, pending)) = self.shared.engine.execute_block(data, watched) else {
-            return Frame::NullArray;
+        let Some(block) = self.shared.engine.apply_block(data, watched) else {
+            return Uncommitted::nothing_written(Frame::NullArray);
         };
-        self.pending = self.pending.and(pending);
-        let mut replies = replies.into_iter();
-        let mut out = Vec::with_capacity(queued.len());
-        for q in queued {
-            match q {
-                Queued::Data(_) => out.push(replies.next().map_or(Frame::Null, Frame::from)),
-                Queued::Session(argv) => out.push(self.handle(&argv)),
+        // Connection commands answer now, in their place among the block's replies.
+        let mut session = Vec::new();
+        for q in &queued {
+            if let Queued::Session(argv) = q {
+                session.push(self.connection_command(argv));
             }
         }
-        Frame::Array(out)
+        block.map(|replies| {
+            let (mut replies, mut session) = (replies.into_iter(), session.into_iter());
+            let out = queued
+                .iter()
+                .map(|q| match q {
+                    Queued::Data(_) => replies.next().map_or(Frame::Null, Frame::from),
+                    Queued::Session(_) => session.next().unwrap_or(Frame::Null),
+                })
+                .collect();
+            Frame::Array(out)
+        })
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
@@ -378,6 +403,33 @@ impl Session {
             )),
         }
     }
+}
+
+/// Whether `name` (lowercase) is answered by the session rather than the store.
+fn session_command(name: &str) -> bool {
+    matches!(
+        name,
+        "multi"
+            | "exec"
+            | "discard"
+            | "watch"
+            | "unwatch"
+            | "ping"
+            | "echo"
+            | "hello"
+            | "auth"
+            | "select"
+            | "quit"
+            | "reset"
+            | "client"
+            | "command"
+            | "info"
+            | "config"
+            | "time"
+            | "save"
+            | "bgsave"
+            | "lastsave"
+    )
 }
 
 fn is_on_off(v: &[u8]) -> bool {

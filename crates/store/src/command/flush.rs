@@ -1,9 +1,9 @@
 use super::parse::{Args, is};
 use crate::access::Keyspace;
+use crate::access::Writer;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use crate::shard::Shard;
 
 /// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]`: remove every key (there is one database).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,7 +19,7 @@ impl Flush {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, _now: Millis) -> Reply {
-        ks.write_every(Shard::clear_all);
+        ks.write_every(Writer::clear_all);
         Reply::Ok
     }
 }

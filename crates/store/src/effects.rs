@@ -1,0 +1,162 @@
+//! What a write did, as values: the effects a command (or a whole `MULTI`/`EXEC` block) leaves
+//! behind, and the commit pipeline they are handed to.
+//!
+//! A write never reaches the log, a watcher or a replica as a command ("INCR k"); it reaches them
+//! as its effects: the entry each key now holds, the keys removed and why, or the removal of
+//! every key, stamped with the store's revision. Replaying the same effects always rebuilds the
+//! same keyspace, whatever the clock says.
+//!
+//! Effects are gathered by the keyspace handle a command runs on (see [`crate::access`]) and
+//! submitted to the store's [`Commit`] pipeline while the shard locks of every key they touch are
+//! still held, so for each key the pipeline receives changes in the order they were applied. The
+//! pipeline answers with a [`Ticket`]; whoever answers the client waits for that ticket to be
+//! durable first. Nothing travels through thread-locals: the effects and the ticket are returned.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+
+use crate::entry::Entry;
+
+/// Why a key stopped existing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// A client deleted it (DEL, GETDEL, DELETE over HTTP, RENAME's source, ...).
+    Deleted,
+    /// Its expiry passed and the store reclaimed it.
+    Expired,
+    /// The memory limit pushed it out.
+    Evicted,
+}
+
+/// One change to the keyspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The key now holds this entry (created or replaced).
+    Put(Bytes, Entry),
+    /// The key was removed.
+    Remove(Bytes, Removal),
+    /// Every key was removed (FLUSHALL).
+    Flush,
+}
+
+/// The changes of one command or one block, applied at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The store's revision when the changes were submitted: at least the version of every entry
+    /// they put, so versions continue above it after a restart.
+    pub revision: u64,
+    pub changes: Vec<Change>,
+}
+
+/// A place in the commit pipeline: what a reply waits for before it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ticket {
+    /// Queued with this sequence number; durable once the pipeline says so.
+    Queued(u64),
+    /// The pipeline refused the changes (its log has failed): they are in memory only and the
+    /// write must be answered with an error.
+    Refused,
+}
+
+impl Ticket {
+    /// The ticket that covers both: the later one, or a refusal if either was refused.
+    pub fn and(self, other: Ticket) -> Ticket {
+        match (self, other) {
+            (Ticket::Queued(a), Ticket::Queued(b)) => Ticket::Queued(a.max(b)),
+            _ => Ticket::Refused,
+        }
+    }
+
+    /// [`Ticket::and`] over optional tickets.
+    pub fn join(a: Option<Ticket>, b: Option<Ticket>) -> Option<Ticket> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.and(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Where a store sends the effects of its writes: the write-ahead log in a durable server.
+pub trait Commit: Send + Sync + std::fmt::Debug {
+    /// Takes `effects` and says where they stand in the pipeline. Called with the shard locks of
+    /// every key they change held, so it must be quick, must not wait for I/O and must not touch
+    /// the store.
+    fn submit(&self, effects: &Effects) -> Ticket;
+}
+
+/// The changes a keyspace handle has noted and not yet submitted. `None` inside when the store
+/// has no pipeline: then nothing is noted and a write costs nothing extra.
+#[derive(Debug)]
+pub(crate) struct Noted(Option<RefCell<Vec<Change>>>);
+
+impl Noted {
+    pub(crate) fn new(enabled: bool) -> Self {
+        Noted(enabled.then(|| RefCell::new(Vec::new())))
+    }
+
+    /// Notes that `key` now holds `entry`.
+    pub(crate) fn put(&self, key: &Bytes, entry: &Entry) {
+        if let Some(cell) = &self.0 {
+            cell.borrow_mut()
+                .push(Change::Put(key.clone(), entry.clone()));
+        }
+    }
+
+    /// Notes that `key` was removed.
+    pub(crate) fn remove(&self, key: &[u8], why: Removal) {
+        if let Some(cell) = &self.0 {
+            cell.borrow_mut()
+                .push(Change::Remove(Bytes::copy_from_slice(key), why));
+        }
+    }
+
+    /// Notes that every key was removed; earlier changes no longer matter.
+    pub(crate) fn flush(&self) {
+        if let Some(cell) = &self.0 {
+            let mut changes = cell.borrow_mut();
+            changes.clear();
+            changes.push(Change::Flush);
+        }
+    }
+
+    /// Takes what was noted since the last call, stamped with `revision`; `None` if nothing.
+    pub(crate) fn take(&self, revision: u64) -> Option<Effects> {
+        let cell = self.0.as_ref()?;
+        let changes = std::mem::take(&mut *cell.borrow_mut());
+        (!changes.is_empty()).then_some(Effects { revision, changes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_combine_to_the_later_and_refusal_wins() {
+        let (a, b) = (Ticket::Queued(3), Ticket::Queued(7));
+        assert_eq!(a.and(b), Ticket::Queued(7));
+        assert_eq!(b.and(a), Ticket::Queued(7));
+        assert_eq!(a.and(Ticket::Refused), Ticket::Refused);
+        assert_eq!(Ticket::join(None, Some(a)), Some(a));
+        assert_eq!(Ticket::join(None, None), None);
+    }
+
+    #[test]
+    fn nothing_is_noted_without_a_pipeline() {
+        let off = Noted::new(false);
+        off.remove(b"k", Removal::Deleted);
+        assert_eq!(off.take(1), None);
+        let on = Noted::new(true);
+        on.remove(b"k", Removal::Deleted);
+        on.flush();
+        assert_eq!(
+            on.take(4),
+            Some(Effects {
+                revision: 4,
+                changes: vec![Change::Flush]
+            })
+        );
+        assert_eq!(on.take(5), None, "taken once");
+    }
+}
