@@ -25,6 +25,7 @@ mod shard;
 mod snapshot;
 
 pub use access::{Call, Keyspace, Picked, Transaction, Writer};
+pub use command::spec::{Category, Flag, KeySpec, Spec};
 pub use command::{
     Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
     ExpireIf, ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, Keys, List,
@@ -32,6 +33,7 @@ pub use command::{
     SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
 };
 pub use command::{Applied, Watched};
+pub use command::{data_spec, data_specs};
 pub use effects::{Change, Commit, Effects, Removal, Ticket};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
 pub use error::CommandError;

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// Longest value a command may build by growing one (Redis's `proto-max-bulk-len`).
 pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
@@ -49,6 +51,30 @@ impl Append {
                 Err(e) => e.into(),
             }
         })
+    }
+}
+
+impl Definition for Append {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "append",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Append a value to a key",
+            example: "APPEND k v",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

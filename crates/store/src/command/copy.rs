@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `COPY from to [DB 0] [REPLACE]`: copy a value with its content type and expiry; 1 if copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +70,34 @@ impl Copy {
             );
             Reply::Integer(1)
         })
+    }
+}
+
+impl Definition for Copy {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "copy",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Keyspace, Category::Write, Category::Slow],
+            keys: KeySpec::Range {
+                first: 1,
+                last: 2,
+                step: 1,
+            },
+            group: "generic",
+            summary: "Copy a key",
+            example: "COPY a b",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.from[..], &self.to[..]])
     }
 }
 

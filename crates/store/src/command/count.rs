@@ -1,6 +1,10 @@
 use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
+use super::parse::Args;
+use crate::error::CommandError;
 
 /// The number of live keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -9,6 +13,31 @@ pub struct Count;
 impl Count {
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         Reply::Count(ks.read_every(|shards| crate::keyspace::live_count(shards, now)))
+    }
+}
+
+impl Definition for Count {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "dbsize",
+            arity: 1,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::None,
+            group: "server",
+            summary: "Return the number of keys in the selected database",
+            example: "DBSIZE",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        a.exactly(0)?;
+        Ok(Count)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

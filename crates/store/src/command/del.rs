@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `DEL key [key ...]` and `UNLINK`: remove the keys at one instant; how many existed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +35,41 @@ impl Del {
             }
             Reply::Integer(removed)
         })
+    }
+}
+
+impl Definition for Del {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "del",
+            arity: -2,
+            flags: &[Flag::Write],
+            categories: &[Category::Keyspace, Category::Write, Category::Slow],
+            keys: KeySpec::ALL_ARGS,
+            group: "generic",
+            summary: "Delete a key",
+            example: "DEL a b",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "unlink",
+            arity: -2,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::ALL_ARGS,
+            group: "generic",
+            summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
+            example: "UNLINK a b",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(self.keys.iter().map(|k| &k[..]).collect())
     }
 }
 

@@ -3,6 +3,8 @@ use bytes::Bytes;
 use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::reply::Reply;
+use super::spec::Spec;
+use super::Definition;
 
 /// Remove a key, optionally only when it has a given version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +41,16 @@ impl Delete {
                 None => Reply::NotFound,
             }
         })
+    }
+}
+
+/// Built by the HTTP and line front doors only: no Redis name.
+impl Definition for Delete {
+    const SPECS: &'static [Spec] = &[];
+    const WRITES: bool = true;
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

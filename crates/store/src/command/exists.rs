@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `EXISTS key [key ...]`: how many of the keys exist, counting a key named twice twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,41 @@ impl Exists {
                 .count();
             Reply::Integer(n as i64)
         })
+    }
+}
+
+impl Definition for Exists {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "exists",
+            arity: -2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::ALL_ARGS,
+            group: "generic",
+            summary: "Determine if a key exists",
+            example: "EXISTS a b",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "touch",
+            arity: -2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::ALL_ARGS,
+            group: "generic",
+            summary: "Alters the last access time of a key(s). Returns the number of existing keys specified.",
+            example: "TOUCH a b",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(self.keys.iter().map(|k| &k[..]).collect())
     }
 }
 

@@ -3,6 +3,8 @@ use bytes::Bytes;
 use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::reply::Reply;
+use super::spec::Spec;
+use super::Definition;
 
 /// Set (`Some`) or clear (`None`) the expiry of an existing key. Changing the expiry is a write:
 /// the key gets a new version, so conditional writers see it.
@@ -37,6 +39,16 @@ impl Expire {
                 Err(()) => Reply::NotFound,
             }
         })
+    }
+}
+
+/// Built by the HTTP and line front doors only: no Redis name.
+impl Definition for Expire {
+    const SPECS: &'static [Spec] = &[];
+    const WRITES: bool = true;
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// When a Redis expire command is allowed to act, judged against the key's current expiry
 /// (a key without one counts as never expiring). Several flags must all hold.
@@ -117,6 +119,63 @@ impl ExpireIf {
             shard.put(self.key.clone(), entry);
             Reply::Integer(1)
         })
+    }
+}
+
+impl Definition for ExpireIf {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "expire",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Set a key's time to live in seconds",
+            example: "EXPIRE k 10",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "pexpire",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Set a key's time to live in milliseconds",
+            example: "PEXPIRE k 10",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "expireat",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Set the expiration for a key as a UNIX timestamp",
+            example: "EXPIREAT k 10",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "pexpireat",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+            example: "PEXPIREAT k 10",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

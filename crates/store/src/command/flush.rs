@@ -4,6 +4,8 @@ use crate::access::Writer;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]`: remove every key (there is one database).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,6 +23,41 @@ impl Flush {
     pub fn apply<K: Keyspace>(&self, ks: &K, _now: Millis) -> Reply {
         ks.write_every(Writer::clear_all);
         Reply::Ok
+    }
+}
+
+impl Definition for Flush {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "flushdb",
+            arity: -1,
+            flags: &[Flag::Write],
+            categories: &[Category::Keyspace, Category::Write, Category::Slow, Category::Dangerous],
+            keys: KeySpec::None,
+            group: "server",
+            summary: "Remove all keys from the current database",
+            example: "FLUSHDB",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "flushall",
+            arity: -1,
+            flags: &[Flag::Write],
+            categories: &[Category::Keyspace, Category::Write, Category::Slow, Category::Dangerous],
+            keys: KeySpec::None,
+            group: "server",
+            summary: "Remove all keys from all databases",
+            example: "FLUSHALL ASYNC",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

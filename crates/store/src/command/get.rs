@@ -3,6 +3,10 @@ use bytes::Bytes;
 use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
+use super::parse::Args;
+use crate::error::CommandError;
 
 /// Read the live entry under a key. Takes only the shard's read lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +24,30 @@ impl Get {
             Some(entry) => Reply::Value(entry.to_entry()),
             None => Reply::NotFound,
         })
+    }
+}
+
+impl Definition for Get {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "get",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Read, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get the value of a key",
+            example: "GET k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Ok(Get::new(a.exactly(1)?[0].clone()))
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

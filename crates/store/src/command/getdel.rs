@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `GETDEL key`: the value, and the key removed, in one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,30 @@ impl GetDel {
             }
             shard.remove(&self.key).map(|e| e.value_bytes()).into()
         })
+    }
+}
+
+impl Definition for GetDel {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "getdel",
+            arity: 2,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get the value of a key and delete the key",
+            example: "GETDEL k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

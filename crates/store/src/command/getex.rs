@@ -6,6 +6,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value, with its expiry changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +75,30 @@ impl GetEx {
                 Err(()) => Reply::Nil,
             }
         })
+    }
+}
+
+impl Definition for GetEx {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "getex",
+            arity: -2,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get the value of a key and optionally set its expiration",
+            example: "GETEX k PERSIST",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `GETRANGE key start end`: the bytes from `start` to `end` inclusive; negative offsets count
 /// from the end. Out-of-range offsets are clamped; an empty range is the empty string.
@@ -42,6 +44,41 @@ impl GetRange {
             return Reply::Bulk(Bytes::new());
         }
         Reply::Bulk(value.slice(start as usize..=end as usize))
+    }
+}
+
+impl Definition for GetRange {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "getrange",
+            arity: 4,
+            flags: &[Flag::Readonly],
+            categories: &[Category::Read, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get a substring of the string stored at a key",
+            example: "GETRANGE k 0 -1",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "substr",
+            arity: 4,
+            flags: &[Flag::Readonly],
+            categories: &[Category::Read, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get a substring of the string stored at a key",
+            example: "SUBSTR k 0 -1",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: add to the integer held as a decimal string; a missing key
 /// counts as 0. The expiry and content type are kept. The read and the write are one step.
@@ -53,6 +55,63 @@ impl IncrBy {
                 Err(e) => e.into(),
             }
         })
+    }
+}
+
+impl Definition for IncrBy {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "incr",
+            arity: 2,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Increment the integer value of a key by one",
+            example: "INCR k",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "decr",
+            arity: 2,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Decrement the integer value of a key by one",
+            example: "DECR k",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "incrby",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Increment the integer value of a key by the given amount",
+            example: "INCRBY k 5",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "decrby",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Decrement the integer value of a key by the given number",
+            example: "DECRBY k 5",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `INCRBYFLOAT key by`: add to the number held as a decimal string; the new value, as a string.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +55,30 @@ impl IncrByFloat {
                 Err(e) => e.into(),
             }
         })
+    }
+}
+
+impl Definition for IncrByFloat {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "incrbyfloat",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Increment the float value of a key by the given amount",
+            example: "INCRBYFLOAT k 1.5",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

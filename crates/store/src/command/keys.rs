@@ -6,6 +6,8 @@ use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::pattern::glob_match;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `KEYS pattern`: every live key matching the glob, in byte order, from one consistent view.
 /// Like Redis's, it visits every key; SCAN is the way to walk a large keyspace.
@@ -44,6 +46,30 @@ impl Keys {
         });
         keys.sort_unstable();
         Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
+    }
+}
+
+impl Definition for Keys {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "keys",
+            arity: 2,
+            flags: &[Flag::Readonly],
+            categories: &[Category::Keyspace, Category::Read, Category::Slow, Category::Dangerous],
+            keys: KeySpec::None,
+            group: "generic",
+            summary: "Find all keys matching the given pattern",
+            example: "KEYS *",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

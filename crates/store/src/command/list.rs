@@ -3,6 +3,8 @@ use bytes::Bytes;
 use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::reply::Reply;
+use super::spec::Spec;
+use super::Definition;
 
 /// One page of the live keys starting with `prefix`, in byte order, after `cursor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,15 @@ impl List {
                 now,
             )
         }))
+    }
+}
+
+/// Built by the HTTP and line front doors only: no Redis name.
+impl Definition for List {
+    const SPECS: &'static [Spec] = &[];
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `MGET key [key ...]`: every value (nil for missing keys), read at one instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,30 @@ impl MGet {
                     .collect(),
             )
         })
+    }
+}
+
+impl Definition for MGet {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "mget",
+            arity: -2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Read, Category::String, Category::Fast],
+            keys: KeySpec::ALL_ARGS,
+            group: "string",
+            summary: "Get the values of all the given keys",
+            example: "MGET a b",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(self.keys.iter().map(|k| &k[..]).collect())
     }
 }
 

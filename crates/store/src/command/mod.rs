@@ -1,221 +1,139 @@
 //! Commands are values: a front door builds one, the store applies it, a [`Reply`] comes back.
-//! One command per file, each with its apply and its tests.
+//! One command per file, each with its spec (names, arity, flags, keys, ACL categories; see
+//! [`spec`]), its parse, its apply and its tests. This file is the command table: adding a
+//! command is its file plus one line in [`command_table!`] below; the `Command` enum, dispatch,
+//! the key and write queries and the name index are all generated from that line.
 
-mod append;
-mod copy;
-mod count;
-mod del;
-mod delete;
 mod execute;
-mod exists;
-mod expire;
-mod expire_if;
-mod flush;
-mod get;
-mod getdel;
-mod getex;
-mod getrange;
-mod incr;
-mod incrbyfloat;
-mod keys;
-mod list;
-mod mget;
-mod mset;
-mod object;
 mod parse;
-mod persist;
-mod randomkey;
-mod rename;
-mod scan;
-mod set;
-mod setrange;
-mod strlen;
-mod ttl;
-mod type_of;
+pub mod spec;
+mod table;
 
-pub use append::{Append, MAX_VALUE_LEN};
-pub use copy::Copy;
-pub use count::Count;
-pub use del::Del;
-pub use delete::Delete;
 pub use execute::{Applied, Watched};
-pub use exists::Exists;
-pub use expire::Expire;
-pub use expire_if::{ExpireCondition, ExpireIf};
-pub use flush::Flush;
-pub use get::Get;
-pub use getdel::GetDel;
-pub use getex::GetEx;
-pub use getrange::GetRange;
-pub use incr::IncrBy;
-pub use incrbyfloat::IncrByFloat;
-pub use keys::Keys;
-pub use list::List;
-pub use mget::MGet;
-pub use mset::MSet;
-pub use object::{Object, ObjectQuery};
 pub use parse::int as parse_integer;
-pub use persist::Persist;
-pub use randomkey::RandomKey;
-pub use rename::Rename;
-pub use scan::Scan;
-pub use set::{ExpiryUpdate, Set, SetReply};
-pub use setrange::SetRange;
-pub use strlen::Strlen;
-pub use ttl::{Ttl, TtlForm};
-pub use type_of::TypeOf;
+pub use table::{data_spec, data_specs};
 
 use crate::access::Keyspace;
 use crate::entry::Millis;
+use crate::error::CommandError;
 use crate::packed::EntryRef;
 use crate::reply::Reply;
+use parse::Args;
+use spec::{Flag, Spec};
 
-/// Every operation the store understands.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Get(Get),
-    Set(Set),
-    Delete(Delete),
-    Expire(Expire),
-    List(List),
-    Count(Count),
-    GetDel(GetDel),
-    GetEx(GetEx),
-    Append(Append),
-    Strlen(Strlen),
-    GetRange(GetRange),
-    SetRange(SetRange),
-    IncrBy(IncrBy),
-    IncrByFloat(IncrByFloat),
-    MGet(MGet),
-    MSet(MSet),
-    Del(Del),
-    Exists(Exists),
-    ExpireIf(ExpireIf),
-    Ttl(Ttl),
-    Persist(Persist),
-    TypeOf(TypeOf),
-    Flush(Flush),
-    Keys(Keys),
-    Rename(Rename),
-    Copy(Copy),
-    RandomKey(RandomKey),
-    Object(Object),
-    Scan(Scan),
+/// What each command file declares besides its struct and `apply`.
+pub(crate) trait Definition: Sized {
+    /// The names the command answers to over the Redis protocol, with their facts. Empty for a
+    /// command only the HTTP and line front doors build.
+    const SPECS: &'static [Spec];
+    /// Whether the command may change the keyspace: a server that cannot record changes refuses
+    /// these and still serves the rest. Read from the specs' `write` flag.
+    const WRITES: bool = writes(Self::SPECS);
+
+    /// Parses a request's arguments (after the name, whose arity was already checked).
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Err(CommandError::unknown(a.cmd.as_bytes(), a.args))
+    }
+
+    /// The keys the command touches, so a transaction can lock their shards up front; `None`
+    /// when it touches the whole keyspace.
+    fn keys(&self) -> Option<Vec<&[u8]>>;
 }
 
-impl Command {
-    /// Applies the command at time `now`, to the store or inside a transaction.
-    pub fn apply<K: Keyspace>(self, ks: &K, now: Millis) -> Reply {
-        match self {
-            Command::Get(c) => c.apply(ks, now),
-            Command::Set(c) => c.apply(ks, now),
-            Command::Delete(c) => c.apply(ks, now),
-            Command::Expire(c) => c.apply(ks, now),
-            Command::List(c) => c.apply(ks, now),
-            Command::Count(c) => c.apply(ks, now),
-            Command::GetDel(c) => c.apply(ks, now),
-            Command::GetEx(c) => c.apply(ks, now),
-            Command::Append(c) => c.apply(ks, now),
-            Command::Strlen(c) => c.apply(ks, now),
-            Command::GetRange(c) => c.apply(ks, now),
-            Command::SetRange(c) => c.apply(ks, now),
-            Command::IncrBy(c) => c.apply(ks, now),
-            Command::IncrByFloat(c) => c.apply(ks, now),
-            Command::MGet(c) => c.apply(ks, now),
-            Command::MSet(c) => c.apply(ks, now),
-            Command::Del(c) => c.apply(ks, now),
-            Command::Exists(c) => c.apply(ks, now),
-            Command::ExpireIf(c) => c.apply(ks, now),
-            Command::Ttl(c) => c.apply(ks, now),
-            Command::Persist(c) => c.apply(ks, now),
-            Command::TypeOf(c) => c.apply(ks, now),
-            Command::Flush(c) => c.apply(ks, now),
-            Command::Keys(c) => c.apply(ks, now),
-            Command::Rename(c) => c.apply(ks, now),
-            Command::Copy(c) => c.apply(ks, now),
-            Command::RandomKey(c) => c.apply(ks, now),
-            Command::Object(c) => c.apply(ks, now),
-            Command::Scan(c) => c.apply(ks, now),
+/// Whether any of `specs` has the `write` flag.
+const fn writes(specs: &[Spec]) -> bool {
+    let mut i = 0;
+    while i < specs.len() {
+        let mut j = 0;
+        while j < specs[i].flags.len() {
+            if matches!(specs[i].flags[j], Flag::Write) {
+                return true;
+            }
+            j += 1;
         }
+        i += 1;
     }
+    false
 }
 
-impl Command {
-    /// Whether the command may change the keyspace. A server that cannot record changes
-    /// refuses these and still serves the rest.
-    pub fn writes(&self) -> bool {
-        match self {
-            Command::Get(_)
-            | Command::List(_)
-            | Command::Count(_)
-            | Command::Strlen(_)
-            | Command::GetRange(_)
-            | Command::MGet(_)
-            | Command::Exists(_)
-            | Command::Ttl(_)
-            | Command::TypeOf(_)
-            | Command::Keys(_)
-            | Command::RandomKey(_)
-            | Command::Object(_)
-            | Command::Scan(_) => false,
-            Command::Set(_)
-            | Command::Delete(_)
-            | Command::Expire(_)
-            | Command::GetDel(_)
-            | Command::GetEx(_)
-            | Command::Append(_)
-            | Command::SetRange(_)
-            | Command::IncrBy(_)
-            | Command::IncrByFloat(_)
-            | Command::MSet(_)
-            | Command::Del(_)
-            | Command::ExpireIf(_)
-            | Command::Persist(_)
-            | Command::Flush(_)
-            | Command::Rename(_)
-            | Command::Copy(_) => true,
-        }
-    }
+/// How the table parses a request by one of a command's names.
+pub(crate) type Parser = fn(&Args<'_>) -> Result<Command, CommandError>;
 
-    /// The keys this command touches, so a transaction can lock their shards up front; `None`
-    /// when it touches the whole keyspace (listing, counting, KEYS, FLUSHALL, RANDOMKEY).
-    pub fn keys(&self) -> Option<Vec<&[u8]>> {
-        fn one(k: &bytes::Bytes) -> Option<Vec<&[u8]>> {
-            Some(vec![&k[..]])
+/// Declares every command file (`file => Variant(Type)`), and generates from that one list the
+/// modules, the `Command` enum, its dispatch and the table of specs and parsers.
+macro_rules! command_table {
+    ($($file:ident => $variant:ident($ty:ident),)*) => {
+        $(mod $file; pub use $file::*;)*
+
+        /// Every operation the store understands.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Command {
+            $($variant($ty),)*
         }
-        match self {
-            Command::Get(c) => one(&c.key),
-            Command::Set(c) => one(&c.key),
-            Command::Delete(c) => one(&c.key),
-            Command::Expire(c) => one(&c.key),
-            Command::GetDel(c) => one(&c.key),
-            Command::GetEx(c) => one(&c.key),
-            Command::Append(c) => one(&c.key),
-            Command::Strlen(c) => one(&c.key),
-            Command::GetRange(c) => one(&c.key),
-            Command::SetRange(c) => one(&c.key),
-            Command::IncrBy(c) => one(&c.key),
-            Command::IncrByFloat(c) => one(&c.key),
-            Command::ExpireIf(c) => one(&c.key),
-            Command::Ttl(c) => one(&c.key),
-            Command::Persist(c) => one(&c.key),
-            Command::TypeOf(c) => one(&c.key),
-            Command::Object(c) => one(&c.key),
-            Command::MGet(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
-            Command::Del(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
-            Command::Exists(c) => Some(c.keys.iter().map(|k| &k[..]).collect()),
-            Command::MSet(c) => Some(c.pairs.iter().map(|(k, _)| &k[..]).collect()),
-            Command::Rename(c) => Some(vec![&c.from[..], &c.to[..]]),
-            Command::Copy(c) => Some(vec![&c.from[..], &c.to[..]]),
-            Command::List(_)
-            | Command::Count(_)
-            | Command::Flush(_)
-            | Command::Keys(_)
-            | Command::RandomKey(_)
-            | Command::Scan(_) => None,
+
+        impl Command {
+            /// Applies the command at time `now`, on a call's handle or inside a transaction.
+            pub fn apply<K: Keyspace>(self, ks: &K, now: Millis) -> Reply {
+                match self {
+                    $(Command::$variant(c) => c.apply(ks, now),)*
+                }
+            }
+
+            /// Whether the command may change the keyspace (its specs' `write` flag).
+            pub fn writes(&self) -> bool {
+                match self {
+                    $(Command::$variant(_) => <$ty as Definition>::WRITES,)*
+                }
+            }
+
+            /// The keys this command touches; `None` when it touches the whole keyspace
+            /// (listing, counting, KEYS, FLUSHALL, RANDOMKEY, SCAN).
+            pub fn keys(&self) -> Option<Vec<&[u8]>> {
+                match self {
+                    $(Command::$variant(c) => Definition::keys(c),)*
+                }
+            }
         }
-    }
+
+        /// Each command file's specs, with the parser for its names.
+        pub(crate) const TABLE: &[(&[Spec], Parser)] = &[
+            $((<$ty as Definition>::SPECS, |a| {
+                <$ty as Definition>::from_args(a).map(Command::$variant)
+            }),)*
+        ];
+    };
+}
+
+command_table! {
+    get => Get(Get),
+    set => Set(Set),
+    delete => Delete(Delete),
+    expire => Expire(Expire),
+    list => List(List),
+    count => Count(Count),
+    getdel => GetDel(GetDel),
+    getex => GetEx(GetEx),
+    append => Append(Append),
+    strlen => Strlen(Strlen),
+    getrange => GetRange(GetRange),
+    setrange => SetRange(SetRange),
+    incr => IncrBy(IncrBy),
+    incrbyfloat => IncrByFloat(IncrByFloat),
+    mget => MGet(MGet),
+    mset => MSet(MSet),
+    del => Del(Del),
+    exists => Exists(Exists),
+    expire_if => ExpireIf(ExpireIf),
+    ttl => Ttl(Ttl),
+    persist => Persist(Persist),
+    type_of => TypeOf(TypeOf),
+    flush => Flush(Flush),
+    keys => Keys(Keys),
+    rename => Rename(Rename),
+    copy => Copy(Copy),
+    randomkey => RandomKey(RandomKey),
+    object => Object(Object),
+    scan => Scan(Scan),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.

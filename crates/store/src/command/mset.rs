@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `MSET k v [k v ...]` and `MSETNX`: all pairs written at one instant (every shard involved is
 /// locked first); `MSETNX` writes none of them if any key exists.
@@ -62,6 +64,49 @@ impl MSet {
                 Reply::Ok
             }
         })
+    }
+}
+
+impl Definition for MSet {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "mset",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::Range {
+                first: 1,
+                last: -1,
+                step: 2,
+            },
+            group: "string",
+            summary: "Set multiple keys to multiple values",
+            example: "MSET a 1 b 2",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "msetnx",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::Range {
+                first: 1,
+                last: -1,
+                step: 2,
+            },
+            group: "string",
+            summary: "Set multiple keys to multiple values, only if none of the keys exist",
+            example: "MSETNX a 1 b 2",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(self.pairs.iter().map(|(k, _)| &k[..]).collect())
     }
 }
 

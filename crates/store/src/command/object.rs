@@ -5,6 +5,23 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
+
+/// What `OBJECT HELP` answers.
+const HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    The internal representation Redis would use for the value at <key>.",
+    "FREQ <key>",
+    "    The logarithmic access frequency of <key> (needs an LFU maxmemory policy).",
+    "IDLETIME <key>",
+    "    Seconds since <key> was last written.",
+    "REFCOUNT <key>",
+    "    The number of references to the value at <key> (always 1 in kvs).",
+    "HELP",
+    "    Print this help.",
+];
 
 /// What `OBJECT` is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +30,8 @@ pub enum ObjectQuery {
     Freq,
     IdleTime,
     RefCount,
+    /// `OBJECT HELP`: the subcommands, one line each.
+    Help,
 }
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, answered as Redis would for a string: the
@@ -28,6 +47,12 @@ impl Object {
     pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
         let v = a.at_least(1)?;
         let sub = String::from_utf8_lossy(&v[0]).to_ascii_lowercase();
+        if sub == "help" && v.len() == 1 {
+            return Ok(Self {
+                query: ObjectQuery::Help,
+                key: Bytes::new(),
+            });
+        }
         let query = match sub.as_str() {
             "encoding" => ObjectQuery::Encoding,
             "freq" => ObjectQuery::Freq,
@@ -53,6 +78,13 @@ impl Object {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
+        if self.query == ObjectQuery::Help {
+            return Reply::Array(
+                HELP.iter()
+                    .map(|line| Reply::Status(line))
+                    .collect(),
+            );
+        }
         ks.read(&self.key, |shard| {
             let Some(entry) = shard.live(&self.key, now) else {
                 return Reply::Nil;
@@ -73,8 +105,107 @@ impl Object {
                     Reply::Integer(((now.saturating_sub(entry.modified_at)) / 1000) as i64)
                 }
                 ObjectQuery::RefCount => Reply::Integer(1),
+                ObjectQuery::Help => Reply::Nil,
             }
         })
+    }
+}
+
+impl Definition for Object {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "object",
+            arity: -2,
+            flags: &[],
+            categories: &[Category::Slow],
+            keys: KeySpec::None,
+            group: "generic",
+            summary: "A container for object introspection commands",
+            example: "OBJECT ENCODING k",
+            subcommands: &[
+            Spec {
+                name: "object|encoding",
+                arity: 3,
+                flags: &[Flag::Readonly],
+                categories: &[Category::Keyspace, Category::Read, Category::Slow],
+                keys: KeySpec::Range {
+                    first: 2,
+                    last: 2,
+                    step: 1,
+                },
+                group: "generic",
+                summary: "Inspect the internal encoding of a Redis object",
+                example: "OBJECT ENCODING k",
+                ..Spec::BLANK
+            },
+            Spec {
+                name: "object|idletime",
+                arity: 3,
+                flags: &[Flag::Readonly],
+                categories: &[Category::Keyspace, Category::Read, Category::Slow],
+                keys: KeySpec::Range {
+                    first: 2,
+                    last: 2,
+                    step: 1,
+                },
+                group: "generic",
+                summary: "Get the time since a Redis object was last accessed",
+                example: "OBJECT IDLETIME k",
+                ..Spec::BLANK
+            },
+            Spec {
+                name: "object|freq",
+                arity: 3,
+                flags: &[Flag::Readonly],
+                categories: &[Category::Keyspace, Category::Read, Category::Slow],
+                keys: KeySpec::Range {
+                    first: 2,
+                    last: 2,
+                    step: 1,
+                },
+                group: "generic",
+                summary: "Get the logarithmic access frequency counter of a Redis object",
+                example: "OBJECT FREQ k",
+                ..Spec::BLANK
+            },
+            Spec {
+                name: "object|help",
+                arity: 2,
+                flags: &[Flag::Loading, Flag::Stale],
+                categories: &[Category::Keyspace, Category::Slow],
+                keys: KeySpec::None,
+                group: "generic",
+                summary: "Show helpful text about the different subcommands",
+                example: "OBJECT HELP",
+                ..Spec::BLANK
+            },
+            Spec {
+                name: "object|refcount",
+                arity: 3,
+                flags: &[Flag::Readonly],
+                categories: &[Category::Keyspace, Category::Read, Category::Slow],
+                keys: KeySpec::Range {
+                    first: 2,
+                    last: 2,
+                    step: 1,
+                },
+                group: "generic",
+                summary: "Get the number of references to the value of the key",
+                example: "OBJECT REFCOUNT k",
+                ..Spec::BLANK
+            },
+        ],
+    }];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        if self.query == ObjectQuery::Help {
+            return Some(Vec::new());
+        }
+        Some(vec![&self.key[..]])
     }
 }
 

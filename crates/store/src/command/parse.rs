@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
-use super::*;
+use super::{Command, table};
 use crate::error::CommandError;
 
 impl Command {
-    /// Parses a request. Connection commands (PING, HELLO, SELECT, ...) belong to the server's
-    /// session and are answered there; here they are unknown, like any other unknown name.
+    /// Parses a request by its command's entry in the table: the name (any case), the arity its
+    /// spec declares, then the command's own parse. Connection commands (PING, HELLO, ...)
+    /// belong to the server's session and are unknown here, like any other unknown name.
     pub fn from_argv(argv: &[Bytes]) -> Result<Command, CommandError> {
         let Some((name, args)) = argv.split_first() else {
             return Err(CommandError::unknown(b"", &[]));
@@ -20,42 +21,15 @@ impl Command {
         for (l, c) in lower.iter_mut().zip(name.iter()) {
             *l = c.to_ascii_lowercase();
         }
-        let lower = &lower[..name.len()];
-        let cmd = std::str::from_utf8(lower).unwrap_or_default();
-        let a = Args { cmd, args };
-        Ok(match lower {
-            b"get" => Command::Get(Get::new(a.exactly(1)?[0].clone())),
-            b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" => Command::Set(Set::parse(&a)?),
-            b"getdel" => Command::GetDel(GetDel::parse(&a)?),
-            b"getex" => Command::GetEx(GetEx::parse(&a)?),
-            b"append" => Command::Append(Append::parse(&a)?),
-            b"strlen" => Command::Strlen(Strlen::parse(&a)?),
-            b"getrange" | b"substr" => Command::GetRange(GetRange::parse(&a)?),
-            b"setrange" => Command::SetRange(SetRange::parse(&a)?),
-            b"incr" | b"decr" | b"incrby" | b"decrby" => Command::IncrBy(IncrBy::parse(&a)?),
-            b"incrbyfloat" => Command::IncrByFloat(IncrByFloat::parse(&a)?),
-            b"mget" => Command::MGet(MGet::parse(&a)?),
-            b"mset" | b"msetnx" => Command::MSet(MSet::parse(&a)?),
-            b"del" | b"unlink" => Command::Del(Del::parse(&a)?),
-            b"exists" | b"touch" => Command::Exists(Exists::parse(&a)?),
-            b"keys" => Command::Keys(Keys::parse(&a)?),
-            b"scan" => Command::Scan(Scan::parse(&a)?),
-            b"rename" | b"renamenx" => Command::Rename(Rename::parse(&a)?),
-            b"copy" => Command::Copy(Copy::parse(&a)?),
-            b"randomkey" => Command::RandomKey(RandomKey::parse(&a)?),
-            b"object" => Command::Object(Object::parse(&a)?),
-            b"expire" | b"pexpire" | b"expireat" | b"pexpireat" => {
-                Command::ExpireIf(ExpireIf::parse(&a)?)
-            }
-            b"ttl" | b"pttl" | b"expiretime" | b"pexpiretime" => Command::Ttl(Ttl::parse(&a)?),
-            b"persist" => Command::Persist(Persist::parse(&a)?),
-            b"type" => Command::TypeOf(TypeOf::parse(&a)?),
-            b"dbsize" => {
-                a.exactly(0)?;
-                Command::Count(Count)
-            }
-            b"flushdb" | b"flushall" => Command::Flush(Flush::parse(&a)?),
-            _ => return Err(CommandError::unknown(name, args)),
+        let Some(entry) = table::find(&lower[..name.len()]) else {
+            return Err(CommandError::unknown(name, args));
+        };
+        if !entry.spec.arity_allows(argv.len()) {
+            return Err(CommandError::WrongArity(entry.spec.name.to_owned()));
+        }
+        (entry.parse)(&Args {
+            cmd: entry.spec.name,
+            args,
         })
     }
 }
@@ -151,6 +125,7 @@ pub(crate) fn is(arg: &[u8], name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Get;
 
     fn argv(words: &[&str]) -> Vec<Bytes> {
         words

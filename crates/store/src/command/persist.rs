@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `PERSIST key`: remove the expiry; `1` if there was one, else `0`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,30 @@ impl Persist {
             });
             Reply::Integer(i64::from(written.is_ok()))
         })
+    }
+}
+
+impl Definition for Persist {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "persist",
+            arity: 2,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Remove the expiration from a key",
+            example: "PERSIST k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

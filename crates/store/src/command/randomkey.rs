@@ -7,6 +7,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `RANDOMKEY`: some live key, or nil when there is none. A random shard and a random bucket of
 /// its hash table are picked and the first live key from there on is taken: every key can come
@@ -35,6 +37,30 @@ impl RandomKey {
                 })
                 .map_or(Reply::Nil, Reply::Bulk)
         })
+    }
+}
+
+impl Definition for RandomKey {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "randomkey",
+            arity: 1,
+            flags: &[Flag::Readonly],
+            categories: &[Category::Keyspace, Category::Read, Category::Slow],
+            keys: KeySpec::None,
+            group: "generic",
+            summary: "Return a random key from the keyspace",
+            example: "RANDOMKEY",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `RENAME from to` / `RENAMENX from to`: move a value, with its content type and expiry, to a
 /// new key in one step (both shards locked). The moved value gets a new version.
@@ -58,6 +60,49 @@ impl Rename {
                 Reply::Ok
             }
         })
+    }
+}
+
+impl Definition for Rename {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "rename",
+            arity: 3,
+            flags: &[Flag::Write],
+            categories: &[Category::Keyspace, Category::Write, Category::Slow],
+            keys: KeySpec::Range {
+                first: 1,
+                last: 2,
+                step: 1,
+            },
+            group: "generic",
+            summary: "Rename a key",
+            example: "RENAME a b",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "renamenx",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Write, Category::Fast],
+            keys: KeySpec::Range {
+                first: 1,
+                last: 2,
+                step: 1,
+            },
+            group: "generic",
+            summary: "Rename a key, only if the new key does not exist",
+            example: "RENAMENX a b",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.from[..], &self.to[..]])
     }
 }
 

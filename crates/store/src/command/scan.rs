@@ -7,6 +7,8 @@ use crate::error::CommandError;
 use crate::pattern::glob_match;
 use crate::reply::Reply;
 use crate::shard::Walk;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: the keyspace a piece at a time, with
 /// a stateless cursor. The cursor names a shard, a bucket of its hash table and the table's layout
@@ -123,6 +125,30 @@ impl Scan {
             Reply::Bulk(Bytes::from(next.to_string())),
             Reply::Array(keys),
         ])
+    }
+}
+
+impl Definition for Scan {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "scan",
+            arity: -2,
+            flags: &[Flag::Readonly],
+            categories: &[Category::Keyspace, Category::Read, Category::Slow],
+            keys: KeySpec::None,
+            group: "generic",
+            summary: "Incrementally iterate the keys space",
+            example: "SCAN 0",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        None
     }
 }
 

@@ -6,6 +6,8 @@ use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// What a write does to the key's expiry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -208,6 +210,74 @@ impl Set {
                 (SetReply::Flag, Err(_)) => Reply::Integer(0),
             }
         })
+    }
+}
+
+impl Definition for Set {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "set",
+            arity: -3,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Set the string value of a key",
+            example: "SET k v",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "setnx",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Set the value of a key, only if the key does not exist",
+            example: "SETNX k v",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "setex",
+            arity: 4,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Set the value and expiration of a key",
+            example: "SETEX k 10 v",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "psetex",
+            arity: 4,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Set the value and expiration in milliseconds of a key",
+            example: "PSETEX k 10 v",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "getset",
+            arity: 3,
+            flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
+            categories: &[Category::Write, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Set the string value of a key and return its old value",
+            example: "GETSET k v",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -6,6 +6,8 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `SETRANGE key offset value`: overwrite from `offset`, padding with zero bytes; the new length.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +61,30 @@ impl SetRange {
                 Err(e) => e.into(),
             }
         })
+    }
+}
+
+impl Definition for SetRange {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "setrange",
+            arity: 4,
+            flags: &[Flag::Write, Flag::Denyoom],
+            categories: &[Category::Write, Category::String, Category::Slow],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Overwrite part of a string at key starting at the specified offset",
+            example: "SETRANGE k 1 v",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `STRLEN key`: the value's length in bytes, 0 for a missing key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,30 @@ impl Strlen {
             shard.live(&self.key, now).map_or(0, |e| e.value.len())
         });
         Reply::Integer(len as i64)
+    }
+}
+
+impl Definition for Strlen {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "strlen",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Read, Category::String, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "string",
+            summary: "Get the length of the value stored in a key",
+            example: "STRLEN k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

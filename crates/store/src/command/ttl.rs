@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// Which form of the remaining life a TTL command answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +59,63 @@ impl Ttl {
             };
             Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
         })
+    }
+}
+
+impl Definition for Ttl {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "ttl",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Get the time to live for a key in seconds",
+            example: "TTL k",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "pttl",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Get the time to live for a key in milliseconds",
+            example: "PTTL k",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "expiretime",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Get the expiration Unix timestamp for a key",
+            example: "EXPIRETIME k",
+            ..Spec::BLANK
+        },
+        Spec {
+            name: "pexpiretime",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Get the expiration Unix timestamp for a key in milliseconds",
+            example: "PEXPIRETIME k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use super::spec::{Category, Flag, KeySpec, Spec};
+use super::Definition;
 
 /// `TYPE key`: `string` for every stored value (the only type so far), `none` when missing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,30 @@ impl TypeOf {
             Some(_) => Reply::Status("string"),
             None => Reply::Status("none"),
         })
+    }
+}
+
+impl Definition for TypeOf {
+    const SPECS: &'static [Spec] = &[
+        Spec {
+            name: "type",
+            arity: 2,
+            flags: &[Flag::Readonly, Flag::Fast],
+            categories: &[Category::Keyspace, Category::Read, Category::Fast],
+            keys: KeySpec::FIRST,
+            group: "generic",
+            summary: "Determine the type stored at key",
+            example: "TYPE k",
+            ..Spec::BLANK
+        },
+    ];
+
+    fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
+        Self::parse(a)
+    }
+
+    fn keys(&self) -> Option<Vec<&[u8]>> {
+        Some(vec![&self.key[..]])
     }
 }
 
