@@ -4,6 +4,7 @@
 
 mod admin;
 mod clients;
+mod command;
 mod connection;
 mod persistence;
 mod session;

@@ -1,0 +1,190 @@
+//! `CLIENT` and its subcommands: ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT,
+//! NO-TOUCH, HELP.
+
+use bytes::Bytes;
+use kvs_protocol::resp::Frame;
+use kvs_store::{Category, CommandError, Flag, Spec};
+
+use super::SessionCommand;
+use super::connection::check_name;
+use crate::resp::admin;
+use crate::resp::session::Session;
+
+const SESSION: &[Flag] = &[Flag::Noscript, Flag::Loading, Flag::Stale];
+const ADMIN: &[Flag] = &[Flag::Admin, Flag::Noscript, Flag::Loading, Flag::Stale];
+const SLOW_CONNECTION: &[Category] = &[Category::Slow, Category::Connection];
+const ADMIN_CONNECTION: &[Category] = &[
+    Category::Admin,
+    Category::Slow,
+    Category::Dangerous,
+    Category::Connection,
+];
+
+/// A CLIENT subcommand's spec.
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    admin: bool,
+    summary: &'static str,
+    example: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags: if admin { ADMIN } else { SESSION },
+        categories: if admin {
+            ADMIN_CONNECTION
+        } else {
+            SLOW_CONNECTION
+        },
+        group: "connection",
+        summary,
+        example,
+        ..Spec::BLANK
+    }
+}
+
+pub(super) const COMMANDS: &[SessionCommand] = &[SessionCommand {
+    spec: Spec {
+        name: "client",
+        arity: -2,
+        categories: &[Category::Slow],
+        group: "connection",
+        summary: "A container for client connection commands",
+        example: "CLIENT ID",
+        subcommands: &[
+            sub(
+                "client|id",
+                2,
+                false,
+                "Returns the client ID for the current connection",
+                "CLIENT ID",
+            ),
+            sub(
+                "client|setname",
+                3,
+                false,
+                "Set the current connection name",
+                "CLIENT SETNAME app",
+            ),
+            sub(
+                "client|getname",
+                2,
+                false,
+                "Get the current connection name",
+                "CLIENT GETNAME",
+            ),
+            sub(
+                "client|setinfo",
+                4,
+                false,
+                "Set client or connection specific info",
+                "CLIENT SETINFO LIB-NAME redis-py",
+            ),
+            sub(
+                "client|info",
+                2,
+                false,
+                "Returns information about the current client connection.",
+                "CLIENT INFO",
+            ),
+            sub(
+                "client|list",
+                -2,
+                true,
+                "Get the list of client connections",
+                "CLIENT LIST",
+            ),
+            sub(
+                "client|kill",
+                -3,
+                true,
+                "Kill the connection of a client",
+                "CLIENT KILL ID 1",
+            ),
+            sub(
+                "client|no-evict",
+                3,
+                true,
+                "Set client eviction mode for the current connection",
+                "CLIENT NO-EVICT on",
+            ),
+            sub(
+                "client|no-touch",
+                3,
+                false,
+                "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.",
+                "CLIENT NO-TOUCH on",
+            ),
+            Spec {
+                flags: &[Flag::Loading, Flag::Stale],
+                ..sub(
+                    "client|help",
+                    2,
+                    false,
+                    "Show helpful text about the different subcommands",
+                    "CLIENT HELP",
+                )
+            },
+        ],
+        ..Spec::BLANK
+    },
+    run: client,
+}];
+
+/// Runs after the table checked the subcommand and its arity.
+fn client(session: &mut Session, args: &[Bytes]) -> Frame {
+    let Some((sub, rest)) = args.split_first() else {
+        return super::arity("client");
+    };
+    let id = session.id;
+    match (sub.to_ascii_lowercase().as_slice(), rest) {
+        (b"id", _) => Frame::Integer(id as i64),
+        (b"setname", [name]) => match check_name(name) {
+            Ok(()) => {
+                session.set_name(Some(name.clone()));
+                Frame::ok()
+            }
+            Err(e) => e,
+        },
+        (b"getname", _) => session.name.clone().map_or(Frame::Null, Frame::Bulk),
+        (b"setinfo", _) => Frame::ok(),
+        (b"no-evict" | b"no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
+        (b"no-evict" | b"no-touch", _) => Frame::Error(CommandError::Syntax.to_string()),
+        (b"info", _) => {
+            let me = session
+                .shared
+                .clients
+                .snapshot()
+                .into_iter()
+                .find(|(cid, _)| *cid == id);
+            match me {
+                Some((cid, c)) => Frame::Verbatim {
+                    format: *b"txt",
+                    text: Bytes::from(admin::client_line(cid, &c)),
+                },
+                None => Frame::Null,
+            }
+        }
+        (b"list", []) => {
+            let text: String = session
+                .shared
+                .clients
+                .snapshot()
+                .iter()
+                .map(|(cid, c)| admin::client_line(*cid, c))
+                .collect();
+            Frame::Verbatim {
+                format: *b"txt",
+                text: Bytes::from(text),
+            }
+        }
+        (b"list", _) => Frame::Error(CommandError::Syntax.to_string()),
+        (b"kill", filters) => admin::client_kill(&session.shared, id, filters),
+        _ => super::help(&COMMANDS[0].spec),
+    }
+}
+
+fn is_on_off(v: &[u8]) -> bool {
+    v.eq_ignore_ascii_case(b"on") || v.eq_ignore_ascii_case(b"off")
+}
