@@ -24,7 +24,6 @@ use bytes::Bytes;
 
 use crate::effects::{Change, Effects, Removal};
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
-use crate::keyspace::Store;
 use crate::packed::EntryRef;
 
 const PUT: u8 = 1;
@@ -196,33 +195,6 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
         });
     }
     Ok(Effects { revision, changes })
-}
-
-impl Store {
-    /// Applies a journal or snapshot record, as recovery does. Entries already expired at `now`
-    /// are dropped instead of stored. Versions continue after the highest one seen.
-    pub fn replay(&self, record: &[u8], now: Millis) -> Result<(), BadRecord> {
-        let Effects { revision, changes } = decode(record)?;
-        self.raise_revision(revision);
-        for change in changes {
-            match change {
-                Change::Put(key, entry) => {
-                    self.raise_revision(entry.version);
-                    let mut shard = self.shard_at(self.shard_index(&key)).write();
-                    if entry.is_live(now) {
-                        shard.put(key, entry);
-                    } else {
-                        shard.remove(&key);
-                    }
-                }
-                Change::Remove(key, _) => {
-                    self.shard_at(self.shard_index(&key)).write().remove(&key);
-                }
-                Change::Flush => self.clear(),
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

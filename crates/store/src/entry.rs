@@ -2,8 +2,6 @@
 
 use bytes::Bytes;
 
-use crate::packed::EntryRef;
-
 /// Milliseconds since the Unix epoch. The store never reads a clock; callers pass `now` in.
 pub type Millis = u64;
 
@@ -29,27 +27,6 @@ impl Entry {
     /// Whether the entry is still visible at `now`. An entry is gone from the instant it expires.
     pub fn is_live(&self, now: Millis) -> bool {
         self.expires_at.is_none_or(|at| at > now)
-    }
-
-    /// The entry a read-modify-write command (APPEND, INCR, SETRANGE, ...) leaves behind: the new
-    /// `value`, keeping the content type and expiry of the live entry it replaces (a missing key
-    /// gets the default content type and no expiry).
-    pub(crate) fn successor(
-        current: Option<EntryRef<'_>>,
-        value: Bytes,
-        version: u64,
-        now: Millis,
-    ) -> Entry {
-        Entry {
-            value,
-            content_type: current.map_or_else(
-                || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
-                |e| e.content_type_bytes(),
-            ),
-            version,
-            modified_at: now,
-            expires_at: current.and_then(|e| e.expires_at),
-        }
     }
 
     /// The listing view of this entry under `key`.

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hashbrown::DefaultHashBuilder;
 use parking_lot::RwLock;
 
-use crate::access::Keyspace;
 use crate::effects::{Change, Commit, Effects, Removal, Ticket};
 use crate::entry::Millis;
 use crate::shard::Shard;
@@ -74,9 +73,12 @@ impl Store {
         self.revision.load(Ordering::Acquire)
     }
 
-    /// Number of live keys at `now`.
+    /// Number of live keys at `now`, counted with every shard's read lock held at once, so the
+    /// count is of one instant.
     pub fn len(&self, now: Millis) -> u64 {
-        self.read_every(|shards| live_count(shards, now))
+        let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+        let shards: Vec<&Shard> = guards.iter().map(|g| &**g).collect();
+        live_count(&shards, now)
     }
 
     /// Number of keys held in memory, including expired ones the sweep has not reclaimed yet.

@@ -394,6 +394,29 @@ impl EntryRef<'_> {
     }
 }
 
+impl EntryRef<'_> {
+    /// The entry a read-modify-write command (APPEND, INCR, SETRANGE, ...) leaves behind: the new
+    /// `value`, keeping the content type and expiry of the live entry it replaces (a missing key
+    /// gets the default content type and no expiry).
+    pub(crate) fn successor(
+        current: Option<EntryRef<'_>>,
+        value: Bytes,
+        version: u64,
+        now: Millis,
+    ) -> Entry {
+        Entry {
+            value,
+            content_type: current.map_or_else(
+                || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                |e| e.content_type_bytes(),
+            ),
+            version,
+            modified_at: now,
+            expires_at: current.and_then(|e| e.expires_at),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

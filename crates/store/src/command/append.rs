@@ -2,7 +2,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::parse::Args;
 use crate::access::Keyspace;
-use crate::entry::{Entry, Millis};
+use crate::entry::Millis;
+use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -39,7 +40,7 @@ impl Append {
                 let mut value = BytesMut::with_capacity(len);
                 value.extend_from_slice(old);
                 value.extend_from_slice(&self.value);
-                Ok(Entry::successor(
+                Ok(EntryRef::successor(
                     current,
                     value.freeze(),
                     ks.next_version(),

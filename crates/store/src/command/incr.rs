@@ -2,7 +2,8 @@ use bytes::Bytes;
 
 use super::parse::{Args, int};
 use crate::access::Keyspace;
-use crate::entry::{Entry, Millis};
+use crate::entry::Millis;
+use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -43,7 +44,7 @@ impl IncrBy {
                     None => 0,
                 };
                 result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;
-                Ok::<_, CommandError>(Entry::successor(
+                Ok::<_, CommandError>(EntryRef::successor(
                     current,
                     Bytes::copy_from_slice(itoa::Buffer::new().format(result).as_bytes()),
                     ks.next_version(),

@@ -2,7 +2,8 @@ use bytes::Bytes;
 
 use super::parse::{Args, float};
 use crate::access::Keyspace;
-use crate::entry::{Entry, Millis};
+use crate::entry::Millis;
+use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -43,7 +44,7 @@ impl IncrByFloat {
                     return Err(CommandError::NanOrInfinity);
                 }
                 text = format(new);
-                Ok(Entry::successor(
+                Ok(EntryRef::successor(
                     current,
                     Bytes::copy_from_slice(text.as_bytes()),
                     ks.next_version(),

@@ -3,7 +3,8 @@ use bytes::{Bytes, BytesMut};
 use super::append::MAX_VALUE_LEN;
 use super::parse::{Args, int};
 use crate::access::Keyspace;
-use crate::entry::{Entry, Millis};
+use crate::entry::Millis;
+use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -49,7 +50,7 @@ impl SetRange {
                 let mut value = BytesMut::zeroed(len);
                 value[..old.len()].copy_from_slice(old);
                 value[self.offset..end].copy_from_slice(&self.value);
-                Ok::<_, CommandError>(Entry::successor(
+                Ok::<_, CommandError>(EntryRef::successor(
                     current,
                     value.freeze(),
                     ks.next_version(),
