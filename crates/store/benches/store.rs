@@ -77,7 +77,7 @@ impl Target for Store {
     #[inline]
     fn read(&self, key: &Bytes) -> Option<Bytes> {
         match self.execute(Command::Get(Get::new(key.clone())), NOW) {
-            Reply::Value(e) => Some(e.value),
+            Reply::Value(e) => e.value.as_string().cloned(),
             _ => None,
         }
     }

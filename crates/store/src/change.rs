@@ -12,7 +12,8 @@
 //!           version:u64 modified_at:u64 value_len:u64 bytes
 //!           [expires_at:u64]                   present when flags has 0x01
 //! flags  := 0x01 has an expiry | 0x02 names a content type (otherwise the default,
-//!           application/octet-stream)
+//!           application/octet-stream) | kind << 4, the value's type in bits 4-6
+//!           (0 string; a string's bytes are the value)
 //! ```
 //!
 //! Integers are little-endian; times are milliseconds since the Unix epoch. `revision` is the
@@ -23,7 +24,7 @@
 use bytes::Bytes;
 
 use crate::effects::{Change, Effects, Removal};
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Kind, Millis, Value};
 use crate::packed::EntryRef;
 
 const PUT: u8 = 1;
@@ -33,6 +34,9 @@ const EVICTED: u8 = 6;
 /// Flags of a put.
 const HAS_EXPIRY: u8 = 1;
 const HAS_CONTENT_TYPE: u8 = 2;
+/// The value's type tag ([`Kind::tag`]) sits in bits 4-6 of a put's flags.
+const KIND_SHIFT: u8 = 4;
+const KIND_MASK: u8 = 0b0111_0000;
 const CLEAR: u8 = 4;
 
 /// Why a record could not be applied. Records are checksummed before they get here, so this
@@ -48,7 +52,7 @@ fn encode_key(buf: &mut Vec<u8>, key: &[u8]) {
 
 pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
     let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
-    let mut flags = 0;
+    let mut flags = entry.kind.tag() << KIND_SHIFT;
     if entry.expires_at.is_some() {
         flags |= HAS_EXPIRY;
     }
@@ -160,9 +164,12 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
         changes.push(match tag {
             PUT => {
                 let flags = cur.take(1)?[0];
-                if flags & !(HAS_EXPIRY | HAS_CONTENT_TYPE) != 0 {
+                if flags & !(HAS_EXPIRY | HAS_CONTENT_TYPE | KIND_MASK) != 0 {
                     return Err(BadRecord("unknown put flags"));
                 }
+                let Some(Kind::String) = Kind::from_tag((flags & KIND_MASK) >> KIND_SHIFT) else {
+                    return Err(BadRecord("a value type this kvs does not know"));
+                };
                 let key = cur.bytes32()?;
                 let content_type = if flags & HAS_CONTENT_TYPE != 0 {
                     cur.content_type()?
@@ -172,7 +179,7 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
                 let version = cur.u64()?;
                 let modified_at: Millis = cur.u64()?;
                 let len = cur.u64()?;
-                let value = Bytes::copy_from_slice(cur.take(len)?);
+                let value = Value::String(Bytes::copy_from_slice(cur.take(len)?));
                 let expires_at = if flags & HAS_EXPIRY != 0 {
                     Some(cur.u64()?)
                 } else {
@@ -203,7 +210,7 @@ mod tests {
 
     fn entry(value: &'static [u8], expires_at: Option<Millis>) -> Entry {
         Entry {
-            value: Bytes::from_static(value),
+            value: Value::String(Bytes::from_static(value)),
             content_type: Bytes::from_static(b"text/plain"),
             version: 7,
             modified_at: 1_000,
@@ -269,6 +276,25 @@ mod tests {
         assert_eq!(
             again, buf,
             "encoding the decoded effects gives the same bytes"
+        );
+    }
+
+    /// A put names its value's type in bits 4-6 of its flags: 0 (string) is what every record
+    /// written before the tag existed holds, and a type this kvs does not know is refused, not
+    /// misread.
+    #[test]
+    fn the_type_tag_is_read_and_an_unknown_one_refused() {
+        let mut buf = 1u64.to_le_bytes().to_vec();
+        encode_put(&mut buf, b"k", entry(b"v", None).view());
+        assert_eq!(buf[9] & KIND_MASK, 0, "a string's tag is 0");
+        let Change::Put(_, e) = &decode(&buf).expect("decodes").changes[0] else {
+            panic!("a put")
+        };
+        assert_eq!(e.value.kind(), Kind::String);
+        buf[9] |= 7 << KIND_SHIFT;
+        assert_eq!(
+            decode(&buf),
+            Err(BadRecord("a value type this kvs does not know"))
         );
     }
 

@@ -8,11 +8,108 @@ pub type Millis = u64;
 /// The content type a value gets when its writer names none.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// The type of what a key holds, as `TYPE` names it and as the packed layout and the log tag it.
+/// Strings today; hashes, lists, sets and sorted sets join as variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    String,
+}
+
+impl Kind {
+    /// The name `TYPE` answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+        }
+    }
+
+    /// The tag the packed layout and the log record carry (three bits).
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Kind::String => 0,
+        }
+    }
+
+    /// The kind a tag names; `None` for a tag this kvs does not know.
+    pub(crate) fn from_tag(tag: u8) -> Option<Kind> {
+        match tag {
+            0 => Some(Kind::String),
+            _ => None,
+        }
+    }
+}
+
+/// What a key holds: a typed value. Cloning is cheap: bytes are shared, not copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Bytes exactly as written, with no meaning kvs imposes.
+    String(Bytes),
+}
+
+impl Value {
+    /// The value's type.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::String(_) => Kind::String,
+        }
+    }
+
+    /// The value's size: a string's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Value::String(b) => b.len(),
+        }
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The string's bytes, or `None` for another type.
+    pub fn as_string(&self) -> Option<&Bytes> {
+        match self {
+            Value::String(b) => Some(b),
+        }
+    }
+}
+
+/// A value equals bytes when it is a string holding exactly them.
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_string().is_some_and(|b| b[..] == *other)
+    }
+}
+
+impl PartialEq<Bytes> for Value {
+    fn eq(&self, other: &Bytes) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<&str> for Value {
+    fn eq(&self, other: &&str) -> bool {
+        *self == *other.as_bytes()
+    }
+}
+
+impl PartialEq<&[u8]> for Value {
+    fn eq(&self, other: &&[u8]) -> bool {
+        *self == **other
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(bytes: Bytes) -> Self {
+        Value::String(bytes)
+    }
+}
+
 /// A stored value and its metadata. Cloning is cheap: the bytes are shared, not copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The value exactly as written.
-    pub value: Bytes,
+    /// The value exactly as written, with its type.
+    pub value: Value,
     /// The content type given at write time, as raw header bytes.
     pub content_type: Bytes,
     /// The store-wide revision assigned by the write that produced this entry.

@@ -46,6 +46,8 @@ pub enum CommandError {
         sub: String,
         command: String,
     },
+    /// A command for one type used on a key holding another.
+    WrongType,
     /// The server cannot record changes durably (its log failed), so it refuses writes.
     LogUnavailable(String),
 }
@@ -85,6 +87,9 @@ impl fmt::Display for CommandError {
                 write!(f, "ERR wrong number of arguments for '{cmd}' command")
             }
             CommandError::Syntax => f.write_str("ERR syntax error"),
+            CommandError::WrongType => f.write_str(
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
             CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CommandError::NotFloat => f.write_str("ERR value is not a valid float"),
             CommandError::Overflow => f.write_str("ERR increment or decrement would overflow"),

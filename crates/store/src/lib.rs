@@ -50,7 +50,7 @@ pub use command::{
 pub use command::{Applied, Watched};
 pub use command::{data_spec, data_specs};
 pub use effects::{Change, Commit, Effects, Removal, Ticket};
-pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
+pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 pub use error::CommandError;
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;

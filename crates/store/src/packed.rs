@@ -25,7 +25,8 @@ use std::ptr::NonNull;
 
 use bytes::Bytes;
 
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Millis};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
+use crate::error::CommandError;
 
 /// Values up to this many bytes are copied into the entry; longer ones are shared, not copied.
 pub const INLINE_MAX: usize = 512;
@@ -35,6 +36,8 @@ const CONTENT_TYPE: u8 = 2;
 const SHARED: u8 = 4;
 const WIDE_VERSION: u8 = 8;
 const WIDE_MODIFIED: u8 = 16;
+/// The value's type tag ([`Kind::tag`]) sits in the top three bits of the flags.
+const KIND_SHIFT: u8 = 5;
 /// Integers below this take 6 bytes.
 const NARROW_LIMIT: u64 = 1 << 48;
 const ALIGN: usize = align_of::<Bytes>();
@@ -116,8 +119,9 @@ impl Packed {
     /// Packs `key` and `entry`. A small value is copied in; a large one is shared.
     pub fn new(key: &[u8], entry: &Entry) -> Packed {
         let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
-        let shared = entry.value.len() > INLINE_MAX;
-        let mut flags = 0;
+        let Value::String(value) = &entry.value;
+        let shared = value.len() > INLINE_MAX;
+        let mut flags = entry.value.kind().tag() << KIND_SHIFT;
         flags |= if entry.expires_at.is_some() {
             EXPIRY
         } else {
@@ -136,7 +140,7 @@ impl Packed {
             0
         };
         let ct: &[u8] = if named { &entry.content_type } else { &[] };
-        let value_len = if shared { 0 } else { entry.value.len() };
+        let value_len = if shared { 0 } else { value.len() };
 
         // Everything up to the value (or up to the handle's alignment padding) is built in a small
         // buffer first, then copied into the allocation in one go.
@@ -173,9 +177,9 @@ impl Packed {
             let at = head.len();
             if shared {
                 std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
-                std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), entry.value.clone());
+                std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), value.clone());
             } else {
-                std::ptr::copy_nonoverlapping(entry.value.as_ptr(), raw.add(at), value_len);
+                std::ptr::copy_nonoverlapping(value.as_ptr(), raw.add(at), value_len);
             }
         }
         Packed(ptr)
@@ -262,6 +266,8 @@ impl Packed {
             (value, None)
         };
         EntryRef {
+            // Only `new` writes the tag, from a `Kind`, so every tag here is known.
+            kind: Kind::from_tag(flags >> KIND_SHIFT).unwrap_or(Kind::String),
             value,
             shared,
             content_type: if flags & CONTENT_TYPE != 0 {
@@ -323,9 +329,11 @@ impl fmt::Debug for Packed {
 impl Entry {
     /// This entry seen as if it were stored.
     pub fn view(&self) -> EntryRef<'_> {
+        let Value::String(bytes) = &self.value;
         EntryRef {
-            value: &self.value,
-            shared: Some(&self.value),
+            kind: self.value.kind(),
+            value: bytes,
+            shared: Some(bytes),
             content_type: &self.content_type,
             version: self.version,
             modified_at: self.modified_at,
@@ -338,6 +346,10 @@ impl Entry {
 /// out with [`EntryRef::to_entry`] or [`EntryRef::value_bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryRef<'a> {
+    /// What the key holds.
+    pub kind: Kind,
+    /// A string's bytes. Commands read them through [`EntryRef::string`], the one place that
+    /// checks the type.
     pub value: &'a [u8],
     /// The value's shared handle when it is stored out of line.
     shared: Option<&'a Bytes>,
@@ -345,6 +357,16 @@ pub struct EntryRef<'a> {
     pub version: u64,
     pub modified_at: Millis,
     pub expires_at: Option<Millis>,
+}
+
+impl<'a> EntryRef<'a> {
+    /// The string's bytes, or Redis's WRONGTYPE error when the key holds another type: the one
+    /// place string commands learn that a key holds something else.
+    pub fn string(self) -> Result<&'a [u8], CommandError> {
+        match self.kind {
+            Kind::String => Ok(self.value),
+        }
+    }
 }
 
 impl EntryRef<'_> {
@@ -373,7 +395,7 @@ impl EntryRef<'_> {
     /// An owned copy of the entry.
     pub fn to_entry(&self) -> Entry {
         Entry {
-            value: self.value_bytes(),
+            value: Value::String(self.value_bytes()),
             content_type: self.content_type_bytes(),
             version: self.version,
             modified_at: self.modified_at,
@@ -405,7 +427,7 @@ impl EntryRef<'_> {
         now: Millis,
     ) -> Entry {
         Entry {
-            value,
+            value: Value::String(value),
             content_type: current.map_or_else(
                 || Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
                 |e| e.content_type_bytes(),
@@ -423,7 +445,7 @@ mod tests {
 
     fn entry(value: Bytes, ct: &str, version: u64, modified_at: u64, exp: Option<u64>) -> Entry {
         Entry {
-            value,
+            value: Value::String(value),
             content_type: Bytes::copy_from_slice(ct.as_bytes()),
             version,
             modified_at,

@@ -241,7 +241,7 @@ mod tests {
 
     fn entry(value: &'static str) -> Entry {
         Entry {
-            value: Bytes::from_static(value.as_bytes()),
+            value: crate::Value::String(Bytes::from_static(value.as_bytes())),
             content_type: Bytes::from_static(crate::DEFAULT_CONTENT_TYPE.as_bytes()),
             version: 1,
             modified_at: 0,

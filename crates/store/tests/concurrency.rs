@@ -81,7 +81,7 @@ fn version_checked_counters_lose_no_update() {
                     if rng.below(2) == 0 {
                         thread::yield_now();
                     }
-                    let n: u64 = std::str::from_utf8(&read.value)
+                    let n: u64 = std::str::from_utf8(read.value.as_string().expect("a string"))
                         .expect("utf-8 counter")
                         .parse()
                         .expect("numeric counter");
@@ -394,7 +394,12 @@ fn readers_never_see_torn_or_unknown_values() {
                     } else {
                         let key = &keys[rng.below(KEYS)];
                         if let Some(e) = get(&store, key) {
-                            validate(key, &e.value, &e.content_type, &issued);
+                            validate(
+                                key,
+                                e.value.as_string().expect("a string"),
+                                &e.content_type,
+                                &issued,
+                            );
                             values_checked += 1;
                             let prev = last_seen.insert(key.clone(), e.version);
                             assert!(
@@ -430,7 +435,12 @@ fn readers_never_see_torn_or_unknown_values() {
     // After the dust settles every key holds one whole write.
     for key in keys.iter() {
         if let Some(e) = get(&store, key) {
-            validate(key, &e.value, &e.content_type, &issued);
+            validate(
+                key,
+                e.value.as_string().expect("a string"),
+                &e.content_type,
+                &issued,
+            );
         }
     }
 }

@@ -171,7 +171,7 @@ impl ModelEntry {
 
     fn to_entry(&self) -> Entry {
         Entry {
-            value: Bytes::copy_from_slice(&self.value),
+            value: kvs_store::Value::String(Bytes::copy_from_slice(&self.value)),
             content_type: Bytes::copy_from_slice(&self.content_type),
             version: self.version,
             modified_at: self.modified_at,

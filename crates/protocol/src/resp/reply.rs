@@ -1,13 +1,15 @@
 //! A store [`Reply`] as a RESP frame: one meaning, written the way Redis clients expect it.
 
-use kvs_store::Reply;
+use kvs_store::{Reply, Value};
 
 use super::Frame;
 
 impl From<Reply> for Frame {
     fn from(reply: Reply) -> Self {
         match reply {
-            Reply::Value(entry) => Frame::Bulk(entry.value),
+            Reply::Value(entry) => match entry.value {
+                Value::String(bytes) => Frame::Bulk(bytes),
+            },
             Reply::NotFound | Reply::Nil | Reply::ConditionFailed { .. } => Frame::Null,
             Reply::Stored { .. } | Reply::Ok => Frame::ok(),
             Reply::Deleted(_) | Reply::ExpirySet { .. } => Frame::Integer(1),

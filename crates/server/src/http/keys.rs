@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvs_store::{
-    Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set, SetReply,
+    Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set, SetReply, Value,
 };
 use percent_encoding::percent_decode;
 
@@ -82,7 +82,9 @@ async fn get(
                 .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
             let length = HeaderValue::from(entry.value.len());
             let body = if with_body {
-                Body::from(entry.value.clone())
+                Body::from(match &entry.value {
+                    Value::String(bytes) => bytes.clone(),
+                })
             } else {
                 Body::empty()
             };

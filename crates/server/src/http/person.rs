@@ -61,7 +61,9 @@ pub(crate) async fn get(State(state): State<AppState>, request: Request) -> Resp
             }
         };
         match state.engine.execute(Command::Get(Get::new(key(id)))).await {
-            Reply::Value(entry) => Ok(json_response(StatusCode::OK, entry.value)),
+            Reply::Value(entry) => match entry.value {
+                kvs_store::Value::String(bytes) => Ok(json_response(StatusCode::OK, bytes)),
+            },
             Reply::NotFound => Err(ApiError::not_found(format!("no person with id {id}"))),
             other => Err(unexpected(&other)),
         }

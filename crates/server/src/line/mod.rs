@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kvs_protocol::line::{self, LineError, LineRequest};
-use kvs_store::{Command, Delete, Get, Reply, Set};
+use kvs_store::{Command, Delete, Get, Reply, Set, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -201,14 +201,18 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
     };
     let reply = match cmd.as_str() {
         "get" => match engine.execute(Command::Get(Get::new(key.clone()))).await {
-            Reply::Value(entry) => line::value_line(&entry.value),
+            Reply::Value(entry) => match &entry.value {
+                Value::String(bytes) => line::value_line(bytes),
+            },
             _ => not_found(),
         },
         "delete" => match engine
             .execute(Command::Delete(Delete::new(key.clone())))
             .await
         {
-            Reply::Deleted(entry) => line::value_line(&entry.value),
+            Reply::Deleted(entry) => match &entry.value {
+                Value::String(bytes) => line::value_line(bytes),
+            },
             Reply::Error(e) => unavailable(&e),
             _ => line::error_line("Error unknown", UNKNOWN),
         },

@@ -32,7 +32,7 @@ impl Append {
         ks.write(&self.key, |shard| {
             let mut len = 0;
             let written = shard.update(&self.key, now, |current| {
-                let old = current.map(|e| e.value).unwrap_or_default();
+                let old = current.map(|e| e.string()).transpose()?.unwrap_or_default();
                 len = old.len() + self.value.len();
                 if len > MAX_VALUE_LEN {
                     return Err(CommandError::StringTooLong);

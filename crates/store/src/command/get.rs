@@ -21,7 +21,10 @@ impl Get {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.read(&self.key, |shard| match shard.live(&self.key, now) {
-            Some(entry) => Reply::Value(entry.to_entry()),
+            Some(entry) => match entry.string() {
+                Ok(_) => Reply::Value(entry.to_entry()),
+                Err(e) => e.into(),
+            },
             None => Reply::NotFound,
         })
     }

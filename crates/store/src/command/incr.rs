@@ -40,7 +40,7 @@ impl IncrBy {
             let mut result = 0;
             let written = shard.update(&self.key, now, |current| {
                 let old = match current {
-                    Some(e) => int(e.value)?,
+                    Some(e) => int(e.string()?)?,
                     None => 0,
                 };
                 result = old.checked_add(self.by).ok_or(CommandError::Overflow)?;

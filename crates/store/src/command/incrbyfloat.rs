@@ -36,7 +36,7 @@ impl IncrByFloat {
             let mut text = String::new();
             let written = shard.update(&self.key, now, |current| {
                 let old = match current {
-                    Some(e) => float(e.value)?,
+                    Some(e) => float(e.string()?)?,
                     None => 0.0,
                 };
                 let new = old + self.by;

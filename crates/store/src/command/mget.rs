@@ -31,6 +31,8 @@ impl MGet {
                         locked
                             .shard(k)
                             .and_then(|s| s.live(k, now))
+                            // A key of another type reads as nil, as in Redis.
+                            .filter(|e| e.string().is_ok())
                             .map(|e| e.value_bytes())
                             .into()
                     })

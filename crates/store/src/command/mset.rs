@@ -2,7 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -50,7 +50,7 @@ impl MSet {
                 shard.put(
                     key.clone(),
                     Entry {
-                        value: value.clone(),
+                        value: Value::String(value.clone()),
                         content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
                         version,
                         modified_at: now,

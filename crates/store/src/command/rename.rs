@@ -136,7 +136,7 @@ mod tests {
         };
         assert_eq!(
             (e.value, e.content_type, e.expires_at),
-            ("1".into(), "text/plain".into(), Some(100))
+            (Bytes::from("1").into(), "text/plain".into(), Some(100))
         );
         assert_eq!(r("nope", "x", false), Reply::Error(CommandError::NoSuchKey));
         assert_eq!(r("c", "c", false), Reply::Ok);

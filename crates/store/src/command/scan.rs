@@ -2,7 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, int, is};
 use crate::access::Keyspace;
-use crate::entry::Millis;
+use crate::entry::{Kind, Millis};
 use crate::error::CommandError;
 use crate::pattern::glob_match;
 use crate::reply::Reply;
@@ -23,7 +23,7 @@ pub struct Scan {
     pub cursor: u64,
     pub pattern: Option<Bytes>,
     pub count: usize,
-    /// Only keys of this type (every key is a `string` for now).
+    /// Only keys of this type, as `TYPE` names it.
     pub kind: Option<Bytes>,
 }
 
@@ -85,14 +85,14 @@ impl Scan {
                 (c & BUCKET_MASK) as usize,
             ),
         };
-        let wanted = |key: &[u8]| {
+        let wanted = |key: &[u8], kind: Kind| {
             self.pattern
                 .as_ref()
                 .is_none_or(|p| glob_match(p, key, false))
                 && self
                     .kind
                     .as_ref()
-                    .is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
+                    .is_none_or(|t| t.eq_ignore_ascii_case(kind.name().as_bytes()))
         };
         let mut keys = Vec::new();
         let mut examined = 0;
@@ -105,7 +105,7 @@ impl Scan {
                 }
                 let walk = shard.scan(from, |key, entry| {
                     examined += 1;
-                    if entry.is_live(now) && wanted(key) {
+                    if entry.is_live(now) && wanted(key, entry.kind) {
                         keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
                     }
                     examined < self.count

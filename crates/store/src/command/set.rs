@@ -3,7 +3,7 @@ use bytes::Bytes;
 use super::Condition;
 use super::parse::{Args, int, is};
 use crate::access::Keyspace;
-use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis};
+use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
 use super::spec::{Category, Flag, KeySpec, Spec};
@@ -188,7 +188,7 @@ impl Set {
                 }
                 version = ks.next_version();
                 Ok(Entry {
-                    value,
+                    value: Value::String(value),
                     content_type,
                     version,
                     modified_at: now,
@@ -205,7 +205,7 @@ impl Set {
                     current: current.map(|e| e.version),
                 },
                 (SetReply::Previous, Ok(entry)) => entry.map(|e| e.value_bytes()).into(),
-                (SetReply::Previous, Err(entry)) => entry.map(|e| e.value).into(),
+                (SetReply::Previous, Err(entry)) => entry.and_then(|e| e.value.as_string().cloned()).into(),
                 (SetReply::Flag, Ok(_)) => Reply::Integer(1),
                 (SetReply::Flag, Err(_)) => Reply::Integer(0),
             }

@@ -45,7 +45,7 @@ impl SetRange {
             };
             let mut len = 0;
             let written = shard.update(&self.key, now, |current| {
-                let old = current.map(|e| e.value).unwrap_or_default();
+                let old = current.map(|e| e.string()).transpose()?.unwrap_or_default();
                 len = old.len().max(end);
                 let mut value = BytesMut::zeroed(len);
                 value[..old.len()].copy_from_slice(old);
@@ -116,7 +116,7 @@ mod tests {
         let Reply::Value(e) = Get::new("p").apply(&s, 0) else {
             panic!("missing")
         };
-        assert_eq!(&e.value[..], b"\0\0\0x");
+        assert_eq!(e.value, &b"\0\0\0x"[..]);
         let r = SetRange {
             key: "q".into(),
             offset: 3,

@@ -23,7 +23,7 @@ impl TypeOf {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.read(&self.key, |shard| match shard.live(&self.key, now) {
-            Some(_) => Reply::Status("string"),
+            Some(entry) => Reply::Status(entry.kind.name()),
             None => Reply::Status("none"),
         })
     }
