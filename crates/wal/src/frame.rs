@@ -10,8 +10,19 @@
 //! All integers are little-endian. `len` is the payload length in bytes. `crc` is the CRC32C
 //! (Castagnoli) of the 8 `len` bytes followed by the payload, so a damaged length is caught as
 //! surely as a damaged payload, and a run of zero bytes (a file extended but never written) is
-//! never a valid frame. A `len` of `u64::MAX` marks a snapshot's trailer instead of a record:
-//! it is followed by the record count (u64) and a CRC32C of the 16 bytes before it.
+//! never a valid frame.
+//!
+//! Three `len` values mark a 20-byte frame that is not a record: `len`, a u64 value, and the
+//! CRC32C of those 16 bytes.
+//!
+//! | `len`          | value                 | where                                           |
+//! | -------------- | --------------------- | ----------------------------------------------- |
+//! | `u64::MAX`     | record count          | a snapshot's trailer                            |
+//! | `u64::MAX - 1` | the segment's end LSN | a segment's seal, written by a clean close      |
+//! | `u64::MAX - 2` | a byte offset         | a synced marker: every byte before it is synced |
+//!
+//! Seals and synced markers exist from format version 2 on; in a version-1 file those `len`
+//! values read as lengths no file can hold.
 
 use std::io::{self, Read};
 
@@ -19,8 +30,14 @@ use std::io::{self, Read};
 pub const FRAME_HEADER: usize = 12;
 /// The `len` value that marks a snapshot trailer.
 pub(crate) const TRAILER_MARK: u64 = u64::MAX;
+/// The `len` value that marks a segment's seal.
+pub(crate) const SEAL_MARK: u64 = u64::MAX - 1;
+/// The `len` value that marks a synced marker.
+pub(crate) const SYNCED_MARK: u64 = u64::MAX - 2;
+/// Bytes of a trailer, a seal or a synced marker.
+pub const MARK_LEN: usize = 20;
 /// Bytes of a snapshot trailer.
-pub(crate) const TRAILER_LEN: usize = 20;
+pub(crate) const TRAILER_LEN: usize = MARK_LEN;
 
 /// The checksum of a frame with payload `payload`.
 fn checksum(len: [u8; 8], payload: &[u8]) -> u32 {
@@ -35,13 +52,31 @@ pub fn encode(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// The bytes of a 20-byte frame marked `mark` carrying `value`.
+pub(crate) fn mark(mark: u64, value: u64) -> [u8; MARK_LEN] {
+    let mut out = [0u8; MARK_LEN];
+    out[..8].copy_from_slice(&mark.to_le_bytes());
+    out[8..16].copy_from_slice(&value.to_le_bytes());
+    let crc = crc32c::crc32c(&out[..16]);
+    out[16..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The mark and value of a 20-byte frame, if its checksum matches.
+pub(crate) fn decode_mark(bytes: &[u8; MARK_LEN]) -> Option<(u64, u64)> {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(&bytes[16..]);
+    (crc32c::crc32c(&bytes[..16]) == u32::from_le_bytes(stored)).then(|| (word(0), word(8)))
+}
+
 /// Appends a snapshot trailer for `count` records to `out`.
 pub(crate) fn encode_trailer(out: &mut Vec<u8>, count: u64) {
-    let start = out.len();
-    out.extend_from_slice(&TRAILER_MARK.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    let crc = crc32c::crc32c(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&mark(TRAILER_MARK, count));
 }
 
 /// What went wrong with the frame at some offset.
@@ -64,12 +99,31 @@ impl std::fmt::Display for Damage {
 
 /// One item read from a file of frames.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item<'a> {
     Record(&'a [u8]),
     /// A snapshot trailer with its record count.
     Trailer(u64),
+    /// A segment's seal with the segment's end LSN (the first LSN it does not hold).
+    Seal(u64),
+    /// A synced marker: every byte of the segment before this offset was synced.
+    Synced(u64),
     /// A bad frame at this item's offset.
     Damaged(Damage),
+}
+
+/// What follows a damaged frame, for deciding whether it can be a torn write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AfterDamage {
+    /// Every byte after the damaged frame (as far as its length field reached) is zero.
+    pub(crate) zero: bool,
+    /// The file's last [`MARK_LEN`] bytes, when they all lie at or after the damaged frame.
+    pub(crate) last: Option<[u8; MARK_LEN]>,
+    /// The highest offset named by a synced marker found at or after the damaged frame. Frame
+    /// boundaries are lost at the damage, so every position is tried; a record's payload that
+    /// happens to hold a valid marker naming an offset no later than its own place can only make
+    /// recovery stricter, never accept damage.
+    pub(crate) synced: Option<u64>,
 }
 
 /// Reads frames one by one from a file of known length. Never allocates more than the bytes the
@@ -78,7 +132,14 @@ pub struct FrameReader<R> {
     reader: io::BufReader<R>,
     offset: u64,
     len: u64,
+    /// The format version of the file: seals and synced markers exist from version 2 on.
+    version: u32,
     buf: Vec<u8>,
+    /// The bytes read of the last frame before its payload (its header, or a whole mark).
+    head: [u8; MARK_LEN],
+    head_len: usize,
+    /// Whether `buf` holds the last frame's payload.
+    payload_read: bool,
 }
 
 impl<R> std::fmt::Debug for FrameReader<R> {
@@ -86,18 +147,28 @@ impl<R> std::fmt::Debug for FrameReader<R> {
         f.debug_struct("FrameReader")
             .field("offset", &self.offset)
             .field("len", &self.len)
+            .field("version", &self.version)
             .finish()
     }
 }
 
 impl<R: Read> FrameReader<R> {
-    /// A reader positioned at `offset` of a file `len` bytes long.
+    /// A reader positioned at `offset` of a file `len` bytes long, in the current format.
     pub fn new(reader: R, offset: u64, len: u64) -> Self {
+        Self::for_version(reader, offset, len, crate::header::FORMAT_VERSION)
+    }
+
+    /// A reader positioned at `offset` of a file `len` bytes long whose header says `version`.
+    pub fn for_version(reader: R, offset: u64, len: u64, version: u32) -> Self {
         Self {
             reader: io::BufReader::with_capacity(1 << 20, reader),
             offset,
             len,
+            version,
             buf: Vec::new(),
+            head: [0u8; MARK_LEN],
+            head_len: 0,
+            payload_read: false,
         }
     }
 
@@ -106,9 +177,16 @@ impl<R: Read> FrameReader<R> {
         self.offset
     }
 
+    /// Whether `len` marks a 20-byte frame in this file's format.
+    fn is_mark(&self, len: u64) -> bool {
+        len == TRAILER_MARK || (self.version >= 2 && (len == SEAL_MARK || len == SYNCED_MARK))
+    }
+
     /// The next item, or `None` at the end of the file. After `Damaged` the reader stays at the
     /// damaged frame's offset.
     pub fn next_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        self.head_len = 0;
+        self.payload_read = false;
         let remaining = self.len - self.offset;
         if remaining == 0 {
             return Ok(None);
@@ -116,31 +194,28 @@ impl<R: Read> FrameReader<R> {
         if remaining < FRAME_HEADER as u64 {
             return Ok(Some(Item::Damaged(Damage::Incomplete)));
         }
-        let mut header = [0u8; FRAME_HEADER];
-        self.reader.read_exact(&mut header)?;
+        self.reader.read_exact(&mut self.head[..FRAME_HEADER])?;
+        self.head_len = FRAME_HEADER;
         let mut len = [0u8; 8];
-        len.copy_from_slice(&header[..8]);
+        len.copy_from_slice(&self.head[..8]);
         let mut crc = [0u8; 4];
-        crc.copy_from_slice(&header[8..]);
+        crc.copy_from_slice(&self.head[8..FRAME_HEADER]);
         let payload_len = u64::from_le_bytes(len);
-        if payload_len == TRAILER_MARK {
-            if remaining < TRAILER_LEN as u64 {
+        if self.is_mark(payload_len) {
+            if remaining < MARK_LEN as u64 {
                 return Ok(Some(Item::Damaged(Damage::Incomplete)));
             }
-            let mut rest = [0u8; TRAILER_LEN - FRAME_HEADER];
-            self.reader.read_exact(&mut rest)?;
-            let mut whole = [0u8; TRAILER_LEN];
-            whole[..FRAME_HEADER].copy_from_slice(&header);
-            whole[FRAME_HEADER..].copy_from_slice(&rest);
-            let mut count = [0u8; 8];
-            count.copy_from_slice(&whole[8..16]);
-            let mut stored = [0u8; 4];
-            stored.copy_from_slice(&whole[16..]);
-            if crc32c::crc32c(&whole[..16]) != u32::from_le_bytes(stored) {
+            self.reader.read_exact(&mut self.head[FRAME_HEADER..])?;
+            self.head_len = MARK_LEN;
+            let Some((mark, value)) = decode_mark(&self.head) else {
                 return Ok(Some(Item::Damaged(Damage::Checksum)));
-            }
-            self.offset += TRAILER_LEN as u64;
-            return Ok(Some(Item::Trailer(u64::from_le_bytes(count))));
+            };
+            self.offset += MARK_LEN as u64;
+            return Ok(Some(match mark {
+                SEAL_MARK => Item::Seal(value),
+                SYNCED_MARK => Item::Synced(value),
+                _ => Item::Trailer(value),
+            }));
         }
         if payload_len > remaining - FRAME_HEADER as u64 {
             return Ok(Some(Item::Damaged(Damage::Incomplete)));
@@ -148,6 +223,7 @@ impl<R: Read> FrameReader<R> {
         // Bounded by the bytes the file holds, checked just above.
         self.buf.resize(payload_len as usize, 0);
         self.reader.read_exact(&mut self.buf)?;
+        self.payload_read = true;
         if checksum(len, &self.buf) != u32::from_le_bytes(crc) {
             return Ok(Some(Item::Damaged(Damage::Checksum)));
         }
@@ -167,6 +243,72 @@ impl<R: Read> FrameReader<R> {
                 return Ok(false);
             }
         }
+    }
+
+    /// Reads the rest of the file after [`Item::Damaged`]: whether it is all zeros, the file's
+    /// last bytes (where a seal would be), and the synced markers it holds.
+    pub(crate) fn after_damage(&mut self) -> io::Result<AfterDamage> {
+        let mut scan = Scan {
+            window: Vec::new(),
+            at: self.offset,
+            synced: None,
+        };
+        scan.push(&self.head[..self.head_len]);
+        if self.payload_read {
+            scan.push(&self.buf);
+        }
+        let mut zero = true;
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = self.reader.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            zero &= chunk[..n].iter().all(|&b| b == 0);
+            scan.push(&chunk[..n]);
+        }
+        let last = scan.window.as_slice();
+        Ok(AfterDamage {
+            zero,
+            last: last[last.len().saturating_sub(MARK_LEN)..].try_into().ok(),
+            synced: scan.synced,
+        })
+    }
+}
+
+/// Looks for synced markers at every position of a stream pushed in pieces.
+struct Scan {
+    /// The stream's last bytes ([`MARK_LEN`] at most between pushes).
+    window: Vec<u8>,
+    /// The file offset of `window[0]`.
+    at: u64,
+    synced: Option<u64>,
+}
+
+impl Scan {
+    fn push(&mut self, more: &[u8]) {
+        self.window.extend_from_slice(more);
+        let mark = SYNCED_MARK.to_le_bytes();
+        let starts = self.window.len().saturating_sub(MARK_LEN - 1);
+        for start in 0..starts {
+            let bytes = &self.window[start..start + MARK_LEN];
+            if bytes[..8] != mark {
+                continue;
+            }
+            let mut whole = [0u8; MARK_LEN];
+            whole.copy_from_slice(bytes);
+            let place = self.at + start as u64;
+            if let Some((SYNCED_MARK, offset)) = decode_mark(&whole)
+                && offset <= place
+            {
+                self.synced = self.synced.max(Some(offset));
+            }
+        }
+        // Keep the last bytes: the end of the file, if no more come. Trying a kept start again
+        // after the next push finds the same marker, which changes nothing.
+        let done = self.window.len().saturating_sub(MARK_LEN);
+        self.window.drain(..done);
+        self.at += done as u64;
     }
 }
 
@@ -259,10 +401,113 @@ mod tests {
     }
 
     #[test]
+    fn seals_and_synced_markers_exist_from_version_2() {
+        let mut out = Vec::new();
+        encode(&mut out, b"one");
+        out.extend_from_slice(&mark(SYNCED_MARK, 15));
+        out.extend_from_slice(&mark(SEAL_MARK, 1));
+        assert_eq!(
+            items(&out),
+            ["Record([111, 110, 101])", "Synced(15)", "Seal(1)"]
+        );
+        assert_eq!(
+            &mark(SEAL_MARK, 7)[..16],
+            &[
+                254, 255, 255, 255, 255, 255, 255, 255, 7, 0, 0, 0, 0, 0, 0, 0
+            ]
+        );
+        // In a version-1 file those lengths are lengths no file can hold.
+        let mut reader = FrameReader::for_version(&out[..], 0, out.len() as u64, 1);
+        assert!(matches!(reader.next_item(), Ok(Some(Item::Record(_)))));
+        assert_eq!(
+            reader.next_item().expect("read"),
+            Some(Item::Damaged(Damage::Incomplete))
+        );
+    }
+
+    #[test]
+    fn after_damage_sees_zeros_and_the_last_bytes() {
+        let mut out = Vec::new();
+        encode(&mut out, b"first");
+        let damaged = out.len();
+        encode(&mut out, b"second");
+        out[damaged + 13] ^= 1;
+        let seal = mark(SEAL_MARK, 2);
+        out.extend_from_slice(&seal);
+        let mut reader = FrameReader::new(&out[..], 0, out.len() as u64);
+        assert!(matches!(reader.next_item(), Ok(Some(Item::Record(_)))));
+        assert_eq!(
+            reader.next_item().expect("read"),
+            Some(Item::Damaged(Damage::Checksum))
+        );
+        let after = reader.after_damage().expect("read");
+        assert_eq!(
+            after,
+            AfterDamage {
+                zero: false,
+                last: Some(seal),
+                synced: None,
+            }
+        );
+
+        // A length damaged so that the frame runs past the end: the seal is still found.
+        let mut longer = out.clone();
+        longer[damaged + 7] = 0x40;
+        let mut reader = FrameReader::new(&longer[damaged..], damaged as u64, longer.len() as u64);
+        assert_eq!(
+            reader.next_item().expect("read"),
+            Some(Item::Damaged(Damage::Incomplete))
+        );
+        assert_eq!(reader.after_damage().expect("read").last, Some(seal));
+
+        // A short tail of zeros: no room for a seal after the damage.
+        let mut torn = out[..damaged].to_vec();
+        torn.extend_from_slice(&[0u8; 15]);
+        let mut reader = FrameReader::new(&torn[damaged..], damaged as u64, torn.len() as u64);
+        assert_eq!(
+            reader.next_item().expect("read"),
+            Some(Item::Damaged(Damage::Checksum))
+        );
+        assert_eq!(
+            reader.after_damage().expect("read"),
+            AfterDamage {
+                zero: true,
+                last: None,
+                synced: None,
+            }
+        );
+    }
+
+    #[test]
+    fn after_damage_finds_synced_markers_wherever_they_lie() {
+        for payload in 8150..8210 {
+            let mut out = Vec::new();
+            encode(&mut out, &vec![7u8; payload]);
+            let marker_at = out.len() as u64;
+            out.extend_from_slice(&mark(SYNCED_MARK, marker_at));
+            // A marker naming a place after its own cannot be true.
+            let bogus_at = out.len() as u64;
+            out.extend_from_slice(&mark(SYNCED_MARK, bogus_at + 1));
+            out[7] = 0x10;
+            let mut reader = FrameReader::new(&out[..], 0, out.len() as u64);
+            assert_eq!(
+                reader.next_item().expect("read"),
+                Some(Item::Damaged(Damage::Incomplete))
+            );
+            let after = reader.after_damage().expect("read");
+            assert_eq!(after.synced, Some(marker_at), "payload {payload}");
+        }
+    }
+
+    #[test]
     fn zeros_are_not_a_frame_and_a_huge_length_allocates_nothing() {
         assert_eq!(items(&[0u8; 64]), ["Damaged(Checksum)"]);
-        let mut huge = (u64::MAX - 1).to_le_bytes().to_vec();
+        let mut huge = (u64::MAX - 3).to_le_bytes().to_vec();
         huge.extend_from_slice(&[0u8; 12]);
         assert_eq!(items(&huge), ["Damaged(Incomplete)"]);
+        // A seal's mark with a bad checksum is a damaged frame, not a length.
+        let mut seal = (u64::MAX - 1).to_le_bytes().to_vec();
+        seal.extend_from_slice(&[0u8; 12]);
+        assert_eq!(items(&seal), ["Damaged(Checksum)"]);
     }
 }

@@ -7,15 +7,18 @@
 //!         +------------+-------------+-----------+---------------+-----------+
 //! ```
 //!
-//! Little-endian. `magic` is `KVS-LOG\0` for a log segment and `KVS-SNAP` for a snapshot. The
-//! version is [`FORMAT_VERSION`]; a file with a higher one was written by a newer kvs and is
-//! refused rather than misread. `flags` is zero. For a segment, `first LSN` is the log sequence
+//! Little-endian. `magic` is `KVS-LOG\0` for a log segment and `KVS-SNAP` for a snapshot. kvs
+//! writes [`FORMAT_VERSION`] and reads every version from [`OLDEST_FORMAT_VERSION`] on; a file
+//! with a higher one was written by a newer kvs and is refused rather than misread. Version 2
+//! added seals and synced markers to segments; its snapshots are laid out as in version 1. `flags` is zero. For a segment, `first LSN` is the log sequence
 //! number of its first record (each following record's is one more); for a snapshot it is the
 //! first LSN the snapshot does *not* contain, where replay of the log resumes. The CRC32C covers
 //! the 24 bytes before it.
 
-/// The format version this kvs writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this kvs writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this kvs still reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes of a file header.
 pub const HEADER_LEN: usize = 28;
 
@@ -58,19 +61,20 @@ pub(crate) enum BadHeader {
     Version(u32),
 }
 
-/// The LSN in a header of `kind`.
-pub(crate) fn decode(kind: Kind, bytes: &[u8; HEADER_LEN]) -> Result<u64, BadHeader> {
+/// The LSN and the format version in a header of `kind`.
+pub(crate) fn decode(kind: Kind, bytes: &[u8; HEADER_LEN]) -> Result<(u64, u32), BadHeader> {
     let word =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     if &bytes[..8] != kind.magic() || crc32c::crc32c(&bytes[..24]) != word(24) {
         return Err(BadHeader::Damaged);
     }
-    if word(8) != FORMAT_VERSION {
-        return Err(BadHeader::Version(word(8)));
+    let version = word(8);
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(BadHeader::Version(version));
     }
     let mut lsn = [0u8; 8];
     lsn.copy_from_slice(&bytes[16..24]);
-    Ok(u64::from_le_bytes(lsn))
+    Ok((u64::from_le_bytes(lsn), version))
 }
 
 /// The name of the log segment whose first record has `lsn`.
@@ -109,19 +113,28 @@ mod tests {
         let bytes = encode(Kind::Segment, 5);
         assert_eq!(
             &bytes[..24],
-            b"KVS-LOG\0\x01\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0"
+            b"KVS-LOG\0\x02\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0"
         );
-        assert_eq!(decode(Kind::Segment, &bytes), Ok(5));
+        assert_eq!(decode(Kind::Segment, &bytes), Ok((5, 2)));
         assert_eq!(decode(Kind::Snapshot, &bytes), Err(BadHeader::Damaged));
     }
 
     #[test]
     fn a_newer_version_is_named_not_misread() {
         let mut bytes = encode(Kind::Snapshot, 9);
-        bytes[8] = 2;
-        let crc = crc32c::crc32c(&bytes[..24]);
-        bytes[24..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(Kind::Snapshot, &bytes), Err(BadHeader::Version(2)));
+        let mut with_version = |version: u8| {
+            bytes[8] = version;
+            let crc = crc32c::crc32c(&bytes[..24]);
+            bytes[24..].copy_from_slice(&crc.to_le_bytes());
+            bytes
+        };
+        assert_eq!(decode(Kind::Snapshot, &with_version(1)), Ok((9, 1)));
+        assert_eq!(
+            decode(Kind::Snapshot, &with_version(0)),
+            Err(BadHeader::Version(0))
+        );
+        let mut bytes = with_version(3);
+        assert_eq!(decode(Kind::Snapshot, &bytes), Err(BadHeader::Version(3)));
         bytes[16] ^= 1;
         assert_eq!(decode(Kind::Snapshot, &bytes), Err(BadHeader::Damaged));
     }

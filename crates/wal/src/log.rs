@@ -1,10 +1,35 @@
-//! The log with group commit. Writers on any thread [`Log::append`] a record (a memory copy under
-//! a short mutex) and get its LSN; one flusher thread takes everything queued, writes it with one
-//! call, fsyncs it according to the [`FsyncPolicy`], and publishes how far the log is
-//! acknowledged. A writer that must not answer before its record is safe awaits
-//! [`Log::wait`]. fsync only ever runs on the flusher thread, never on an async worker.
+//! The log with leader-based group commit.
 //!
-//! Records reach the file in LSN order, which is the order of `append` calls.
+//! Writers on any thread [`Log::append`] a record (a memory copy under a short mutex) and get its
+//! LSN. A writer that must not answer before its record is safe awaits [`Log::wait`], the commit
+//! wait. The first waiter to find no batch being written becomes the *leader*: on its own thread,
+//! inside `poll`, it takes everything queued, writes it with one call and, under
+//! [`FsyncPolicy::Always`], fsyncs it; then it publishes how far the log is acknowledged and wakes
+//! only the waiters that batch covers. Waiters that arrive while a batch is being written register
+//! their waker with their LSN and sleep; when the batch is done, the first one left uncovered is
+//! woken to lead the next batch, which holds everything queued meanwhile. An unpipelined write
+//! thus costs no thread hand-off, and nobody is woken for a batch that does not concern it.
+//!
+//! The leader writes inline: the thread that polls it (an async worker in the server) is blocked
+//! for one write and, under `always`, one fsync, as redis-server's single thread is for its own
+//! appendfsync. Other workers go on serving, and their commit waits join the next batch.
+//!
+//! One background thread, `kvs-log`, covers what no waiter does: records appended that nobody
+//! waits for reach the file at most [`FLUSH_BOUND`] (10 ms) after they were queued, and under
+//! [`FsyncPolicy::EverySecond`] it fsyncs at least once a second while anything written is not
+//! synced. With nothing to do it sleeps without a deadline, so an idle log costs no CPU.
+//!
+//! Only one batch is written at a time (the leader role, apart from the append mutex, so appends
+//! never wait for an fsync), and each takes the queue's whole prefix: records reach the file in
+//! LSN order, which is the order of `append` calls. Whoever writes a batch also starts new
+//! segments, when the current one is full or a snapshot asked for one. The first write or fsync
+//! error fails the log: every waiter not yet covered gets [`LogFailed`], and so does every later
+//! append. [`Log::close`] writes and syncs what is queued and seals the segment, so that recovery
+//! knows the log ended cleanly (see `docs/wal-format.md`).
+
+mod background;
+mod commit;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,11 +37,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::watch;
 
-use crate::frame;
+use crate::frame::{self, MARK_LEN};
 use crate::header::{self, Kind};
-use crate::storage::{LogFile, Storage};
+use crate::storage::Storage;
+
+pub use commit::Commit;
+use commit::{Commits, Leading};
+use writer::{Duty, Segment, Writer};
+
+/// The longest a record appended with nobody waiting for it stays in memory before the
+/// background thread writes it.
+pub const FLUSH_BOUND: Duration = Duration::from_millis(10);
 
 /// When the log makes written records durable, and so when a write is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,15 +112,62 @@ pub struct Progress {
     pub failed: Option<LogFailed>,
 }
 
+/// How the background thread sleeps, so that whoever gives it earlier work knows to wake it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sleep {
+    Awake,
+    Until(Instant),
+    Idle,
+}
+
+/// Records appended and not yet taken by a batch. Guarded by the append mutex.
 struct Queue {
+    /// [`MARK_LEN`] bytes kept free for a synced marker, then the framed records.
     buf: Vec<u8>,
     /// LSN of the first record in `buf`.
     first_lsn: u64,
     next_lsn: u64,
     /// Offsets in `buf` where a new segment must start, with its first LSN.
     rotations: Vec<(usize, u64)>,
-    closing: bool,
-    failed: Option<LogFailed>,
+    /// When the oldest record or rotation in the queue was queued.
+    since: Option<Instant>,
+    /// Under `everysec`: when written bytes that are not synced yet must be synced.
+    sync_due: Option<Instant>,
+    sleep: Sleep,
+    /// Why appends are refused: the log failed or is closing.
+    refused: Option<LogFailed>,
+}
+
+impl Queue {
+    /// Notes that work is due at `due`; whether the background thread must be woken for it.
+    fn due_at(&mut self, due: Instant) -> bool {
+        let wake = match self.sleep {
+            Sleep::Awake => false,
+            Sleep::Until(at) => at > due,
+            Sleep::Idle => true,
+        };
+        if wake {
+            self.sleep = Sleep::Awake;
+        }
+        wake
+    }
+
+    /// Marks the queue as holding work since now, if it held none.
+    fn queued(&mut self) -> bool {
+        if self.since.is_some() {
+            return false;
+        }
+        let now = Instant::now();
+        self.since = Some(now);
+        self.due_at(now + FLUSH_BOUND)
+    }
+}
+
+/// A fresh queue buffer: room for a synced marker, then nothing.
+fn empty_buffer(mut buf: Vec<u8>) -> Vec<u8> {
+    buf.clear();
+    buf.resize(MARK_LEN, 0);
+    buf
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -96,62 +175,46 @@ type Hook = Box<dyn Fn() + Send + Sync>;
 struct Shared {
     storage: Arc<dyn Storage>,
     options: LogOptions,
+    /// The append mutex, held for a memory copy.
     queue: Mutex<Queue>,
-    wake: Condvar,
-    progress: watch::Sender<Progress>,
+    /// Wakes the background thread (paired with `queue`).
+    background: Condvar,
+    /// The leader role and the waiters (see [`commit`]).
+    commits: Mutex<Commits>,
+    /// Wakes threads blocked until the leader role is free (paired with `commits`).
+    released: Condvar,
+    /// The open segment; locked only by the holder of the leader role, so never contended.
+    writer: Mutex<Writer>,
+    /// The LSN after the last record appended, readable without the append mutex.
+    appended: AtomicU64,
+    acknowledged: AtomicU64,
+    synced: AtomicU64,
+    failed: AtomicBool,
     since_snapshot: AtomicU64,
     grown_signalled: AtomicBool,
     on_grown: Hook,
 }
 
-/// The write-ahead log. Share it behind an `Arc`; dropping it flushes and stops the flusher.
+/// The write-ahead log. Share it behind an `Arc`; dropping it closes it.
 pub struct Log {
     shared: Arc<Shared>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    background: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
             .field("options", &self.shared.options)
-            .field("progress", &*self.shared.progress.borrow())
+            .field("progress", &self.progress())
             .finish()
-    }
-}
-
-/// The segment being appended to.
-struct Segment {
-    file: Box<dyn LogFile>,
-    bytes: u64,
-}
-
-impl Segment {
-    /// Creates the segment starting at `lsn` and makes its header and its name durable.
-    fn create(storage: &dyn Storage, lsn: u64) -> std::io::Result<Self> {
-        let mut file = storage.create(&header::segment_name(lsn))?;
-        let head = header::encode(Kind::Segment, lsn);
-        file.append(&head)?;
-        file.sync()?;
-        storage.sync_dir()?;
-        Ok(Self {
-            file,
-            bytes: head.len() as u64,
-        })
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if !bytes.is_empty() {
-            self.file.append(bytes)?;
-            self.bytes += bytes.len() as u64;
-        }
-        Ok(())
     }
 }
 
 impl Log {
     /// Opens the log for appending at `next_lsn` (from recovery), in a new segment. `log_bytes`
-    /// is how much log the last snapshot does not cover yet; `on_grown` is called (from the
-    /// flusher thread, so it must not block) when that passes `options.snapshot_after`.
+    /// is how much log the last snapshot does not cover yet; `on_grown` is called when that
+    /// passes `options.snapshot_after`, from whichever thread wrote the batch (a commit waiter's
+    /// or the background thread), so it must not block.
     pub fn open(
         storage: Arc<dyn Storage>,
         next_lsn: u64,
@@ -164,30 +227,34 @@ impl Log {
             storage,
             options,
             queue: Mutex::new(Queue {
-                buf: Vec::new(),
+                buf: empty_buffer(Vec::new()),
                 first_lsn: next_lsn,
                 next_lsn,
                 rotations: Vec::new(),
-                closing: false,
-                failed: None,
+                since: None,
+                sync_due: None,
+                sleep: Sleep::Awake,
+                refused: None,
             }),
-            wake: Condvar::new(),
-            progress: watch::Sender::new(Progress {
-                acknowledged: next_lsn,
-                synced: next_lsn,
-                failed: None,
-            }),
+            background: Condvar::new(),
+            commits: Mutex::new(Commits::default()),
+            released: Condvar::new(),
+            writer: Mutex::new(Writer::new(segment, next_lsn)),
+            appended: AtomicU64::new(next_lsn),
+            acknowledged: AtomicU64::new(next_lsn),
+            synced: AtomicU64::new(next_lsn),
+            failed: AtomicBool::new(false),
             since_snapshot: AtomicU64::new(log_bytes),
             grown_signalled: AtomicBool::new(false),
             on_grown: Box::new(on_grown),
         });
-        let flusher = std::thread::Builder::new().name("kvs-log".into()).spawn({
+        let background = std::thread::Builder::new().name("kvs-log".into()).spawn({
             let shared = shared.clone();
-            move || flush_loop(&shared, segment)
+            move || background::run(&shared)
         })?;
         Ok(Self {
             shared,
-            flusher: Mutex::new(Some(flusher)),
+            background: Mutex::new(Some(background)),
         })
     }
 
@@ -195,45 +262,49 @@ impl Log {
     /// or is closing; the caller must then refuse the write it was recording.
     pub fn append(&self, payload: &[u8]) -> Result<u64, LogFailed> {
         let mut queue = self.shared.queue.lock();
-        if let Some(failed) = &queue.failed {
-            return Err(failed.clone());
+        if let Some(refused) = &queue.refused {
+            return Err(refused.clone());
         }
-        let was_empty = queue.buf.is_empty();
         frame::encode(&mut queue.buf, payload);
         let lsn = queue.next_lsn;
         queue.next_lsn += 1;
+        self.shared
+            .appended
+            .store(queue.next_lsn, Ordering::Release);
+        let wake = queue.queued();
         drop(queue);
-        if was_empty {
-            self.shared.wake.notify_one();
+        if wake {
+            self.shared.background.notify_one();
         }
         Ok(lsn)
     }
 
-    /// Resolves once record `lsn` is acknowledged under the fsync policy, or the log failed
-    /// before making it so.
-    pub async fn wait(&self, lsn: u64) -> Result<(), LogFailed> {
-        let mut progress = self.shared.progress.subscribe();
-        let result = progress
-            .wait_for(|p| p.acknowledged > lsn || p.failed.is_some())
-            .await;
-        match result {
-            Ok(p) if p.acknowledged > lsn => Ok(()),
-            Ok(p) => Err(p
-                .failed
-                .clone()
-                .unwrap_or_else(|| LogFailed("log stopped".into()))),
-            Err(_) => Err(LogFailed("log stopped".into())),
-        }
+    /// The commit wait: resolves once record `lsn` is acknowledged under the fsync policy, or
+    /// the log failed or closed before making it so. The caller may become the leader and write
+    /// a batch on its own thread while polling it (see the module docs). Dropping it unresolved
+    /// is safe: it leaves the waiters, and hands leadership on if it had been chosen to lead.
+    pub fn wait(&self, lsn: u64) -> Commit<'_> {
+        Commit::new(self, lsn)
     }
 
     /// How far the log has come.
     pub fn progress(&self) -> Progress {
-        self.shared.progress.borrow().clone()
+        let shared = &self.shared;
+        let failed = if shared.failed.load(Ordering::Acquire) {
+            shared.commits.lock().failed.clone()
+        } else {
+            None
+        };
+        Progress {
+            acknowledged: shared.acknowledged.load(Ordering::Acquire),
+            synced: shared.synced.load(Ordering::Acquire),
+            failed,
+        }
     }
 
     /// The LSN the next record will get.
     pub fn next_lsn(&self) -> u64 {
-        self.shared.queue.lock().next_lsn
+        self.shared.appended.load(Ordering::Acquire)
     }
 
     /// Bytes written to the log since the last snapshot began.
@@ -261,15 +332,18 @@ impl Log {
         queue.rotations.push((offset, lsn));
         self.shared.since_snapshot.store(0, Ordering::Relaxed);
         self.shared.grown_signalled.store(false, Ordering::Relaxed);
+        let wake = queue.queued();
         drop(queue);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.background.notify_one();
+        }
         lsn
     }
 
     /// Removes the segments whose records all come before `lsn`, the LSN a durable snapshot
     /// returned by [`Log::begin_snapshot`] resumes at. Every segment that starts before it holds
     /// only earlier records, because records from `lsn` on always go to the segment that starts
-    /// at `lsn`, even if the flusher has not created it yet.
+    /// at `lsn`, even if no batch has created it yet.
     pub fn remove_covered(&self, lsn: u64) -> std::io::Result<()> {
         let storage = &self.shared.storage;
         let mut removed = false;
@@ -287,13 +361,22 @@ impl Log {
         Ok(())
     }
 
-    /// Writes and syncs everything queued, then stops the flusher. Later appends fail.
+    /// Writes and syncs everything queued, seals the segment, and stops the background thread.
+    /// Later appends fail; waits for records it wrote succeed. Blocks until done.
     pub fn close(&self) {
-        self.shared.queue.lock().closing = true;
-        self.shared.wake.notify_one();
-        if let Some(flusher) = self.flusher.lock().take() {
-            let _ = flusher.join();
+        {
+            let mut queue = self.shared.queue.lock();
+            if queue.refused.is_none() {
+                queue.refused = Some(LogFailed("kvs is shutting down".into()));
+            }
         }
+        self.shared.background.notify_all();
+        if let Some(background) = self.background.lock().take() {
+            let _ = background.join();
+        }
+        let leading = Leading::acquire(&self.shared);
+        let outcome = writer::lead(&self.shared, Duty::Close);
+        leading.finish(outcome, true);
     }
 }
 
@@ -301,121 +384,4 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// One batch taken from the queue.
-struct Batch {
-    bytes: Vec<u8>,
-    first_lsn: u64,
-    end_lsn: u64,
-    rotations: Vec<(usize, u64)>,
-    closing: bool,
-}
-
-fn flush_loop(shared: &Shared, mut segment: Segment) {
-    let policy = shared.options.fsync;
-    let mut spare = Vec::new();
-    let mut last_sync = Instant::now();
-    let mut unsynced = false;
-    loop {
-        let batch = {
-            let mut queue = shared.queue.lock();
-            loop {
-                if !queue.buf.is_empty() || !queue.rotations.is_empty() || queue.closing {
-                    break;
-                }
-                if unsynced && policy == FsyncPolicy::EverySecond {
-                    let due = last_sync + Duration::from_secs(1);
-                    if Instant::now() >= due {
-                        break;
-                    }
-                    shared.wake.wait_until(&mut queue, due);
-                } else {
-                    shared.wake.wait(&mut queue);
-                }
-            }
-            let bytes = std::mem::replace(&mut queue.buf, std::mem::take(&mut spare));
-            let batch = Batch {
-                bytes,
-                first_lsn: queue.first_lsn,
-                end_lsn: queue.next_lsn,
-                rotations: std::mem::take(&mut queue.rotations),
-                closing: queue.closing,
-            };
-            queue.first_lsn = queue.next_lsn;
-            if queue.closing {
-                queue.failed = Some(LogFailed("kvs is shutting down".into()));
-            }
-            batch
-        };
-        let result = write_batch(shared, &mut segment, &batch);
-        let sync_now = batch.closing
-            || match policy {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::EverySecond => last_sync.elapsed() >= Duration::from_secs(1),
-                FsyncPolicy::Never => false,
-            };
-        let result = result.and_then(|()| {
-            if sync_now && (unsynced || !batch.bytes.is_empty()) {
-                segment.file.sync()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            let failed = LogFailed(format!("writing the log failed: {e}").into());
-            tracing::error!("{failed}; kvs refuses writes from now on and keeps serving reads");
-            shared.queue.lock().failed = Some(failed.clone());
-            shared.progress.send_modify(|p| p.failed = Some(failed));
-            return;
-        }
-        if sync_now {
-            last_sync = Instant::now();
-            unsynced = false;
-        } else if !batch.bytes.is_empty() {
-            unsynced = true;
-        }
-        shared.progress.send_modify(|p| {
-            p.acknowledged = batch.end_lsn;
-            if sync_now {
-                p.synced = batch.end_lsn;
-            }
-        });
-        let grown = shared
-            .since_snapshot
-            .fetch_add(batch.bytes.len() as u64, Ordering::Relaxed)
-            + batch.bytes.len() as u64;
-        if grown >= shared.options.snapshot_after
-            && !shared.grown_signalled.swap(true, Ordering::Relaxed)
-        {
-            (shared.on_grown)();
-        }
-        if batch.closing {
-            return;
-        }
-        spare = batch.bytes;
-        spare.clear();
-        if spare.capacity() > 16 << 20 {
-            spare = Vec::new();
-        }
-    }
-}
-
-fn write_batch(shared: &Shared, segment: &mut Segment, batch: &Batch) -> std::io::Result<()> {
-    let storage = &*shared.storage;
-    let mut from = 0;
-    for &(offset, lsn) in &batch.rotations {
-        segment.append(&batch.bytes[from..offset])?;
-        from = offset;
-        segment.file.sync()?;
-        *segment = Segment::create(storage, lsn)?;
-    }
-    if from == 0
-        && batch.rotations.is_empty()
-        && !batch.bytes.is_empty()
-        && segment.bytes >= shared.options.segment_bytes
-    {
-        segment.file.sync()?;
-        *segment = Segment::create(storage, batch.first_lsn)?;
-    }
-    segment.append(&batch.bytes[from..])
 }

@@ -1,16 +1,22 @@
 //! Recovery at startup: the newest snapshot, then every log record from the LSN it resumes at.
 //!
-//! A record cut short at the very end of the last segment, or a damaged one followed by nothing
-//! but zeros, is what a crash in the middle of a write leaves: it is cut off with a warning (it
-//! was never acknowledged under `fsync always`). Damage anywhere else means the disk or someone
-//! changed bytes that had been durable, and recovery stops with the file and offset, unless the
-//! operator asked to truncate the log at the first bad record.
+//! Damage is cut off as a torn write only where a crash can leave one: at the end of the newest
+//! segment, after the last offset a synced marker says was synced, in a segment not sealed by a
+//! clean close, and only when the bad frame is cut short or followed by nothing but zeros. The
+//! warning says what is known: under `--fsync always` such records were never acknowledged.
+//! Damage anywhere else means the disk or someone changed bytes that had been durable, and
+//! recovery stops with the file and offset, unless the operator asked to truncate the log at the
+//! first bad record. Version-1 segments have no markers or seals and keep version 1's rule: a bad
+//! frame at the end of the newest segment, cut short or followed by zeros, is cut off.
+
+mod segment;
 
 use std::time::{Duration, Instant};
 
-use crate::frame::{Damage, FrameReader, Item};
+use crate::frame::{FrameReader, Item};
 use crate::header::{self, BadHeader, HEADER_LEN, Kind, TEMP_SUFFIX};
 use crate::storage::Storage;
+use segment::{Verdict, replay_segment};
 
 /// What recovery does with the records it reads.
 pub trait Replay {
@@ -56,7 +62,9 @@ pub enum RecoveryError {
         truncatable: bool,
     },
     #[error(
-        "{file} is in format version {found}, written by a newer kvs; this kvs reads version {}",
+        "{file} is in format version {found}, written by a newer kvs; this kvs reads versions \
+         {} to {}",
+        header::OLDEST_FORMAT_VERSION,
         header::FORMAT_VERSION
     )]
     Version { file: String, found: u32 },
@@ -71,14 +79,14 @@ pub enum RecoveryError {
     },
 }
 
-struct Progress {
+pub(crate) struct Progress {
     started: Instant,
     last: Instant,
     records: u64,
 }
 
 impl Progress {
-    fn tick(&mut self, file: &str) {
+    pub(crate) fn tick(&mut self, file: &str) {
         self.records += 1;
         if self.records.is_multiple_of(4096) && self.last.elapsed() >= Duration::from_secs(1) {
             self.last = Instant::now();
@@ -165,28 +173,37 @@ pub fn recover(
         out.log_bytes += outcome.bytes;
         out.log_records += outcome.replayed;
         expected = outcome.next_lsn;
-        if let Some((offset, damage, torn)) = outcome.damage {
+        if let Some(damaged) = outcome.damage {
             let file = storage.describe(name);
-            if torn {
-                out.warnings.push(format!(
-                    "cut off a torn write at the end of {file} (byte {offset}: {damage}); \
-                     it was never acknowledged as durable"
-                ));
-            } else if options.truncate_corrupt {
-                out.warnings.push(format!(
-                    "{file} is damaged at byte {offset} ({damage}); the log was cut there as \
-                     asked and every later record is dropped"
-                ));
-                for (_, later) in &segments[i + 1..] {
-                    storage.remove(later).map_err(io(later))?;
+            let offset = damaged.offset;
+            match damaged.verdict {
+                Verdict::Torn { synced } => {
+                    out.warnings.push(segment::torn_warning(
+                        &file,
+                        outcome.bytes,
+                        offset,
+                        &damaged.reason,
+                        synced,
+                    ));
                 }
-            } else {
-                return Err(RecoveryError::Corrupt {
-                    file,
-                    offset,
-                    what: damage.to_string(),
-                    truncatable: true,
-                });
+                Verdict::Corrupt if options.truncate_corrupt => {
+                    out.warnings.push(format!(
+                        "{file} is damaged at byte {offset} ({}); the log was cut there as \
+                         asked and every later record is dropped",
+                        damaged.reason
+                    ));
+                    for (_, later) in &segments[i + 1..] {
+                        storage.remove(later).map_err(io(later))?;
+                    }
+                }
+                Verdict::Corrupt => {
+                    return Err(RecoveryError::Corrupt {
+                        file,
+                        offset,
+                        what: damaged.reason,
+                        truncatable: true,
+                    });
+                }
             }
             if offset == 0 {
                 storage.remove(name).map_err(io(name))?;
@@ -219,11 +236,11 @@ fn read_snapshot(
         file: file.clone(),
         source,
     })?;
-    let found = read_header(&mut reader, len, Kind::Snapshot, &file)?;
-    if found != Some(lsn) {
-        return Err(corrupt(0, "the header does not match the file name"));
-    }
-    let mut frames = FrameReader::new(reader, HEADER_LEN as u64, len);
+    let version = match read_header(&mut reader, len, Kind::Snapshot, &file)? {
+        Some((found, version)) if found == lsn => version,
+        _ => return Err(corrupt(0, "the header does not match the file name")),
+    };
+    let mut frames = FrameReader::for_version(reader, HEADER_LEN as u64, len, version);
     let mut records = 0;
     loop {
         let offset = frames.offset();
@@ -245,19 +262,23 @@ fn read_snapshot(
                 return Ok(records);
             }
             Some(Item::Trailer(_)) => return Err(corrupt(offset, "the trailer does not match")),
+            Some(Item::Seal(_) | Item::Synced(_)) => {
+                return Err(corrupt(offset, "a log segment's marker is in the snapshot"));
+            }
             Some(Item::Damaged(damage)) => return Err(corrupt(offset, &damage.to_string())),
             None => return Err(corrupt(offset, "the snapshot has no trailer")),
         }
     }
 }
 
-/// Reads a header; `None` when the file is too short to hold one.
-fn read_header(
+/// Reads a header: the LSN and the format version; `None` when the file is too short to hold
+/// one.
+pub(crate) fn read_header(
     reader: &mut dyn std::io::Read,
     len: u64,
     kind: Kind,
     file: &str,
-) -> Result<Option<u64>, RecoveryError> {
+) -> Result<Option<(u64, u32)>, RecoveryError> {
     if len < HEADER_LEN as u64 {
         return Ok(None);
     }
@@ -269,7 +290,7 @@ fn read_header(
             source,
         })?;
     match header::decode(kind, &bytes) {
-        Ok(lsn) => Ok(Some(lsn)),
+        Ok(found) => Ok(Some(found)),
         Err(BadHeader::Version(found)) => Err(RecoveryError::Version {
             file: file.to_owned(),
             found,
@@ -280,92 +301,5 @@ fn read_header(
             what: "the file header is damaged".to_owned(),
             truncatable: false,
         }),
-    }
-}
-
-struct SegmentOutcome {
-    next_lsn: u64,
-    replayed: u64,
-    bytes: u64,
-    /// Offset and kind of the first damaged record, and whether it is a torn tail.
-    damage: Option<(u64, Damage, bool)>,
-}
-
-fn replay_segment(
-    storage: &dyn Storage,
-    name: &str,
-    first: u64,
-    start: u64,
-    last: bool,
-    sink: &mut dyn Replay,
-    progress: &mut Progress,
-) -> Result<SegmentOutcome, RecoveryError> {
-    let file = storage.describe(name);
-    let io = |source| RecoveryError::Io {
-        file: file.clone(),
-        source,
-    };
-    let (mut reader, len) = storage.open(name).map_err(io)?;
-    let mut outcome = SegmentOutcome {
-        next_lsn: first,
-        replayed: 0,
-        bytes: len,
-        damage: None,
-    };
-    match read_header(&mut reader, len, Kind::Segment, &file)? {
-        Some(lsn) if lsn == first => {}
-        Some(_) => {
-            return Err(RecoveryError::Corrupt {
-                file,
-                offset: 0,
-                what: "the header does not match the file name".to_owned(),
-                truncatable: false,
-            });
-        }
-        // A segment created but never given its header: only the newest can be like that.
-        None if last => {
-            outcome.damage = Some((0, Damage::Incomplete, true));
-            return Ok(outcome);
-        }
-        None => {
-            return Err(RecoveryError::Corrupt {
-                file,
-                offset: 0,
-                what: "the file is too short for its header".to_owned(),
-                truncatable: false,
-            });
-        }
-    }
-    let mut frames = FrameReader::new(reader, HEADER_LEN as u64, len);
-    loop {
-        let offset = frames.offset();
-        match frames.next_item().map_err(io)? {
-            None => return Ok(outcome),
-            Some(Item::Record(payload)) => {
-                let lsn = outcome.next_lsn;
-                if lsn >= start {
-                    sink.log_record(lsn, payload)
-                        .map_err(|why| RecoveryError::Corrupt {
-                            file: file.clone(),
-                            offset,
-                            what: format!("record {lsn} cannot be applied: {why}"),
-                            truncatable: true,
-                        })?;
-                    outcome.replayed += 1;
-                }
-                outcome.next_lsn += 1;
-                progress.tick(name);
-            }
-            Some(Item::Trailer(_)) => {
-                outcome.damage = Some((offset, Damage::Checksum, false));
-                return Ok(outcome);
-            }
-            Some(Item::Damaged(damage)) => {
-                let torn =
-                    last && (damage == Damage::Incomplete || frames.rest_is_zero().map_err(io)?);
-                outcome.damage = Some((offset, damage, torn));
-                return Ok(outcome);
-            }
-        }
     }
 }

@@ -18,6 +18,8 @@ enum Step {
     /// A snapshot that is written but never finished, as when the process dies mid-way.
     AbandonedSnapshot,
     Crash(u64),
+    /// A clean shutdown and restart: nothing is lost and recovery warns of nothing.
+    Restart,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -28,6 +30,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Snapshot),
         1 => Just(Step::AbandonedSnapshot),
         2 => any::<u64>().prop_map(Step::Crash),
+        1 => Just(Step::Restart),
     ]
 }
 
@@ -102,6 +105,21 @@ proptest! {
                 }
                 Step::Crash(seed) => {
                     log = crash_and_recover(&mut disk, log, &mut history, seed)?;
+                }
+                Step::Restart => {
+                    log.close();
+                    drop(log);
+                    let (rebuilt, recovered) = rebuild(&disk, RecoveryOptions::default())
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(recovered.next_lsn as usize, history.len());
+                    // Only an abandoned snapshot may be left to clean up; nothing is cut.
+                    prop_assert!(
+                        recovered.warnings.iter().all(|w| w.contains("never finished")),
+                        "{:?}",
+                        recovered.warnings
+                    );
+                    prop_assert_eq!(&rebuilt.state, &state_after(&history));
+                    log = open(Arc::new(disk.clone()), recovered.next_lsn, FsyncPolicy::Always);
                 }
             }
         }

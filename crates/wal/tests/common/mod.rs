@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kvs_wal::{
-    FsyncPolicy, Log, LogOptions, Recovered, RecoveryError, RecoveryOptions, Replay,
+    FsyncPolicy, Log, LogOptions, Recovered, RecoveryError, RecoveryOptions, Replay, SimulatedDisk,
     SnapshotWriter, Storage, recover,
 };
 
@@ -115,4 +115,118 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// `n` puts over five keys.
+pub fn puts(n: u32) -> Vec<Op> {
+    (0..n).map(|i| Op::Put((i % 5) as u8, i)).collect()
+}
+
+/// The state `ops` leave.
+pub fn expect(ops: &[Op]) -> State {
+    let mut state = State::new();
+    ops.iter().for_each(|op| op.apply(&mut state));
+    state
+}
+
+/// Writes `ops` under `always`, waiting for every tenth and the last, then closes the log
+/// cleanly (dropping it seals the segment).
+pub fn write(storage: Arc<dyn Storage>, ops: &[Op]) {
+    let log = open(storage, 0, FsyncPolicy::Always);
+    for (i, op) in ops.iter().enumerate() {
+        let lsn = log.append(&op.encode()).expect("append");
+        // Separate batches, so the small segments of these tests fill up and rotate.
+        if i % 10 == 9 {
+            block_on(log.wait(lsn)).expect("durable");
+        }
+    }
+    block_on(log.wait(ops.len() as u64 - 1)).expect("durable");
+}
+
+/// Writes `ops` as [`write`] does, then crashes instead of closing: every record was synced,
+/// and the newest segment is not sealed. Returns the disk as the restarted process sees it.
+pub fn write_and_crash(disk: &SimulatedDisk, ops: &[Op]) -> SimulatedDisk {
+    let log = open(Arc::new(disk.clone()), 0, FsyncPolicy::Always);
+    for (i, op) in ops.iter().enumerate() {
+        let lsn = log.append(&op.encode()).expect("append");
+        if i % 10 == 9 {
+            block_on(log.wait(lsn)).expect("durable");
+        }
+    }
+    block_on(log.wait(ops.len() as u64 - 1)).expect("durable");
+    let restarted = disk.crash(5);
+    drop(log);
+    restarted
+}
+
+/// The log segments on `disk`, oldest first.
+pub fn segments(disk: &SimulatedDisk) -> Vec<String> {
+    let mut names: Vec<String> = disk
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.starts_with("log-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Bitwise CRC32C, independent of the crate under test.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One frame of a segment as the format document describes it, read without the crate under
+/// test: a record, or a 20-byte mark (`len` of `u64::MAX - 2` for a synced marker, `u64::MAX - 1`
+/// for a seal) with its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Record { at: usize, len: usize },
+    Synced { at: usize, offset: u64 },
+    Seal { at: usize, end: u64 },
+}
+
+/// The frames of an undamaged version-2 segment.
+pub fn frames(segment: &[u8]) -> Vec<Frame> {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&segment[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut out = Vec::new();
+    let mut at = kvs_wal::HEADER_LEN;
+    while at < segment.len() {
+        let len = word(at);
+        if len == u64::MAX - 2 {
+            out.push(Frame::Synced {
+                at,
+                offset: word(at + 8),
+            });
+            at += 20;
+        } else if len == u64::MAX - 1 {
+            out.push(Frame::Seal {
+                at,
+                end: word(at + 8),
+            });
+            at += 20;
+        } else {
+            out.push(Frame::Record {
+                at,
+                len: len as usize,
+            });
+            at += 12 + len as usize;
+        }
+    }
+    out
 }
