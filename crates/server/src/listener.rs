@@ -155,3 +155,199 @@ async fn refuse(mut tcp: TcpStream, refusal: &'static [u8]) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::{Config, Limits};
+    use crate::engine::Engine;
+    use crate::http::{AppState, HttpDoor};
+    use crate::line::LineDoor;
+    use crate::resp::{RespDoor, Shared};
+
+    /// Writes `request` to `door`'s handler over an in-memory pipe (no socket anywhere) and
+    /// returns everything it answers until it closes the connection.
+    async fn converse<D: Door>(door: &D, request: &[u8]) -> String {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let addresses = Addresses {
+            peer: "192.0.2.7:4242".parse().expect("address"),
+            local: "192.0.2.1:6379".parse().expect("address"),
+        };
+        let talk = async {
+            client.write_all(request).await.expect("write");
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.expect("read");
+            answer
+        };
+        let ((), answer) = tokio::join!(
+            door.serve(server, addresses, CancellationToken::new()),
+            talk
+        );
+        String::from_utf8(answer).expect("text")
+    }
+
+    #[tokio::test]
+    async fn every_door_serves_a_stream_that_is_not_a_socket() {
+        let engine = Arc::new(Engine::new());
+        let resp = RespDoor::new(Shared::new(engine.clone(), Config::default()));
+        let answer = converse(&resp, b"SET k v\r\nGET k\r\nCLIENT LIST\r\nQUIT\r\n").await;
+        assert!(answer.starts_with("+OK\r\n$1\r\nv\r\n"), "{answer}");
+        assert!(
+            answer.contains(" addr=192.0.2.7:4242 laddr=192.0.2.1:6379 "),
+            "CLIENT LIST shows the addresses the listener passed: {answer}"
+        );
+        assert!(answer.ends_with("+OK\r\n"), "{answer}");
+
+        let line = LineDoor::new(engine.clone(), Limits::default());
+        let answer = converse(&line, b"cmd=get|key=k\ncmd=create|key=l|body=w\ncmd=stop\n").await;
+        assert_eq!(
+            answer,
+            "v\nw\n{\"error\":\"stop: closing the connection\",\"errorcode\":14,\"errors\":{}}\n"
+        );
+
+        let http = HttpDoor::new(AppState::new(engine, Limits::default()));
+        let answer = converse(
+            &http,
+            b"GET /kvs/l HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nw"), "{answer}");
+    }
+
+    /// A door that counts the connections it serves, greets each, echoes what it reads, and says
+    /// goodbye when the server stops.
+    struct Counting {
+        served: Arc<AtomicUsize>,
+    }
+
+    impl Door for Counting {
+        const NAME: &'static str = "counting";
+        const REFUSAL: &'static [u8] = b"busy\n";
+        const PLACEMENT: Placement = Placement::ConnectionThreads;
+
+        async fn serve<S: ByteStream>(&self, mut stream: S, _: Addresses, stop: CancellationToken) {
+            self.served.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(b"hello\n").await;
+            let mut buf = [0u8; 64];
+            loop {
+                tokio::select! {
+                    read = stream.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let _ = stream.write_all(&buf[..n]).await;
+                        }
+                    },
+                    _ = stop.cancelled() => {
+                        let _ = stream.write_all(b"bye\n").await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A listener on 127.0.0.1:0 for a [`Counting`] door with room for `max` connections.
+    struct Running {
+        addr: SocketAddr,
+        served: Arc<AtomicUsize>,
+        connections: Connections,
+        accepting: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start(max: usize) -> Running {
+        let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("address");
+        let served = Arc::new(AtomicUsize::new(0));
+        let connections = Connections {
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            threads: Arc::new(ConnectionThreads::start(1).expect("threads")),
+        };
+        let door = Counting {
+            served: served.clone(),
+        };
+        let accepting = tokio::spawn(serve(socket, door, max, connections.clone()));
+        Running {
+            addr,
+            served,
+            connections,
+            accepting,
+        }
+    }
+
+    /// Reads until the peer closes (or 5 s pass).
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn read_exactly(stream: &mut TcpStream, n: usize) -> String {
+        let mut out = vec![0u8; n];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut out))
+            .await
+            .expect("in time")
+            .expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn past_the_limit_the_refusal_is_sent_and_the_handler_never_runs() {
+        let l = start(1).await;
+        let mut first = TcpStream::connect(l.addr).await.expect("connect");
+        assert_eq!(read_exactly(&mut first, 6).await, "hello\n");
+
+        for _ in 0..3 {
+            let mut refused = TcpStream::connect(l.addr).await.expect("connect");
+            let _ = refused.write_all(b"anyone?\n").await;
+            assert_eq!(read_to_close(&mut refused).await, "busy\n");
+        }
+        assert_eq!(l.served.load(Ordering::SeqCst), 1, "a refused one was served");
+
+        // The first connection is unaffected, and once it closes its slot is free again.
+        first.write_all(b"ping\n").await.expect("write");
+        assert_eq!(read_exactly(&mut first, 5).await, "ping\n");
+        drop(first);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut next = TcpStream::connect(l.addr).await.expect("connect");
+            let mut greeting = [0u8; 5];
+            if next.read_exact(&mut greeting).await.is_ok() && &greeting == b"hello" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the freed slot never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(l.served.load(Ordering::SeqCst), 2);
+        l.connections.stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stop_closes_the_door_and_lets_open_connections_finish() {
+        let l = start(10).await;
+        let mut open = TcpStream::connect(l.addr).await.expect("connect");
+        assert_eq!(read_exactly(&mut open, 6).await, "hello\n");
+
+        l.connections.stop.cancel();
+        l.connections.tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), l.accepting)
+            .await
+            .expect("the accept loop ends")
+            .expect("accept task");
+        assert!(
+            TcpStream::connect(l.addr).await.is_err(),
+            "still accepting after stop"
+        );
+        assert_eq!(read_to_close(&mut open).await, "bye\n");
+        tokio::time::timeout(Duration::from_secs(5), l.connections.tasks.wait())
+            .await
+            .expect("every connection finished");
+    }
+}
