@@ -309,7 +309,11 @@ mod tests {
             let _ = refused.write_all(b"anyone?\n").await;
             assert_eq!(read_to_close(&mut refused).await, "busy\n");
         }
-        assert_eq!(l.served.load(Ordering::SeqCst), 1, "a refused one was served");
+        assert_eq!(
+            l.served.load(Ordering::SeqCst),
+            1,
+            "a refused one was served"
+        );
 
         // The first connection is unaffected, and once it closes its slot is free again.
         first.write_all(b"ping\n").await.expect("write");
