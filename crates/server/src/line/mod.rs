@@ -12,6 +12,7 @@
 //! exactly one reply line, and the connection stays open after every error but `stop`. A
 //! connection past the connection limit gets code 8 "too many connections" and is closed.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -58,8 +59,13 @@ impl Door for LineDoor {
         b"{\"error\":\"too many connections\",\"errorcode\":8,\"errors\":{}}\n";
     const PLACEMENT: Placement = Placement::ConnectionThreads;
 
-    async fn serve<S: ByteStream>(&self, stream: S, _: Addresses, stop: CancellationToken) {
-        connection(stream, &self.engine, &self.limits, stop).await;
+    fn serve<S: ByteStream>(
+        &self,
+        stream: S,
+        _: Addresses,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send {
+        connection(stream, &self.engine, &self.limits, stop)
     }
 }
 

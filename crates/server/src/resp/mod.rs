@@ -8,6 +8,7 @@ mod connection;
 mod persistence;
 mod session;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -54,7 +55,12 @@ impl Door for RespDoor {
     const REFUSAL: &'static [u8] = b"-ERR max number of clients reached\r\n";
     const PLACEMENT: Placement = Placement::ConnectionThreads;
 
-    async fn serve<S: ByteStream>(&self, stream: S, at: Addresses, stop: CancellationToken) {
-        connection::run(stream, at.peer, at.local, self.shared.clone(), stop).await;
+    fn serve<S: ByteStream>(
+        &self,
+        stream: S,
+        at: Addresses,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send {
+        connection::run(stream, at.peer, at.local, self.shared.clone(), stop)
     }
 }
