@@ -8,6 +8,10 @@
 //! redis-server's — a small gain on 2 cores, where the load generator takes one of them; the
 //! figures are in docs/benchmarks.md. The store is shared by all threads as before;
 //! only the scheduling of each connection's task changes.
+//!
+//! The RESP and line doors place their connections here; HTTP's stay on the shared runtime
+//! (`Door::PLACEMENT` in `crate::listener`). A connection moves here as a raw socket, so anything
+//! that wraps the socket (TLS) is applied after the move, on this thread.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

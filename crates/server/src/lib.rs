@@ -1,5 +1,6 @@
-//! `kvs-server` runs kvs: the [`Engine`] that owns the keyspace, the network front doors (HTTP
-//! today), configuration, the background expiry sweep and graceful shutdown.
+//! `kvs-server` runs kvs: the [`Engine`] that owns the keyspace, the network front doors (HTTP,
+//! RESP and the line protocol, all accepted by one listener), configuration, the background
+//! expiry sweep and graceful shutdown.
 //!
 //! It is not the command line: the `kvs` binary parses flags and signals and calls [`Server`].
 //! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
@@ -11,6 +12,7 @@ mod engine;
 mod expiry;
 pub mod http;
 mod line;
+mod listener;
 pub mod persistence;
 pub mod resp;
 mod server;

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ConfigError};
 use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
+use crate::listener::{self, Connections};
 use crate::persistence::PersistenceError;
 use crate::{expiry, http, line, resp};
 
@@ -133,26 +134,32 @@ impl Server {
             self.engine.clone(),
             stop.clone(),
         ));
-        tasks.spawn(http::serve(
+        let connections = Connections {
+            stop: stop.clone(),
+            tasks: tasks.clone(),
+            threads: threads.clone(),
+        };
+        let max_connections = self.config.limits.max_connections;
+        tasks.spawn(listener::serve(
             self.http,
-            http::AppState::new(self.engine.clone(), self.config.limits.clone()),
-            stop.clone(),
-            tasks.clone(),
+            http::HttpDoor::new(http::AppState::new(
+                self.engine.clone(),
+                self.config.limits.clone(),
+            )),
+            max_connections,
+            connections.clone(),
         ));
-        tasks.spawn(resp::serve(
+        tasks.spawn(listener::serve(
             self.resp,
-            resp::Shared::new(self.engine.clone(), self.config.clone()),
-            stop.clone(),
-            tasks.clone(),
-            threads.clone(),
+            resp::RespDoor::new(resp::Shared::new(self.engine.clone(), self.config.clone())),
+            max_connections,
+            connections.clone(),
         ));
-        tasks.spawn(line::serve(
+        tasks.spawn(listener::serve(
             self.line,
-            self.engine.clone(),
-            self.config.limits.clone(),
-            stop.clone(),
-            tasks.clone(),
-            threads.clone(),
+            line::LineDoor::new(self.engine.clone(), self.config.limits.clone()),
+            max_connections,
+            connections,
         ));
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");

@@ -1,8 +1,9 @@
 //! Limits and slow clients, spoken in raw bytes: oversized bodies are refused before they are
-//! buffered, trickling clients are cut off, and the connection limit holds.
+//! buffered, trickling clients are cut off, and the connection limit holds on every front door.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, client};
@@ -157,35 +158,53 @@ async fn oversized_headers_get_431() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connections_past_the_limit_get_503_until_one_closes() {
-    let s = TestServer::with(|c| c.limits.max_connections = 2).await;
+/// How one front door is spoken to in the connection-limit tests.
+struct Door {
+    addr: SocketAddr,
+    /// A request whose answer begins with `served`: proof the connection is being served.
+    probe: &'static [u8],
+    served: &'static [u8],
+    /// A request that would store the key `refused`; a refused connection must never run it.
+    write: &'static [u8],
+    /// What a connection past the limit reads before the door closes it.
+    refusal: &'static [u8],
+}
+
+/// With room for two connections on `door`: two are served, a third gets the door's refusal, is
+/// closed, and its write never runs; once a served connection closes, a new one is served.
+async fn the_connection_limit_holds(s: &TestServer, door: Door) {
+    let served = |tcp: TcpStream| async move {
+        let mut tcp = tcp;
+        tcp.write_all(door.probe).await.ok()?;
+        let mut answer = vec![0u8; door.served.len()];
+        tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut answer))
+            .await
+            .ok()?
+            .ok()?;
+        (answer == door.served).then_some(tcp)
+    };
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\n\r\n")
-            .await
-            .expect("write");
-        let head = read_head(&mut tcp).await;
-        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-        held.push(tcp);
+        let tcp = TcpStream::connect(door.addr).await.expect("connect");
+        held.push(served(tcp).await.expect("served below the limit"));
     }
-    let mut third = TcpStream::connect(s.addr).await.expect("connect");
-    let (reply, closed) = read_until_close(&mut third, Duration::from_secs(5)).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 503 "), "{reply}");
-    assert!(reply.contains("too_many_connections"), "{reply}");
-    assert!(closed);
+    for _ in 0..2 {
+        let mut refused = TcpStream::connect(door.addr).await.expect("connect");
+        let _ = refused.write_all(door.write).await;
+        let (reply, closed) = read_until_close(&mut refused, Duration::from_secs(5)).await;
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            String::from_utf8_lossy(door.refusal)
+        );
+        assert!(closed, "a refused connection was left open");
+    }
 
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let (reply, _) = read_until_close(&mut tcp, Duration::from_secs(5)).await;
-        if reply.starts_with(b"HTTP/1.1 200 ") {
+        let tcp = TcpStream::connect(door.addr).await.expect("connect");
+        if let Some(tcp) = served(tcp).await {
+            held.push(tcp);
             break;
         }
         assert!(
@@ -194,5 +213,53 @@ async fn connections_past_the_limit_get_503_until_one_closes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        s.engine.version_of(b"refused"),
+        None,
+        "a refused connection's request ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_connections_past_the_limit_get_503_until_one_closes() {
+    let s = TestServer::with(|c| c.limits.max_connections = 2).await;
+    let door = Door {
+        addr: s.addr,
+        probe: b"GET /healthz HTTP/1.1\r\nhost: kvs\r\n\r\n",
+        served: b"HTTP/1.1 200 ",
+        write: b"PUT /kvs/refused HTTP/1.1\r\nhost: kvs\r\ncontent-length: 1\r\n\r\nx",
+        refusal: b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+            connection: close\r\nretry-after: 1\r\ncontent-length: 82\r\n\r\n\
+            {\"error\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}",
+    };
+    the_connection_limit_holds(&s, door).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resp_connections_past_the_limit_get_redis_words_until_one_closes() {
+    let s = TestServer::with(|c| c.limits.max_connections = 2).await;
+    let door = Door {
+        addr: s.resp,
+        probe: b"PING\r\n",
+        served: b"+PONG\r\n",
+        write: b"SET refused x\r\n",
+        refusal: b"-ERR max number of clients reached\r\n",
+    };
+    the_connection_limit_holds(&s, door).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn line_connections_past_the_limit_get_code_8_until_one_closes() {
+    let s = TestServer::with(|c| c.limits.max_connections = 2).await;
+    let door = Door {
+        addr: s.line,
+        probe: b"cmd=create | key=present | body=here\n",
+        served: b"here\n",
+        write: b"cmd=create | key=refused | body=x\n",
+        refusal: b"{\"error\":\"too many connections\",\"errorcode\":8,\"errors\":{}}\n",
+    };
+    the_connection_limit_holds(&s, door).await;
     s.stop().await;
 }

@@ -4,9 +4,9 @@
 mod admin;
 mod body;
 mod conditions;
+mod connection;
 mod error;
 mod keys;
-mod listener;
 mod listing;
 mod openapi;
 mod person;
@@ -20,7 +20,7 @@ use axum::routing::any;
 use crate::config::Limits;
 use crate::engine::Engine;
 
-pub(crate) use listener::serve;
+pub(crate) use connection::HttpDoor;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! The line protocol front door (default 127.0.0.1:9001): `cmd=get|create|update|delete|stop`
 //! with `key=` and `body=` fields, one reply line per request, for `nc`, `telnet` and scripts.
-//! The codec is `kvs_protocol::line`; this module runs connections and maps requests to store
-//! commands.
+//! The codec is `kvs_protocol::line`; this module serves connections the listener accepted
+//! (`crate::listener`) and maps requests to store commands.
 //!
 //! Replies, as the seed's own server gave them (scripts written for it rely on these): `get`
 //! answers the value; `create` and `update` both upsert and answer the stored body; `delete`
@@ -9,23 +9,21 @@
 //! line with the seed's codes: 10 `get` of a missing key, 2 `delete` of a missing key ("Error
 //! unknown"), 8 anything malformed (an unknown command, a missing field, a part without `=`, an
 //! empty line), 14 stop (sent before the server closes the connection). Every line sent gets
-//! exactly one reply line, and the connection stays open after every error but `stop`.
+//! exactly one reply line, and the connection stays open after every error but `stop`. A
+//! connection past the connection limit gets code 8 "too many connections" and is closed.
 
-use crate::connection_threads::ConnectionThreads;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use kvs_protocol::line::{self, LineError, LineRequest};
 use kvs_store::{Command, Delete, Get, Reply, Set, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Limits;
 use crate::engine::Engine;
+use crate::listener::{Addresses, ByteStream, Door, Placement};
 
 const NOT_FOUND: u32 = 10;
 /// The seed's "Error unknown": what deleting a missing key answers.
@@ -40,48 +38,39 @@ fn unavailable(error: &kvs_store::CommandError) -> Vec<u8> {
     line::error_line(&error.to_string(), UNAVAILABLE)
 }
 
-/// Accepts connections until `stop` is cancelled.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// The line-protocol front door.
+#[derive(Debug)]
+pub(crate) struct LineDoor {
     engine: Arc<Engine>,
     limits: Limits,
-    stop: CancellationToken,
-    tasks: TaskTracker,
-    threads: Arc<ConnectionThreads>,
-) {
-    let limits = Arc::new(limits);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tasks.spawn(async move {
-                let reply = line::error_line("too many connections", ARGUMENT);
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&reply)).await;
-            });
-            continue;
-        };
-        let (engine, limits, stop) = (engine.clone(), limits.clone(), stop.clone());
-        threads.adopt(&tasks, stream, move |stream| async move {
-            connection(stream, &engine, &limits, stop).await;
-            drop(slot);
-        });
+}
+
+impl LineDoor {
+    pub(crate) fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+        Self { engine, limits }
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+impl Door for LineDoor {
+    const NAME: &'static str = "line protocol";
+    /// The seed's argument-exception code with kvs's words: `error_line("too many connections",
+    /// ARGUMENT)`, spelled out so it can be a constant (a unit test keeps the two equal).
+    const REFUSAL: &'static [u8] =
+        b"{\"error\":\"too many connections\",\"errorcode\":8,\"errors\":{}}\n";
+    const PLACEMENT: Placement = Placement::ConnectionThreads;
+
+    fn serve<S: ByteStream>(
+        &self,
+        stream: S,
+        _: Addresses,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send {
+        connection(stream, &self.engine, &self.limits, stop)
+    }
+}
+
+async fn connection<S: ByteStream>(
+    mut stream: S,
     engine: &Engine,
     limits: &Limits,
     stop: CancellationToken,
@@ -246,4 +235,17 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
         }
     };
     (reply, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_the_codec_s_error_line() {
+        assert_eq!(
+            LineDoor::REFUSAL,
+            line::error_line("too many connections", ARGUMENT).as_slice()
+        );
+    }
 }

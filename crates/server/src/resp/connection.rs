@@ -10,7 +10,6 @@ use bytes::BytesMut;
 use kvs_protocol::resp::{Frame, RequestDecoder, RequestLimits, Version};
 use kvs_store::{CommandError, Ticket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
@@ -18,6 +17,7 @@ use super::clients::ClientInfo;
 use super::persistence::{self, Awaited};
 use super::session::Session;
 use crate::commit::Uncommitted;
+use crate::listener::ByteStream;
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
 const READ_CHUNK: usize = 16 * 1024;
@@ -77,14 +77,16 @@ impl Held {
     }
 }
 
-pub(crate) async fn run(
-    mut stream: TcpStream,
+/// Serves one connection from `peer` (which reached the server at `local`) until it closes, is
+/// killed, or `stop` is cancelled between requests.
+pub(crate) async fn run<S: ByteStream>(
+    mut stream: S,
     peer: SocketAddr,
+    local: SocketAddr,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
     let kill = CancellationToken::new();
-    let local = stream.local_addr().unwrap_or(peer);
     let id = shared.clients.register(ClientInfo {
         addr: peer,
         local,
@@ -157,10 +159,13 @@ pub(crate) async fn run(
             break;
         }
         input.reserve(READ_CHUNK);
+        // A kill (CLIENT KILL) or a stop that is ready wins over bytes that are ready too, so a
+        // killed client never gets an answer to a request it sent after the kill.
         let read = tokio::select! {
-            r = stream.read_buf(&mut input) => r,
-            _ = &mut stopped => break,
+            biased;
             _ = &mut killed => break,
+            _ = &mut stopped => break,
+            r = stream.read_buf(&mut input) => r,
         };
         match read {
             Ok(0) | Err(_) => break,

@@ -9,20 +9,16 @@ mod connection;
 mod persistence;
 mod session;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use clients::Clients;
 
 use crate::config::Config;
-use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
+use crate::listener::{Addresses, ByteStream, Door, Placement};
 
 /// What every RESP connection shares.
 #[derive(Debug)]
@@ -42,53 +38,30 @@ impl Shared {
     }
 }
 
-/// Accepts connections until `stop` is cancelled; each runs as a task on `tasks`.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// The Redis-protocol front door.
+#[derive(Debug)]
+pub(crate) struct RespDoor {
     shared: Arc<Shared>,
-    stop: CancellationToken,
-    tasks: TaskTracker,
-    threads: Arc<ConnectionThreads>,
-) {
-    let max = shared.config.limits.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                limit = max,
-                "RESP connection refused: at the connection limit"
-            );
-            tasks.spawn(refuse(stream));
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let stop = stop.clone();
-        threads.adopt(&tasks, stream, move |stream| async move {
-            connection::run(stream, peer, shared, stop).await;
-            drop(slot);
-        });
+}
+
+impl RespDoor {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+impl Door for RespDoor {
+    const NAME: &'static str = "RESP";
+    /// redis-server's words at `maxclients`.
+    const REFUSAL: &'static [u8] = b"-ERR max number of clients reached\r\n";
+    const PLACEMENT: Placement = Placement::ConnectionThreads;
+
+    fn serve<S: ByteStream>(
+        &self,
+        stream: S,
+        at: Addresses,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send {
+        connection::run(stream, at.peer, at.local, self.shared.clone(), stop)
+    }
 }

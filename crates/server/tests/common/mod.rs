@@ -1,6 +1,8 @@
 //! Starting a real kvs server on 127.0.0.1:0 for a test, and stopping it.
 #![allow(dead_code)]
 
+pub mod gated_disk;
+
 use std::net::SocketAddr;
 
 use std::sync::Arc;
