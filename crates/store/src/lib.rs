@@ -48,7 +48,7 @@ pub use command::{
     SetReply, Strlen, Ttl, TtlForm, TypeOf, parse_integer,
 };
 pub use command::{Applied, Watched};
-pub use command::{data_spec, data_specs};
+pub use command::{data_spec, data_spec_lowercase, data_specs};
 pub use effects::{Change, Commit, Effects, Removal, Ticket};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 pub use error::CommandError;

@@ -1,20 +1,24 @@
-//! The log with leader-based group commit.
+//! The log with group commit.
 //!
 //! Writers on any thread [`Log::append`] a record (a memory copy under a short mutex) and get its
 //! LSN. A writer that must not answer before its record is safe awaits [`Log::wait`], the commit
-//! wait. The first waiter to find no batch being written becomes the *leader*: on its own thread,
-//! inside `poll`, it takes everything queued, writes it with one call and, under
+//! wait. One *leader* at a time takes everything queued, writes it with one call and, under
 //! [`FsyncPolicy::Always`], fsyncs it; then it publishes how far the log is acknowledged and wakes
-//! only the waiters that batch covers. Waiters that arrive while a batch is being written register
-//! their waker with their LSN and sleep; when the batch is done, the first one left uncovered is
-//! woken to lead the next batch, which holds everything queued meanwhile. An unpipelined write
-//! thus costs no thread hand-off, and nobody is woken for a batch that does not concern it.
+//! only the waiters that batch covers (a list ordered by LSN: no broadcast). Waiters that arrive
+//! while a batch is being written register their waker with their LSN and join the next batch.
 //!
-//! The leader writes inline: the thread that polls it (an async worker in the server) is blocked
-//! for one write and, under `always`, one fsync, as redis-server's single thread is for its own
-//! appendfsync. Other workers go on serving, and their commit waits join the next batch.
+//! Who leads is [`LogOptions::leader`]:
+//! - [`Leader::LogThread`] (the default): a waiter asks the `kvs-log` thread for a batch, which
+//!   costs one wake-up only when that thread is idle, and sleeps. The thread leads batch after
+//!   batch while waiters keep asking, so the callers' threads never block on the disk: a thread
+//!   serving many connections goes on answering reads and queueing writes during an fsync.
+//! - [`Leader::Caller`]: the first waiter to find no batch being written leads, inline in its
+//!   `poll`, with no thread hand-off at all; its thread is blocked for the write and the fsync, as
+//!   redis-server's single thread is for its appendfsync. When it is done, the first waiter left
+//!   uncovered is woken to lead the next batch. Measured slower for the server, whose connection
+//!   threads each serve many clients (docs/benchmarks.md).
 //!
-//! One background thread, `kvs-log`, covers what no waiter does: records appended that nobody
+//! The `kvs-log` thread also covers what no waiter asks for: records appended that nobody
 //! waits for reach the file at most [`FLUSH_BOUND`] (10 ms) after they were queued, and under
 //! [`FsyncPolicy::EverySecond`] it fsyncs at least once a second while anything written is not
 //! synced. With nothing to do it sleeps without a deadline, so an idle log costs no CPU.
@@ -90,10 +94,27 @@ impl std::fmt::Display for FsyncPolicy {
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     pub fsync: FsyncPolicy,
+    /// Who writes and fsyncs a batch for the writers waiting on it.
+    pub leader: Leader,
     /// A new segment starts once the current one holds this many bytes.
     pub segment_bytes: u64,
     /// The `on_grown` callback fires once the log has grown this much since the last snapshot.
     pub snapshot_after: u64,
+}
+
+/// Who writes and fsyncs a batch that commit waiters need.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Leader {
+    /// The `kvs-log` thread: a waiter asks it for a batch (one wake-up, only when it is idle)
+    /// and sleeps until a batch covers its record. The callers' threads never block on the
+    /// disk, so a thread that serves many connections goes on answering reads and queueing
+    /// writes while an fsync runs. The default: measured faster in the server (see
+    /// docs/benchmarks.md).
+    #[default]
+    LogThread,
+    /// The first waiter, inline in its `poll`: no thread hand-off at all, but its thread is
+    /// blocked for the write and the fsync.
+    Caller,
 }
 
 /// The log can no longer be written: every later append fails with this, and so does every wait
@@ -134,11 +155,22 @@ struct Queue {
     /// Under `everysec`: when written bytes that are not synced yet must be synced.
     sync_due: Option<Instant>,
     sleep: Sleep,
+    /// A commit waiter asked the `kvs-log` thread for a batch ([`Leader::LogThread`]).
+    wanted: bool,
     /// Why appends are refused: the log failed or is closing.
     refused: Option<LogFailed>,
 }
 
 impl Queue {
+    /// Asks the `kvs-log` thread for a batch now; whether it must be woken for it.
+    fn want(&mut self) -> bool {
+        if self.wanted {
+            return false;
+        }
+        self.wanted = true;
+        self.due_at(Instant::now())
+    }
+
     /// Notes that work is due at `due`; whether the background thread must be woken for it.
     fn due_at(&mut self, due: Instant) -> bool {
         let wake = match self.sleep {
@@ -234,6 +266,7 @@ impl Log {
                 since: None,
                 sync_due: None,
                 sleep: Sleep::Awake,
+                wanted: false,
                 refused: None,
             }),
             background: Condvar::new(),

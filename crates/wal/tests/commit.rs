@@ -11,8 +11,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{Frame, Op, block_on, frames, open, options, rebuild, segments};
-use kvs_wal::{FsyncPolicy, Log, LogFile, LogOptions, RecoveryOptions, SimulatedDisk, Storage};
+use common::{Frame, Op, block_on, frames, open, open_with, options, rebuild, segments};
+use kvs_wal::{
+    FsyncPolicy, Leader, Log, LogFile, LogOptions, RecoveryOptions, SimulatedDisk, Storage,
+};
 
 /// Holds every fsync while closed, letting through one per permit.
 #[derive(Debug, Default)]
@@ -192,13 +194,26 @@ fn batch_in_flight() -> (
     Arc<Gate>,
     std::thread::JoinHandle<()>,
 ) {
+    batch_in_flight_with(Leader::Caller)
+}
+
+/// [`batch_in_flight`] with the given leader: with the log thread, the fsync held at the gate is
+/// the log thread's, and the waiting thread only sleeps.
+fn batch_in_flight_with(
+    leader: Leader,
+) -> (
+    Arc<Log>,
+    SimulatedDisk,
+    Arc<Gate>,
+    std::thread::JoinHandle<()>,
+) {
     let disk = SimulatedDisk::new();
     let gate = Arc::new(Gate::default());
     let storage = GatedDisk {
         disk: disk.clone(),
         gate: gate.clone(),
     };
-    let log = Arc::new(open(Arc::new(storage), 0, FsyncPolicy::Always));
+    let log = Arc::new(open_with(Arc::new(storage), 0, FsyncPolicy::Always, leader));
     assert_eq!(log.append(&put(0)), Ok(0));
     gate.close();
     let first = std::thread::spawn({
@@ -213,8 +228,19 @@ fn batch_in_flight() -> (
 
 #[test]
 fn many_concurrent_waiters_all_complete() {
+    for leader in [Leader::Caller, Leader::LogThread] {
+        many_concurrent_waiters_all_complete_with(leader);
+    }
+}
+
+fn many_concurrent_waiters_all_complete_with(leader: Leader) {
     let disk = SimulatedDisk::new();
-    let log = Arc::new(open(Arc::new(disk.clone()), 0, FsyncPolicy::Always));
+    let log = Arc::new(open_with(
+        Arc::new(disk.clone()),
+        0,
+        FsyncPolicy::Always,
+        leader,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()
@@ -310,7 +336,13 @@ fn a_dropped_leader_elect_does_not_strand_the_others() {
 
 #[test]
 fn a_failing_disk_fails_every_uncovered_waiter() {
-    let (log, disk, gate, first) = batch_in_flight();
+    for leader in [Leader::Caller, Leader::LogThread] {
+        a_failing_disk_fails_every_uncovered_waiter_with(leader);
+    }
+}
+
+fn a_failing_disk_fails_every_uncovered_waiter_with(leader: Leader) {
+    let (log, disk, gate, first) = batch_in_flight_with(leader);
     let probes = [Probe::new(&log), Probe::new(&log)];
     let mut waits = Vec::new();
     for (i, probe) in probes.iter().enumerate() {
@@ -333,6 +365,41 @@ fn a_failing_disk_fails_every_uncovered_waiter() {
     assert_eq!(progress.acknowledged, 0);
     assert!(progress.failed.is_some(), "{progress:?}");
     assert!(log.append(&put(9)).is_err(), "later appends fail");
+}
+
+/// With the log thread leading, a waiter's poll never blocks on the disk, however long an fsync
+/// takes; each batch wakes only the waiters it covers, and nobody is woken to lead.
+#[test]
+fn with_the_log_thread_waiters_never_block_and_only_covered_ones_wake() {
+    let (log, _disk, gate, first) = batch_in_flight_with(Leader::LogThread);
+    assert_eq!(log.append(&put(1)), Ok(1));
+    assert_eq!(log.append(&put(2)), Ok(2));
+    let probes = [Probe::new(&log), Probe::new(&log), Probe::new(&log)];
+    let mut waits = [log.wait(0), log.wait(1), log.wait(2)];
+    let started = Instant::now();
+    for (wait, probe) in waits.iter_mut().zip(&probes) {
+        assert!(poll_once(wait, probe).is_pending(), "the fsync is held");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a poll waited for the held fsync"
+    );
+    // Record 0's batch ends: it covered waiter 0 only. The log thread takes 1 and 2 at once and
+    // is held again; waiters 1 and 2 stay asleep meanwhile.
+    gate.allow(1);
+    first.join().expect("first waiter");
+    probes[0].until_woken(1);
+    gate.until_held();
+    assert_eq!((probes[1].wakes(), probes[2].wakes()), (0, 0));
+    gate.open();
+    let [zero, one, two] = waits;
+    assert_eq!(block_on(zero), Ok(()));
+    assert_eq!(block_on(one), Ok(()));
+    assert_eq!(block_on(two), Ok(()));
+    // Each was woken at most once, by the batch that covered it (the final polls here use
+    // another waker, so a probe may also not be woken at all).
+    assert!(probes[1].wakes() <= 1 && probes[2].wakes() <= 1);
+    assert_eq!(log.progress().acknowledged, 3);
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kvs_store::Store;
 use kvs_wal::{
-    Directory, Log, LogOptions, Progress, RecoveryError, RecoveryOptions, Replay, SnapshotWriter,
-    Storage, recover,
+    Directory, Leader, Log, LogOptions, Progress, RecoveryError, RecoveryOptions, Replay,
+    SnapshotWriter, Storage, recover,
 };
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -168,6 +168,9 @@ impl Durability {
             recovered.log_bytes,
             LogOptions {
                 fsync: config.fsync,
+                // The log thread writes and fsyncs each batch, so connection threads never block
+                // on the disk (measured against callers leading: docs/benchmarks.md).
+                leader: Leader::LogThread,
                 segment_bytes: config.segment_size,
                 snapshot_after: config.snapshot_after,
             },

@@ -11,7 +11,7 @@ mod table;
 
 pub use execute::{Applied, Watched};
 pub use parse::int as parse_integer;
-pub use table::{data_spec, data_specs};
+pub use table::{data_spec, data_spec_lowercase, data_specs};
 
 use crate::access::Keyspace;
 use crate::entry::Millis;

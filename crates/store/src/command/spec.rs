@@ -234,6 +234,23 @@ impl Spec {
         self.flags.contains(&flag)
     }
 
+    /// The spec that describes the request `argv` (the name at 0): for a container (CLIENT,
+    /// OBJECT, ...) the subcommand `argv[1]` names, if it has one by that name; otherwise this.
+    pub fn describing(&self, argv: &[Bytes]) -> &Spec {
+        self.subcommand(argv).unwrap_or(self)
+    }
+
+    /// The subcommand `argv[1]` names, for a container; `None` for a plain command, a request
+    /// without a subcommand, or a name the container does not have.
+    pub fn subcommand(&self, argv: &[Bytes]) -> Option<&Spec> {
+        let sub = argv.get(1)?;
+        self.subcommands.iter().find(|s| {
+            s.name
+                .split_once('|')
+                .is_some_and(|(_, name)| name.as_bytes().eq_ignore_ascii_case(sub))
+        })
+    }
+
     /// Whether `args` arguments (the name included) fit the arity.
     pub fn arity_allows(&self, args: usize) -> bool {
         let arity = self.arity.unsigned_abs() as usize;

@@ -41,7 +41,12 @@ pub(crate) fn find(name: &[u8]) -> Option<&'static Entry> {
 
 /// The spec of the data command called `name` (any case).
 pub fn data_spec(name: &str) -> Option<&'static Spec> {
-    find(name.to_ascii_lowercase().as_bytes()).map(|e| e.spec)
+    data_spec_lowercase(name.to_ascii_lowercase().as_bytes())
+}
+
+/// [`data_spec`] for a name already in lowercase: no allocation, for the request path.
+pub fn data_spec_lowercase(name: &[u8]) -> Option<&'static Spec> {
+    find(name).map(|e| e.spec)
 }
 
 /// Every data command's spec, by name.
@@ -64,22 +69,6 @@ mod tests {
             .collect()
     }
 
-    /// The spec that describes `argv`: a container's subcommand, or the command's own.
-    fn describing(spec: &'static Spec, argv: &[Bytes]) -> &'static Spec {
-        let Some(sub) = argv.get(1) else {
-            return spec;
-        };
-        let full = format!(
-            "{}|{}",
-            spec.name,
-            String::from_utf8_lossy(sub).to_ascii_lowercase()
-        );
-        spec.subcommands
-            .iter()
-            .find(|s| s.name == full)
-            .unwrap_or(spec)
-    }
-
     /// The table, the parser and what the table says of each command agree, for every name:
     /// its example parses, fits its arity, writes exactly when the spec has `write`, and touches
     /// exactly the keys the key spec finds (what `COMMAND GETKEYS` answers). Too few arguments
@@ -99,7 +88,7 @@ mod tests {
             assert!(spec.arity_allows(example.len()), "{}", spec.example);
             let command = Command::from_argv(&example)
                 .unwrap_or_else(|e| panic!("{} does not parse: {e}", spec.example));
-            let facts = describing(spec, &example);
+            let facts = spec.describing(&example);
             assert_eq!(
                 command.writes(),
                 facts.has(Flag::Write),

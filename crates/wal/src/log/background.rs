@@ -1,7 +1,9 @@
-//! The `kvs-log` thread: it writes what no commit waiter writes. It sleeps until the oldest queued
-//! record has waited [`FLUSH_BOUND`], or until an `everysec` fsync is due, whichever comes first,
-//! and without a deadline when there is neither; whoever queues earlier work wakes it (see
-//! `Queue::due_at`). It stops when the log fails or closes; `close` writes the rest.
+//! The `kvs-log` thread. With [`crate::Leader::LogThread`] it writes every batch commit waiters
+//! ask for (`Queue::want`); in any case it writes what no waiter asks for. It sleeps until a
+//! waiter asks, until the oldest queued record has waited [`FLUSH_BOUND`], or until an `everysec`
+//! fsync is due, whichever comes first, and without a deadline when there is none; whoever queues
+//! earlier work wakes it (see `Queue::due_at`). It stops when the log fails or closes; `close`
+//! writes the rest.
 
 use std::time::Instant;
 
@@ -18,7 +20,12 @@ pub(super) fn run(shared: &Shared) {
                     return;
                 }
                 let now = Instant::now();
-                let flush_at = queue.since.map(|since| since + FLUSH_BOUND);
+                // A commit waiter asked for a batch: it is due now.
+                let flush_at = if queue.wanted {
+                    Some(now)
+                } else {
+                    queue.since.map(|since| since + FLUSH_BOUND)
+                };
                 let due = match (flush_at, queue.sync_due) {
                     (Some(flush), Some(sync)) => Some(flush.min(sync)),
                     (flush, sync) => flush.or(sync),

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::writer::{self, Duty, Published};
-use super::{Log, LogFailed, Shared};
+use super::{Leader, Log, LogFailed, Shared};
 
 /// The leader role and the waiters not yet covered.
 #[derive(Default)]
@@ -129,6 +129,11 @@ fn release(shared: &Shared, outcome: Result<Option<Published>, LogFailed>, stop:
     if commits.ended().is_some() {
         commits.elect = None;
         wake.extend(std::mem::take(&mut commits.waiters).into_values());
+    } else if shared.options.leader == Leader::LogThread {
+        // Waiters this batch left uncovered asked after it was taken; the log thread answers.
+        if !commits.waiters.is_empty() && shared.queue.lock().want() {
+            shared.background.notify_one();
+        }
     } else if let Some(next) = commits.choose_elect(shared.appended.load(Ordering::Acquire)) {
         wake.push(next);
     }
@@ -192,7 +197,9 @@ impl Future for Commit<'_> {
                 }
                 return Poll::Ready(Err(ended));
             }
-            if !commits.leading && this.lsn < shared.appended.load(Ordering::Acquire) {
+            let log_thread = shared.options.leader == Leader::LogThread;
+            if !log_thread && !commits.leading && this.lsn < shared.appended.load(Ordering::Acquire)
+            {
                 // Lead: the batch holds every record queued, this one included.
                 commits.leading = true;
                 if let Some(key) = this.key.take() {
@@ -222,6 +229,13 @@ impl Future for Commit<'_> {
                     commits.next_id += 1;
                     commits.waiters.insert(key, waker.clone());
                     this.key = Some(key);
+                    if log_thread {
+                        // Registered before asking, so the batch that answers finds it.
+                        let wake = shared.queue.lock().want();
+                        if wake {
+                            shared.background.notify_one();
+                        }
+                    }
                 }
             }
             return Poll::Pending;

@@ -204,6 +204,8 @@ fn take(shared: &Shared, spare: &mut Vec<u8>) -> Batch {
     };
     queue.first_lsn = queue.next_lsn;
     queue.since = None;
+    // This batch answers every request made so far; a waiter that comes later asks again.
+    queue.wanted = false;
     batch
 }
 

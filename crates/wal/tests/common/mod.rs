@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kvs_wal::{
-    FsyncPolicy, Log, LogOptions, Recovered, RecoveryError, RecoveryOptions, Replay, SimulatedDisk,
-    SnapshotWriter, Storage, recover,
+    FsyncPolicy, Leader, Log, LogOptions, Recovered, RecoveryError, RecoveryOptions, Replay,
+    SimulatedDisk, SnapshotWriter, Storage, recover,
 };
 
 pub type State = BTreeMap<u8, u32>;
@@ -84,16 +84,32 @@ pub fn rebuild(
     Ok((rebuilt, recovered))
 }
 
+/// Options for a test log: small segments, the caller leading batches.
 pub fn options(fsync: FsyncPolicy) -> LogOptions {
     LogOptions {
         fsync,
+        leader: Leader::Caller,
         segment_bytes: 256,
         snapshot_after: u64::MAX,
     }
 }
 
 pub fn open(storage: Arc<dyn Storage>, next_lsn: u64, fsync: FsyncPolicy) -> Log {
-    Log::open(storage, next_lsn, 0, options(fsync), || {}).expect("log opens")
+    open_with(storage, next_lsn, fsync, Leader::Caller)
+}
+
+/// [`open`] with the given batch leader.
+pub fn open_with(
+    storage: Arc<dyn Storage>,
+    next_lsn: u64,
+    fsync: FsyncPolicy,
+    leader: Leader,
+) -> Log {
+    let options = LogOptions {
+        leader,
+        ..options(fsync)
+    };
+    Log::open(storage, next_lsn, 0, options, || {}).expect("log opens")
 }
 
 /// Writes a snapshot of `state` the way the server does: mark the log, write, finish, then

@@ -14,7 +14,7 @@ mod transactions;
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
-use kvs_store::{CommandError, Spec, data_spec, data_specs};
+use kvs_store::{CommandError, Spec, data_spec_lowercase, data_specs};
 
 use super::session::Session;
 
@@ -52,14 +52,17 @@ impl Found {
     }
 }
 
-/// The command called `name` (lowercase).
+/// The command called `name` (lowercase). Data commands are looked up first: they are most of
+/// the traffic, and the two halves never share a name (a test checks).
 pub(crate) fn find(name: &str) -> Option<Found> {
+    if let Some(spec) = data_spec_lowercase(name.as_bytes()) {
+        return Some(Found::Data(spec));
+    }
     GROUPS
         .iter()
         .flat_map(|g| g.iter())
         .find(|c| c.spec.name == name)
         .map(Found::Session)
-        .or_else(|| data_spec(name).map(Found::Data))
 }
 
 /// Every command's spec, sorted by name: what `COMMAND` lists.
@@ -99,14 +102,9 @@ pub(crate) fn check(spec: &Spec, argv: &[Bytes]) -> Result<(), Frame> {
     let Some(sub) = argv.get(1) else {
         return Ok(());
     };
-    let full = format!(
-        "{}|{}",
-        spec.name,
-        String::from_utf8_lossy(sub).to_ascii_lowercase()
-    );
-    match spec.subcommands.iter().find(|s| s.name == full) {
+    match spec.subcommand(argv) {
         Some(s) if s.arity_allows(argv.len()) => Ok(()),
-        Some(_) => Err(arity(&full)),
+        Some(s) => Err(arity(s.name)),
         None => Err(Frame::err(format!(
             "unknown subcommand '{}'. Try {} HELP.",
             String::from_utf8_lossy(sub)
@@ -139,6 +137,8 @@ pub(crate) fn help(spec: &Spec) -> Frame {
 
 #[cfg(test)]
 mod tests {
+    use kvs_store::data_spec;
+
     use super::*;
 
     /// Connection commands and data commands never share a name, and every connection command's

@@ -16,6 +16,27 @@ const TABLE_CATEGORIES: &[Category] = &[Category::Slow, Category::Connection];
 const CONFIG_FLAGS: &[Flag] = &[Flag::Admin, Flag::Noscript, Flag::Loading, Flag::Stale];
 const CONFIG_CATEGORIES: &[Category] = &[Category::Admin, Category::Slow, Category::Dangerous];
 
+/// A subcommand's spec with the flags and categories of its container's kind.
+const fn sub(
+    flags: &'static [Flag],
+    categories: &'static [Category],
+    name: &'static str,
+    arity: i32,
+    summary: &'static str,
+    example: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        categories,
+        group: "server",
+        summary,
+        example,
+        ..Spec::BLANK
+    }
+}
+
 /// A COMMAND subcommand's spec.
 const fn table_sub(
     name: &'static str,
@@ -23,16 +44,7 @@ const fn table_sub(
     summary: &'static str,
     ex: &'static str,
 ) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags: TABLE_FLAGS,
-        categories: TABLE_CATEGORIES,
-        group: "server",
-        summary,
-        example: ex,
-        ..Spec::BLANK
-    }
+    sub(TABLE_FLAGS, TABLE_CATEGORIES, name, arity, summary, ex)
 }
 
 /// A CONFIG subcommand's spec.
@@ -42,16 +54,7 @@ const fn config_sub(
     summary: &'static str,
     ex: &'static str,
 ) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags: CONFIG_FLAGS,
-        categories: CONFIG_CATEGORIES,
-        group: "server",
-        summary,
-        example: ex,
-        ..Spec::BLANK
-    }
+    sub(CONFIG_FLAGS, CONFIG_CATEGORIES, name, arity, summary, ex)
 }
 
 pub(super) const COMMANDS: &[SessionCommand] = &[
@@ -362,20 +365,7 @@ fn getkeys(argv: &[Bytes]) -> Frame {
     else {
         return Frame::err("Invalid command specified");
     };
-    let facts = match argv.get(1) {
-        Some(sub) if !spec.subcommands.is_empty() => {
-            let full = format!(
-                "{}|{}",
-                spec.name,
-                String::from_utf8_lossy(sub).to_ascii_lowercase()
-            );
-            spec.subcommands
-                .iter()
-                .find(|s| s.name == full)
-                .unwrap_or(spec)
-        }
-        _ => spec,
-    };
+    let facts = spec.describing(argv);
     if matches!(facts.keys, KeySpec::None) {
         return Frame::err("The command has no key arguments");
     }
