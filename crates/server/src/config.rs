@@ -22,6 +22,8 @@ pub struct Config {
     pub limits: Limits,
     /// Where and how durably kvs keeps its data.
     pub persistence: Persistence,
+    /// How much of the change feed's history is kept for listeners that resume.
+    pub feed: crate::feed::FeedLimits,
 }
 
 impl Default for Config {
@@ -32,6 +34,7 @@ impl Default for Config {
             line: SocketAddr::from(([127, 0, 0, 1], 9001)),
             limits: Limits::default(),
             persistence: Persistence::default(),
+            feed: crate::feed::FeedLimits::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::commit::{Committed, Uncommitted};
 use crate::config::Persistence;
+use crate::feed::{Feed, MemoryCommit, Start, Subscription};
 use crate::persistence::{Durability, PersistenceError, SnapshotDone};
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
@@ -20,6 +21,10 @@ pub struct Engine {
     started: Instant,
     started_unix: u64,
     durability: Option<Durability>,
+    /// Every committed change, for listeners (see [`crate::feed`]).
+    feed: Arc<Feed>,
+    /// The pipeline of a store kept in memory, which only feeds listeners.
+    memory: Option<Arc<MemoryCommit>>,
 }
 
 impl Default for Engine {
@@ -40,11 +45,17 @@ pub enum SnapshotRefused {
 impl Engine {
     /// An engine that keeps nothing on disk.
     pub fn new() -> Self {
+        let mut store = Store::new();
+        let feed = Arc::new(Feed::default());
+        let memory = Arc::new(MemoryCommit::new(feed.clone()));
+        store.set_commit_on_demand(memory.clone());
         Self {
-            store: Store::new(),
+            store,
             started: Instant::now(),
             started_unix: now_millis() / 1000,
             durability: None,
+            feed,
+            memory: Some(memory),
         }
     }
 
@@ -56,8 +67,9 @@ impl Engine {
             return Ok(Self::new());
         }
         let mut store = Store::new();
-        let durability = Durability::open(persistence, &mut store)?;
-        Ok(Self::durable(store, durability, persistence))
+        let feed = Arc::new(Feed::default());
+        let durability = Durability::open(persistence, &mut store, feed.clone())?;
+        Ok(Self::durable(store, durability, feed, persistence))
     }
 
     /// A durable engine whose files live in `storage` (see [`Durability::open_in`]).
@@ -66,11 +78,17 @@ impl Engine {
         persistence: &Persistence,
     ) -> Result<Self, PersistenceError> {
         let mut store = Store::new();
-        let durability = Durability::open_in(storage, persistence, &mut store)?;
-        Ok(Self::durable(store, durability, persistence))
+        let feed = Arc::new(Feed::default());
+        let durability = Durability::open_in(storage, persistence, &mut store, feed.clone())?;
+        Ok(Self::durable(store, durability, feed, persistence))
     }
 
-    fn durable(store: Store, durability: Durability, persistence: &Persistence) -> Self {
+    fn durable(
+        store: Store,
+        durability: Durability,
+        feed: Arc<Feed>,
+        persistence: &Persistence,
+    ) -> Self {
         tracing::info!(
             "data directory {}, fsync {}",
             persistence.data_dir.display(),
@@ -81,6 +99,36 @@ impl Engine {
             started: Instant::now(),
             started_unix: now_millis() / 1000,
             durability: Some(durability),
+            feed,
+            memory: None,
+        }
+    }
+
+    /// The change feed, e.g. to set how much history it keeps.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// A new listener on the change feed, starting at `start`. The first one opens the feed:
+    /// in a server kept in memory, writes note their effects only from then on.
+    pub fn subscribe(&self, start: Start) -> Subscription {
+        self.feed.open_once(|| {
+            self.store.start_noting();
+            self.sequenced(|next| self.feed.begin(next));
+        });
+        let next = match start {
+            Start::Next => self.sequenced(|next| next),
+            Start::At(position) => position,
+        };
+        Subscription::new(self.feed.clone(), next)
+    }
+
+    /// Runs `f` with the position the next submission of effects gets, with none in between.
+    fn sequenced<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        match (&self.durability, &self.memory) {
+            (Some(d), _) => d.log().sequenced(f),
+            (None, Some(memory)) => memory.sequenced(f),
+            (None, None) => f(0),
         }
     }
 
@@ -118,7 +166,9 @@ impl Engine {
         };
         match (ticket, &self.durability) {
             (None, _) => Ok(Committed::nothing()),
-            (Some(Ticket::Refused), _) | (Some(_), None) => Err(refused()),
+            (Some(Ticket::Refused), _) => Err(refused()),
+            // Kept in memory: a write is committed once it has its place in the feed.
+            (Some(ticket @ Ticket::Queued(_)), None) => Ok(Committed::up_to(ticket)),
             (Some(Ticket::Queued(lsn)), Some(d)) => d
                 .log()
                 .wait(lsn)
@@ -184,6 +234,7 @@ impl Engine {
         if let Some(d) = &self.durability {
             d.close();
         }
+        self.feed.close();
     }
 
     /// Unix seconds when this engine started.

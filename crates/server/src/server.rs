@@ -56,7 +56,8 @@ impl Server {
         Self::bind_with(config, None).await
     }
 
-    /// [`Server::bind`] serving `engine` instead of one opened as `config.persistence` says.
+    /// [`Server::bind`] serving `engine` instead of one opened as `config.persistence` says; the
+    /// engine keeps its own settings (such as its feed's history limits).
     pub async fn bind_engine(config: Config, engine: Engine) -> Result<Self, ServeError> {
         Self::bind_with(config, Some(engine)).await
     }
@@ -81,9 +82,11 @@ impl Server {
             Some(engine) => engine,
             None => {
                 let persistence = config.persistence.clone();
-                tokio::task::spawn_blocking(move || Engine::open(&persistence))
+                let engine = tokio::task::spawn_blocking(move || Engine::open(&persistence))
                     .await
-                    .map_err(|e| ConfigError::Invalid(format!("recovery stopped: {e}")))??
+                    .map_err(|e| ConfigError::Invalid(format!("recovery stopped: {e}")))??;
+                engine.feed().set_limits(config.feed);
+                engine
             }
         };
         Ok(Self {

@@ -159,7 +159,7 @@ impl<'s> Call<'s> {
     pub fn new(store: &'s Store) -> Self {
         Self {
             store,
-            noted: Noted::new(store.has_commit()),
+            noted: Noted::new(),
             ticket: Cell::new(None),
         }
     }
@@ -195,6 +195,7 @@ impl Keyspace for Call<'_> {
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
         let mut guard = self.store.shard_at(self.store.shard_index(key)).write();
+        self.noted.arm(self.store.noting());
         let out = f(&mut Writer {
             shard: &mut guard,
             noted: &self.noted,
@@ -223,6 +224,7 @@ impl Keyspace for Call<'_> {
             .iter()
             .map(|&i| self.store.shard_at(i).write())
             .collect();
+        self.noted.arm(self.store.noting());
         let shards = guards
             .iter_mut()
             .map(|g| Writer {
@@ -251,6 +253,7 @@ impl Keyspace for Call<'_> {
         let mut guards: Vec<_> = (0..self.store.shard_count())
             .map(|i| self.store.shard_at(i).write())
             .collect();
+        self.noted.arm(self.store.noting());
         let mut shards: Vec<Writer<'_>> = guards
             .iter_mut()
             .map(|g| Writer {
@@ -281,10 +284,7 @@ impl Keyspace for Store {
     }
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
-        debug_assert!(
-            !self.has_commit(),
-            "a durable store written without its ticket"
-        );
+        debug_assert!(!self.noting(), "a durable store written without its ticket");
         Call::new(self).write(key, f)
     }
 
@@ -293,10 +293,7 @@ impl Keyspace for Store {
     }
 
     fn write_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Picked<'_, Writer<'_>>) -> R) -> R {
-        debug_assert!(
-            !self.has_commit(),
-            "a durable store written without its ticket"
-        );
+        debug_assert!(!self.noting(), "a durable store written without its ticket");
         Call::new(self).write_keys(keys, f)
     }
 
@@ -305,10 +302,7 @@ impl Keyspace for Store {
     }
 
     fn write_every<R>(&self, f: impl FnOnce(&mut [Writer<'_>]) -> R) -> R {
-        debug_assert!(
-            !self.has_commit(),
-            "a durable store written without its ticket"
-        );
+        debug_assert!(!self.noting(), "a durable store written without its ticket");
         Call::new(self).write_every(f)
     }
 }
@@ -339,9 +333,11 @@ impl<'a> Transaction<'a> {
         for i in wanted {
             held[i] = Some(RefCell::new(store.shard_at(i).write()));
         }
+        let noted = Noted::new();
+        noted.arm(store.noting());
         Self {
             store,
-            noted: Noted::new(store.has_commit()),
+            noted,
             committed: false,
             held,
         }

@@ -12,7 +12,7 @@
 //! pipeline answers with a [`Ticket`]; whoever answers the client waits for that ticket to be
 //! durable first. Nothing travels through thread-locals: the effects and the ticket are returned.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
 
@@ -85,36 +85,50 @@ pub trait Commit: Send + Sync + std::fmt::Debug {
     fn submit(&self, effects: &Effects) -> Ticket;
 }
 
-/// The changes a keyspace handle has noted and not yet submitted. `None` inside when the store
-/// has no pipeline: then nothing is noted and a write costs nothing extra.
-#[derive(Debug)]
-pub(crate) struct Noted(Option<RefCell<Vec<Change>>>);
+/// The changes a keyspace handle has noted and not yet submitted.
+///
+/// A handle arms it each time it takes the locks of a write scope, with whether the store notes
+/// effects at that moment: a store with no pipeline (or whose pipeline nobody listens to yet) notes
+/// nothing, and a write costs nothing extra. Deciding once per scope, under its locks, means a
+/// scope's changes are noted all or none (see [`crate::Store::start_noting`]).
+#[derive(Debug, Default)]
+pub(crate) struct Noted {
+    changes: RefCell<Vec<Change>>,
+    armed: Cell<bool>,
+}
 
 impl Noted {
-    pub(crate) fn new(enabled: bool) -> Self {
-        Noted(enabled.then(|| RefCell::new(Vec::new())))
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the scope whose locks were just taken notes its changes.
+    pub(crate) fn arm(&self, on: bool) {
+        self.armed.set(on);
     }
 
     /// Notes that `key` now holds `entry`.
     pub(crate) fn put(&self, key: &Bytes, entry: &Entry) {
-        if let Some(cell) = &self.0 {
-            cell.borrow_mut()
+        if self.armed.get() {
+            self.changes
+                .borrow_mut()
                 .push(Change::Put(key.clone(), entry.clone()));
         }
     }
 
     /// Notes that `key` was removed.
     pub(crate) fn remove(&self, key: &[u8], why: Removal) {
-        if let Some(cell) = &self.0 {
-            cell.borrow_mut()
+        if self.armed.get() {
+            self.changes
+                .borrow_mut()
                 .push(Change::Remove(Bytes::copy_from_slice(key), why));
         }
     }
 
     /// Notes that every key was removed; earlier changes no longer matter.
     pub(crate) fn flush(&self) {
-        if let Some(cell) = &self.0 {
-            let mut changes = cell.borrow_mut();
+        if self.armed.get() {
+            let mut changes = self.changes.borrow_mut();
             changes.clear();
             changes.push(Change::Flush);
         }
@@ -122,8 +136,7 @@ impl Noted {
 
     /// Takes what was noted since the last call, stamped with `revision`; `None` if nothing.
     pub(crate) fn take(&self, revision: u64) -> Option<Effects> {
-        let cell = self.0.as_ref()?;
-        let changes = std::mem::take(&mut *cell.borrow_mut());
+        let changes = std::mem::take(&mut *self.changes.borrow_mut());
         (!changes.is_empty()).then_some(Effects { revision, changes })
     }
 }
@@ -143,11 +156,12 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_noted_without_a_pipeline() {
-        let off = Noted::new(false);
+    fn nothing_is_noted_unless_armed() {
+        let off = Noted::new();
         off.remove(b"k", Removal::Deleted);
         assert_eq!(off.take(1), None);
-        let on = Noted::new(true);
+        let on = Noted::new();
+        on.arm(true);
         on.remove(b"k", Removal::Deleted);
         on.flush();
         assert_eq!(

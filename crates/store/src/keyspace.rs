@@ -2,7 +2,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::DefaultHashBuilder;
 use parking_lot::RwLock;
@@ -42,6 +42,9 @@ pub struct Store {
     sweep_cursor: AtomicUsize,
     /// Where the effects of writes go: the write-ahead log when the store is durable.
     commit: Option<Arc<dyn Commit>>,
+    /// Whether writes note their effects and submit them to `commit` now. Read by each write
+    /// scope once its locks are taken (see [`Store::start_noting`]).
+    noting: AtomicBool,
 }
 
 impl Default for Store {
@@ -65,6 +68,7 @@ impl Store {
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
             commit: None,
+            noting: AtomicBool::new(false),
         }
     }
 
@@ -124,7 +128,7 @@ impl Store {
             }
             let mut shard = lock.write();
             let mut changes = Vec::new();
-            let noting = self.commit.is_some();
+            let noting = self.noting();
             removed += shard.sweep(now, budget - removed, |key| {
                 if noting {
                     changes.push(Change::Remove(
@@ -157,11 +161,34 @@ impl Store {
     /// after recovery and before the store is shared.
     pub fn set_commit(&mut self, commit: Arc<dyn Commit>) {
         self.commit = Some(commit);
+        *self.noting.get_mut() = true;
     }
 
-    /// Whether writes are submitted to a commit pipeline.
-    pub(crate) fn has_commit(&self) -> bool {
-        self.commit.is_some()
+    /// Installs `commit` without handing it anything yet: writes note no effects (and cost
+    /// nothing extra) until [`Store::start_noting`]. For a pipeline that only feeds listeners,
+    /// such as the change feed of a store kept in memory.
+    pub fn set_commit_on_demand(&mut self, commit: Arc<dyn Commit>) {
+        self.commit = Some(commit);
+    }
+
+    /// Makes every write from now on submit its effects to the pipeline. When it returns, each
+    /// write scope either finished before it (and noted nothing) or notes all of its changes:
+    /// the flag is raised, then every shard's write lock is taken and released once, which waits
+    /// out the scopes that took their locks before they could see it. Later submissions
+    /// therefore form a complete suffix of the order of changes. Does nothing without a
+    /// pipeline, or when already noting.
+    pub fn start_noting(&self) {
+        if self.commit.is_none() || self.noting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for shard in self.shards.iter() {
+            drop(shard.write());
+        }
+    }
+
+    /// Whether writes note their effects and submit them to a pipeline.
+    pub(crate) fn noting(&self) -> bool {
+        self.noting.load(Ordering::Acquire)
     }
 
     /// Hands `effects` to the pipeline; `None` when there is none. Call it with the shard locks of

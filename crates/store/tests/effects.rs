@@ -253,3 +253,44 @@ fn concurrent_writers_leave_a_journal_in_apply_order() {
         other => panic!("counter: {other:?}"),
     }
 }
+
+/// A pipeline installed on demand hears nothing until noting starts; starting waits out a block
+/// that took its locks before, whose changes stay unnoted (all of them, not half), and every
+/// write after it is noted.
+#[test]
+fn noting_on_demand_starts_between_whole_writes() {
+    let recorder = Arc::new(Recorder::default());
+    let mut store = Store::with_shards(8);
+    store.set_commit_on_demand(recorder.clone());
+    assert_eq!(store.apply(command("SET early 1"), 10).ticket, None);
+    assert!(recorder.0.lock().is_empty(), "noted before noting started");
+
+    let started = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let txn = Transaction::lock(&store, None);
+        command("SET a 1").apply(&txn, 10);
+        let starter = scope.spawn(|| {
+            store.start_noting();
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !started.load(std::sync::atomic::Ordering::SeqCst),
+            "noting started while a block held its locks"
+        );
+        command("SET b 2").apply(&txn, 10);
+        assert_eq!(
+            txn.commit(),
+            None,
+            "the block began before noting: none of it is noted"
+        );
+        starter.join().expect("starter");
+    });
+    assert!(recorder.0.lock().is_empty());
+    assert_eq!(
+        store.apply(command("SET late 3"), 10).ticket,
+        Some(Ticket::Queued(0))
+    );
+    let changes = decode(&recorder.0.lock()[0]).expect("decodes").changes;
+    assert!(matches!(&changes[..], [Change::Put(k, _)] if k.as_ref() == b"late"));
+}

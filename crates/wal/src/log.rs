@@ -35,8 +35,8 @@ mod background;
 mod commit;
 mod writer;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,7 @@ fn empty_buffer(mut buf: Vec<u8>) -> Vec<u8> {
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
+type AckHook = Box<dyn Fn(u64) + Send + Sync>;
 
 struct Shared {
     storage: Arc<dyn Storage>,
@@ -225,6 +226,8 @@ struct Shared {
     since_snapshot: AtomicU64,
     grown_signalled: AtomicBool,
     on_grown: Hook,
+    /// Told each new acknowledged LSN (see [`Log::on_acknowledged`]).
+    on_acknowledged: OnceLock<AckHook>,
 }
 
 /// The write-ahead log. Share it behind an `Arc`; dropping it closes it.
@@ -280,6 +283,7 @@ impl Log {
             since_snapshot: AtomicU64::new(log_bytes),
             grown_signalled: AtomicBool::new(false),
             on_grown: Box::new(on_grown),
+            on_acknowledged: OnceLock::new(),
         });
         let background = std::thread::Builder::new().name("kvs-log".into()).spawn({
             let shared = shared.clone();
@@ -294,6 +298,18 @@ impl Log {
     /// Queues `payload` as the next record and returns its LSN. Fails once the log has failed
     /// or is closing; the caller must then refuse the write it was recording.
     pub fn append(&self, payload: &[u8]) -> Result<u64, LogFailed> {
+        self.append_with(payload, |_| {})
+    }
+
+    /// [`Log::append`], calling `sequenced` with the record's LSN while the append mutex is still
+    /// held: calls made this way happen in LSN order, which lets a caller keep something in the
+    /// log's own order (the change feed does). `sequenced` must be quick and must not touch the
+    /// log. It is not called when the append fails.
+    pub fn append_with(
+        &self,
+        payload: &[u8],
+        sequenced: impl FnOnce(u64),
+    ) -> Result<u64, LogFailed> {
         let mut queue = self.shared.queue.lock();
         if let Some(refused) = &queue.refused {
             return Err(refused.clone());
@@ -304,12 +320,28 @@ impl Log {
         self.shared
             .appended
             .store(queue.next_lsn, Ordering::Release);
+        sequenced(lsn);
         let wake = queue.queued();
         drop(queue);
         if wake {
             self.shared.background.notify_one();
         }
         Ok(lsn)
+    }
+
+    /// Runs `f` with the LSN the next record will get, holding the append mutex so that no
+    /// record is appended meanwhile: everything `f` does comes between two records.
+    pub fn sequenced<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        let queue = self.shared.queue.lock();
+        f(queue.next_lsn)
+    }
+
+    /// Calls `hook` with the new acknowledged LSN (every record below it is acknowledged) each
+    /// time a batch advances it, from the thread that wrote the batch, after its waiters are
+    /// woken. Calls from two batches may arrive out of order; keep the greatest. Set once;
+    /// `false` if a hook was already set.
+    pub fn on_acknowledged(&self, hook: impl Fn(u64) + Send + Sync + 'static) -> bool {
+        self.shared.on_acknowledged.set(Box::new(hook)).is_ok()
     }
 
     /// The commit wait: resolves once record `lsn` is acknowledged under the fsync policy, or

@@ -498,3 +498,53 @@ fn a_snapshot_rotation_with_no_writer_happens_anyway() {
     }
     assert_eq!(segments(&disk).pop(), Some(kvs_wal::segment_name(lsn)));
 }
+
+/// `append_with` runs its closure in LSN order even with appenders on many threads, and the
+/// acknowledged hook hears every advance, up to the last record, never past what was appended.
+#[test]
+fn sequenced_calls_come_in_lsn_order_and_the_hook_hears_each_advance() {
+    let disk = SimulatedDisk::new();
+    let log = Arc::new(open_with(
+        Arc::new(disk),
+        5,
+        FsyncPolicy::Always,
+        Leader::LogThread,
+    ));
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    assert!(log.on_acknowledged({
+        let heard = heard.clone();
+        move |acknowledged| heard.lock().expect("heard").push(acknowledged)
+    }));
+    assert!(!log.on_acknowledged(|_| {}), "set once");
+    assert_eq!(log.sequenced(|next| next), 5);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let (log, order) = (log.clone(), order.clone());
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let lsn = log
+                        .append_with(&put(t * 100 + i), |lsn| {
+                            order.lock().expect("order").push(lsn)
+                        })
+                        .expect("append");
+                    if i % 10 == 9 {
+                        block_on(log.wait(lsn)).expect("committed");
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("appender");
+    }
+    let last = log.next_lsn() - 1;
+    block_on(log.wait(last)).expect("committed");
+    assert_eq!(
+        *order.lock().expect("order"),
+        (5..=last).collect::<Vec<_>>()
+    );
+    let heard = heard.lock().expect("heard").clone();
+    assert_eq!(heard.iter().max(), Some(&(last + 1)));
+    assert!(heard.iter().all(|&a| a > 5 && a <= last + 1), "{heard:?}");
+}

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Persistence;
 use crate::engine::now_millis;
+use crate::feed::Feed;
 use wal_commit::WalCommit;
 
 /// Why the data directory could not be opened.
@@ -102,13 +103,17 @@ fn unix_seconds() -> u64 {
 impl Durability {
     /// Locks and recovers the data directory into `store` (blocking), then attaches the log to
     /// it as its journal.
-    pub fn open(config: &Persistence, store: &mut Store) -> Result<Self, PersistenceError> {
+    pub fn open(
+        config: &Persistence,
+        store: &mut Store,
+        feed: Arc<Feed>,
+    ) -> Result<Self, PersistenceError> {
         let dir =
             Directory::open(&config.data_dir).map_err(|source| PersistenceError::Directory {
                 path: config.data_dir.display().to_string(),
                 source,
             })?;
-        Self::open_in(Arc::new(dir), config, store)
+        Self::open_in(Arc::new(dir), config, store, feed)
     }
 
     /// [`Durability::open`] on `storage` instead of the directory `config` names (which is
@@ -117,6 +122,7 @@ impl Durability {
         storage: Arc<dyn Storage>,
         config: &Persistence,
         store: &mut Store,
+        feed: Arc<Feed>,
     ) -> Result<Self, PersistenceError> {
         let path = config.data_dir.display().to_string();
         let started = Instant::now();
@@ -183,7 +189,16 @@ impl Durability {
             source,
         })?;
         let log = Arc::new(log);
-        store.set_commit(Arc::new(WalCommit { log: log.clone() }));
+        let listening = Arc::downgrade(&feed);
+        log.on_acknowledged(move |acknowledged| {
+            if let Some(feed) = listening.upgrade() {
+                feed.publish(acknowledged);
+            }
+        });
+        store.set_commit(Arc::new(WalCommit {
+            log: log.clone(),
+            feed,
+        }));
         let status = SnapshotStatus {
             last_save: unix_seconds(),
             last_ok: true,

@@ -95,6 +95,7 @@ impl Drop for Leading<'_> {
 
 fn release(shared: &Shared, outcome: Result<Option<Published>, LogFailed>, stop: bool) {
     let mut wake = Vec::new();
+    let mut advanced = None;
     let mut commits = shared.commits.lock();
     commits.leading = false;
     match outcome {
@@ -109,6 +110,7 @@ fn release(shared: &Shared, outcome: Result<Option<Published>, LogFailed>, stop:
                 .acknowledged
                 .fetch_max(published.acknowledged, Ordering::Release);
             let acknowledged = shared.acknowledged.load(Ordering::Relaxed);
+            advanced = Some(acknowledged);
             let uncovered = commits.waiters.split_off(&(acknowledged, 0));
             let covered = std::mem::replace(&mut commits.waiters, uncovered);
             wake.extend(covered.into_values());
@@ -143,6 +145,9 @@ fn release(shared: &Shared, outcome: Result<Option<Published>, LogFailed>, stop:
     drop(commits);
     for waker in wake {
         waker.wake();
+    }
+    if let (Some(acknowledged), Some(hook)) = (advanced, shared.on_acknowledged.get()) {
+        hook(acknowledged);
     }
 }
 
