@@ -226,3 +226,75 @@ async fn what_kvs_declares_is_what_redis_declares() {
     assert_eq!(compared, names.len());
     s.stop().await;
 }
+
+/// How a Redis key-flag list reads for ACL key permissions: `access` reads; `insert`, `update`
+/// and `delete` write.
+fn access_of(flags: &Value) -> kvs_store::Access {
+    let flags: Vec<String> = items(flags).iter().map(text).collect();
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    kvs_store::Access {
+        read: has("access"),
+        write: has("insert") || has("update") || has("delete"),
+    }
+}
+
+/// For every data command's example (and the variants whose key use depends on the arguments),
+/// the keys kvs finds and how it says it uses each match `COMMAND GETKEYSANDFLAGS` on
+/// redis-server: ACL key permissions (`%R~`, `%W~`) depend on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_access_is_what_redis_declares() {
+    let redis = redis_server().await;
+    let mut theirs = connect(&redis.addr).await;
+    let mut requests: Vec<String> = kvs_store::data_specs()
+        .flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()))
+        .filter(|s| !s.example.is_empty())
+        .map(|s| s.example.to_owned())
+        .collect();
+    requests.extend(
+        [
+            "SET k v GET",
+            "SET k v EX 10 GET",
+            "SET k v NX",
+            "RENAME a b",
+        ]
+        .map(String::from),
+    );
+    let mut compared = 0;
+    for request in &requests {
+        let argv: Vec<bytes::Bytes> = request
+            .split(' ')
+            .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let name = request.split(' ').next().unwrap_or_default().to_lowercase();
+        let spec = kvs_store::data_spec(&name).expect("a data command");
+        let spec = spec.describing(&argv);
+        let positions = spec.keys.positions(&argv);
+        let ours: Vec<(String, kvs_store::Access)> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                (
+                    String::from_utf8_lossy(&argv[p]).into_owned(),
+                    spec.access.of(&argv, i),
+                )
+            })
+            .collect();
+        let mut c = redis::cmd("COMMAND");
+        c.arg("GETKEYSANDFLAGS");
+        for a in request.split(' ') {
+            c.arg(a);
+        }
+        let got: redis::RedisResult<Value> = c.query_async(&mut theirs).await;
+        let theirs_keys: Vec<(String, kvs_store::Access)> = match got {
+            Ok(v) => items(&v)
+                .iter()
+                .map(|k| (text(&items(k)[0]), access_of(&items(k)[1])))
+                .collect(),
+            // No keys (or no arguments to look at): redis answers with an error.
+            Err(_) => Vec::new(),
+        };
+        assert_eq!(ours, theirs_keys, "{request}");
+        compared += 1;
+    }
+    assert!(compared > 40, "only {compared} requests compared");
+}

@@ -40,7 +40,7 @@ mod shard;
 mod snapshot;
 
 pub use access::{Call, Keyspace, Picked, Transaction, Writer};
-pub use command::spec::{Category, Flag, KeySpec, Spec};
+pub use command::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 pub use command::{
     Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
     ExpireIf, ExpiryUpdate, Flush, Get, GetDel, GetEx, GetRange, IncrBy, IncrByFloat, Keys, List,

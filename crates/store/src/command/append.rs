@@ -6,7 +6,7 @@ use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// Longest value a command may build by growing one (Redis's `proto-max-bulk-len`).
@@ -63,6 +63,7 @@ impl Definition for Append {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Append a value to a key",
             example: "APPEND k v",

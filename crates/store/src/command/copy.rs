@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `COPY from to [DB 0] [REPLACE]`: copy a value with its content type and expiry; 1 if copied.
@@ -85,6 +85,7 @@ impl Definition for Copy {
                 last: 2,
                 step: 1,
             },
+            access: KeyAccess::FirstThenRest(Access::READ, Access::WRITE),
             group: "generic",
             summary: "Copy a key",
             example: "COPY a b",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `DEL key [key ...]` and `UNLINK`: remove the keys at one instant; how many existed.
@@ -46,6 +46,7 @@ impl Definition for Del {
             flags: &[Flag::Write],
             categories: &[Category::Keyspace, Category::Write, Category::Slow],
             keys: KeySpec::ALL_ARGS,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Delete a key",
             example: "DEL a b",
@@ -57,6 +58,7 @@ impl Definition for Del {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::ALL_ARGS,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
             example: "UNLINK a b",

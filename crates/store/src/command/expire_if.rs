@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// When a Redis expire command is allowed to act, judged against the key's current expiry
@@ -130,6 +130,7 @@ impl Definition for ExpireIf {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Set a key's time to live in seconds",
             example: "EXPIRE k 10",
@@ -141,6 +142,7 @@ impl Definition for ExpireIf {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Set a key's time to live in milliseconds",
             example: "PEXPIRE k 10",
@@ -152,6 +154,7 @@ impl Definition for ExpireIf {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Set the expiration for a key as a UNIX timestamp",
             example: "EXPIREAT k 10",
@@ -163,6 +166,7 @@ impl Definition for ExpireIf {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
             example: "PEXPIREAT k 10",

@@ -3,7 +3,7 @@ use bytes::Bytes;
 use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 use super::parse::Args;
 use crate::error::CommandError;
@@ -38,6 +38,7 @@ impl Definition for Get {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Read, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "string",
             summary: "Get the value of a key",
             example: "GET k",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `GETDEL key`: the value, and the key removed, in one step.
@@ -39,6 +39,7 @@ impl Definition for GetDel {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Get the value of a key and delete the key",
             example: "GETDEL k",

@@ -6,7 +6,7 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value, with its expiry changed.
@@ -86,6 +86,7 @@ impl Definition for GetEx {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Get the value of a key and optionally set its expiration",
             example: "GETEX k PERSIST",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `GETRANGE key start end`: the bytes from `start` to `end` inclusive; negative offsets count
@@ -55,6 +55,7 @@ impl Definition for GetRange {
             flags: &[Flag::Readonly],
             categories: &[Category::Read, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "string",
             summary: "Get a substring of the string stored at a key",
             example: "GETRANGE k 0 -1",
@@ -66,6 +67,7 @@ impl Definition for GetRange {
             flags: &[Flag::Readonly],
             categories: &[Category::Read, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "string",
             summary: "Get a substring of the string stored at a key",
             example: "SUBSTR k 0 -1",

@@ -6,7 +6,7 @@ use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: add to the integer held as a decimal string; a missing key
@@ -67,6 +67,7 @@ impl Definition for IncrBy {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Increment the integer value of a key by one",
             example: "INCR k",
@@ -78,6 +79,7 @@ impl Definition for IncrBy {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Decrement the integer value of a key by one",
             example: "DECR k",
@@ -89,6 +91,7 @@ impl Definition for IncrBy {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Increment the integer value of a key by the given amount",
             example: "INCRBY k 5",
@@ -100,6 +103,7 @@ impl Definition for IncrBy {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Decrement the integer value of a key by the given number",
             example: "DECRBY k 5",

@@ -6,7 +6,7 @@ use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `INCRBYFLOAT key by`: add to the number held as a decimal string; the new value, as a string.
@@ -67,6 +67,7 @@ impl Definition for IncrByFloat {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Increment the float value of a key by the given amount",
             example: "INCRBYFLOAT k 1.5",

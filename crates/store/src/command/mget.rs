@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `MGET key [key ...]`: every value (nil for missing keys), read at one instant.
@@ -50,6 +50,7 @@ impl Definition for MGet {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Read, Category::String, Category::Fast],
             keys: KeySpec::ALL_ARGS,
+            access: KeyAccess::Each(Access::READ),
             group: "string",
             summary: "Get the values of all the given keys",
             example: "MGET a b",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `MSET k v [k v ...]` and `MSETNX`: all pairs written at one instant (every shard involved is
@@ -79,6 +79,7 @@ impl Definition for MSet {
                 last: -1,
                 step: 2,
             },
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Set multiple keys to multiple values",
             example: "MSET a 1 b 2",
@@ -94,6 +95,7 @@ impl Definition for MSet {
                 last: -1,
                 step: 2,
             },
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Set multiple keys to multiple values, only if none of the keys exist",
             example: "MSETNX a 1 b 2",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// What `OBJECT HELP` answers.
@@ -119,6 +119,7 @@ impl Definition for Object {
             flags: &[],
             categories: &[Category::Slow],
             keys: KeySpec::None,
+            access: KeyAccess::Each(Access::NONE),
             group: "generic",
             summary: "A container for object introspection commands",
             example: "OBJECT ENCODING k",
@@ -133,6 +134,7 @@ impl Definition for Object {
                     last: 2,
                     step: 1,
                 },
+                access: KeyAccess::Each(Access::NONE),
                 group: "generic",
                 summary: "Inspect the internal encoding of a Redis object",
                 example: "OBJECT ENCODING k",
@@ -148,6 +150,7 @@ impl Definition for Object {
                     last: 2,
                     step: 1,
                 },
+                access: KeyAccess::Each(Access::NONE),
                 group: "generic",
                 summary: "Get the time since a Redis object was last accessed",
                 example: "OBJECT IDLETIME k",
@@ -163,6 +166,7 @@ impl Definition for Object {
                     last: 2,
                     step: 1,
                 },
+                access: KeyAccess::Each(Access::NONE),
                 group: "generic",
                 summary: "Get the logarithmic access frequency counter of a Redis object",
                 example: "OBJECT FREQ k",
@@ -174,6 +178,7 @@ impl Definition for Object {
                 flags: &[Flag::Loading, Flag::Stale],
                 categories: &[Category::Keyspace, Category::Slow],
                 keys: KeySpec::None,
+                access: KeyAccess::Each(Access::NONE),
                 group: "generic",
                 summary: "Show helpful text about the different subcommands",
                 example: "OBJECT HELP",
@@ -189,6 +194,7 @@ impl Definition for Object {
                     last: 2,
                     step: 1,
                 },
+                access: KeyAccess::Each(Access::NONE),
                 group: "generic",
                 summary: "Get the number of references to the value of the key",
                 example: "OBJECT REFCOUNT k",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `PERSIST key`: remove the expiry; `1` if there was one, else `0`.
@@ -44,6 +44,7 @@ impl Definition for Persist {
             flags: &[Flag::Write, Flag::Fast],
             categories: &[Category::Keyspace, Category::Write, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "generic",
             summary: "Remove the expiration from a key",
             example: "PERSIST k",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `RENAME from to` / `RENAMENX from to`: move a value, with its content type and expiry, to a
@@ -75,6 +75,7 @@ impl Definition for Rename {
                 last: 2,
                 step: 1,
             },
+            access: KeyAccess::FirstThenRest(Access::READ_WRITE, Access::WRITE),
             group: "generic",
             summary: "Rename a key",
             example: "RENAME a b",
@@ -90,6 +91,7 @@ impl Definition for Rename {
                 last: 2,
                 step: 1,
             },
+            access: KeyAccess::FirstThenRest(Access::READ_WRITE, Access::WRITE),
             group: "generic",
             summary: "Rename a key, only if the new key does not exist",
             example: "RENAMENX a b",

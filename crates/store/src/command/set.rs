@@ -6,7 +6,7 @@ use crate::access::Keyspace;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// What a write does to the key's expiry.
@@ -213,6 +213,19 @@ impl Set {
     }
 }
 
+/// SET writes its key, and with the GET option also reads the value it replaces.
+fn set_access(argv: &[Bytes]) -> Access {
+    if argv
+        .iter()
+        .skip(3)
+        .any(|a| a.eq_ignore_ascii_case(b"get"))
+    {
+        Access::READ_WRITE
+    } else {
+        Access::WRITE
+    }
+}
+
 impl Definition for Set {
     const SPECS: &'static [Spec] = &[
         Spec {
@@ -221,6 +234,7 @@ impl Definition for Set {
             flags: &[Flag::Write, Flag::Denyoom],
             categories: &[Category::Write, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Decide(set_access),
             group: "string",
             summary: "Set the string value of a key",
             example: "SET k v",
@@ -232,6 +246,7 @@ impl Definition for Set {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Set the value of a key, only if the key does not exist",
             example: "SETNX k v",
@@ -243,6 +258,7 @@ impl Definition for Set {
             flags: &[Flag::Write, Flag::Denyoom],
             categories: &[Category::Write, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Set the value and expiration of a key",
             example: "SETEX k 10 v",
@@ -254,6 +270,7 @@ impl Definition for Set {
             flags: &[Flag::Write, Flag::Denyoom],
             categories: &[Category::Write, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Set the value and expiration in milliseconds of a key",
             example: "PSETEX k 10 v",
@@ -265,6 +282,7 @@ impl Definition for Set {
             flags: &[Flag::Write, Flag::Denyoom, Flag::Fast],
             categories: &[Category::Write, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ_WRITE),
             group: "string",
             summary: "Set the string value of a key and return its old value",
             example: "GETSET k v",

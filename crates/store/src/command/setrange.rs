@@ -7,7 +7,7 @@ use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `SETRANGE key offset value`: overwrite from `offset`, padding with zero bytes; the new length.
@@ -73,6 +73,7 @@ impl Definition for SetRange {
             flags: &[Flag::Write, Flag::Denyoom],
             categories: &[Category::Write, Category::String, Category::Slow],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::WRITE),
             group: "string",
             summary: "Overwrite part of a string at key starting at the specified offset",
             example: "SETRANGE k 1 v",

@@ -196,6 +196,63 @@ impl KeySpec {
     }
 }
 
+/// How a command uses one of its keys, in the terms ACL key permissions check (`%R~`, `%W~`):
+/// `read` when it returns or uses the key's data (Redis's `access` key flag), `write` when it
+/// creates, changes or deletes it (`insert`, `update` or `delete`). A command that only looks at
+/// the key's existence, type or metadata does neither, and any key pattern lets it through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Access {
+    pub const NONE: Access = Access {
+        read: false,
+        write: false,
+    };
+    pub const READ: Access = Access {
+        read: true,
+        write: false,
+    };
+    pub const WRITE: Access = Access {
+        read: false,
+        write: true,
+    };
+    pub const READ_WRITE: Access = Access {
+        read: true,
+        write: true,
+    };
+}
+
+/// How a command uses each key [`KeySpec::positions`] finds, as `COMMAND GETKEYSANDFLAGS` shows.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyAccess {
+    /// Every key alike.
+    Each(Access),
+    /// The first key one way, every later key the other (RENAME, COPY: source, destination).
+    FirstThenRest(Access, Access),
+    /// Every key alike, as the arguments decide (SET with GET also reads the old value).
+    Decide(fn(&[Bytes]) -> Access),
+}
+
+impl KeyAccess {
+    /// The access to the `index`-th key of the request `argv`.
+    pub fn of(&self, argv: &[Bytes], index: usize) -> Access {
+        match *self {
+            KeyAccess::Each(access) => access,
+            KeyAccess::FirstThenRest(first, rest) => {
+                if index == 0 {
+                    first
+                } else {
+                    rest
+                }
+            }
+            KeyAccess::Decide(decide) => decide(argv),
+        }
+    }
+}
+
 /// Everything kvs declares about one command name.
 #[derive(Clone, Copy, Debug)]
 pub struct Spec {
@@ -206,6 +263,8 @@ pub struct Spec {
     pub flags: &'static [Flag],
     pub categories: &'static [Category],
     pub keys: KeySpec,
+    /// How the command uses those keys.
+    pub access: KeyAccess,
     /// Redis's group: `string`, `generic`, `server`, `connection`, `transactions`, ...
     pub group: &'static str,
     pub summary: &'static str,
@@ -223,6 +282,7 @@ impl Spec {
         flags: &[],
         categories: &[],
         keys: KeySpec::None,
+        access: KeyAccess::Each(Access::NONE),
         group: "",
         summary: "",
         example: "",

@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// `STRLEN key`: the value's length in bytes, 0 for a missing key.
@@ -37,6 +37,7 @@ impl Definition for Strlen {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Read, Category::String, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::NONE),
             group: "string",
             summary: "Get the length of the value stored in a key",
             example: "STRLEN k",

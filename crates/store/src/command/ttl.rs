@@ -5,7 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
-use super::spec::{Category, Flag, KeySpec, Spec};
+use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
 /// Which form of the remaining life a TTL command answers in.
@@ -70,6 +70,7 @@ impl Definition for Ttl {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Keyspace, Category::Read, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "generic",
             summary: "Get the time to live for a key in seconds",
             example: "TTL k",
@@ -81,6 +82,7 @@ impl Definition for Ttl {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Keyspace, Category::Read, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "generic",
             summary: "Get the time to live for a key in milliseconds",
             example: "PTTL k",
@@ -92,6 +94,7 @@ impl Definition for Ttl {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Keyspace, Category::Read, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "generic",
             summary: "Get the expiration Unix timestamp for a key",
             example: "EXPIRETIME k",
@@ -103,6 +106,7 @@ impl Definition for Ttl {
             flags: &[Flag::Readonly, Flag::Fast],
             categories: &[Category::Keyspace, Category::Read, Category::Fast],
             keys: KeySpec::FIRST,
+            access: KeyAccess::Each(Access::READ),
             group: "generic",
             summary: "Get the expiration Unix timestamp for a key in milliseconds",
             example: "PEXPIRETIME k",
