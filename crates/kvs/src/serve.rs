@@ -15,7 +15,8 @@ pub struct ServeArgs {
     /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line; under
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
     /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
-    /// segment_size, truncate_corrupt_log.
+    /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile; under [feed]:
+    /// history_items, history_bytes.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
     config: Option<PathBuf>,
 
@@ -89,6 +90,20 @@ pub struct ServeArgs {
     /// and start, losing every later record, instead of refusing to start.
     #[arg(long)]
     truncate_corrupt_log: bool,
+
+    /// The password of the `default` user, as Redis's requirepass. Prefer the environment
+    /// variable or the config file: a flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "KVS_REQUIREPASS",
+        hide_env_values = true
+    )]
+    requirepass: Option<String>,
+
+    /// Users and permissions in Redis's users.acl format; ACL SAVE writes it, ACL LOAD reads it.
+    #[arg(long, value_name = "FILE", conflicts_with = "requirepass")]
+    aclfile: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -137,6 +152,12 @@ impl ServeArgs {
         }
         p.in_memory |= self.in_memory;
         p.truncate_corrupt_log |= self.truncate_corrupt_log;
+        if let Some(v) = &self.requirepass {
+            config.security.requirepass = Some(v.clone());
+        }
+        if let Some(v) = &self.aclfile {
+            config.security.aclfile = Some(v.clone());
+        }
         config.validate()?;
         Ok(config)
     }

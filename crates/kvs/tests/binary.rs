@@ -186,3 +186,58 @@ fn help_explains_every_setting() {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
 }
+
+/// `--requirepass` (or `KVS_REQUIREPASS`, which `ps` does not show) protects the default user;
+/// a broken `--aclfile` stops startup with the line that is wrong.
+#[test]
+fn a_password_and_an_acl_file_from_the_command_line() {
+    let (mut child, ports) = common::start(&["--requirepass", "s3cret"]);
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &ports.resp.to_string()])
+            .args(args)
+            .env("REDISCLI_AUTH", "")
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(cli(&["GET", "k"]), "NOAUTH Authentication required.");
+    assert_eq!(
+        cli(&[
+            "--user",
+            "default",
+            "--pass",
+            "s3cret",
+            "--no-auth-warning",
+            "PING"
+        ]),
+        "PONG"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("users.acl");
+    std::fs::write(
+        &file,
+        "user default on nopass ~* &* +@all\nuser bad on nonsense\n",
+    )
+    .expect("write");
+    let out = Command::new(KVS)
+        .args([
+            "serve",
+            "--in-memory",
+            "--http",
+            "127.0.0.1:0",
+            "--resp",
+            "127.0.0.1:0",
+        ])
+        .args(["--line", "127.0.0.1:0", "--aclfile"])
+        .arg(&file)
+        .output()
+        .expect("run kvs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("users.acl:2: Syntax error."), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -24,6 +24,19 @@ pub struct Config {
     pub persistence: Persistence,
     /// How much of the change feed's history is kept for listeners that resume.
     pub feed: crate::feed::FeedLimits,
+    /// Users and passwords.
+    pub security: Security,
+}
+
+/// Who may connect (README, "Securing kvs").
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// The `default` user's password (Redis's `requirepass`). Unset: the default user needs none.
+    pub requirepass: Option<String>,
+    /// Users in Redis's `users.acl` format, read at startup; `ACL SAVE` writes it and `ACL LOAD`
+    /// reads it again. Cannot be combined with `requirepass`.
+    pub aclfile: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -35,6 +48,7 @@ impl Default for Config {
             limits: Limits::default(),
             persistence: Persistence::default(),
             feed: crate::feed::FeedLimits::default(),
+            security: Security::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! It is not the command line: the `kvs` binary parses flags and signals and calls [`Server`].
 //! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
 
+pub mod acl;
 mod commit;
 pub mod config;
 mod connection_threads;
@@ -18,8 +19,9 @@ pub mod persistence;
 pub mod resp;
 mod server;
 
+pub use acl::{Acl, User};
 pub use commit::{Committed, Uncommitted};
-pub use config::{Config, ConfigError, FsyncPolicy, Limits, Persistence};
+pub use config::{Config, ConfigError, FsyncPolicy, Limits, Persistence, Security};
 pub use engine::{Engine, SnapshotRefused};
 pub use feed::{Feed, FeedError, FeedItem, FeedLimits, Start, Subscription};
 pub use server::{ServeError, Server, run};

@@ -200,7 +200,11 @@ mod tests {
     #[tokio::test]
     async fn every_door_serves_a_stream_that_is_not_a_socket() {
         let engine = Arc::new(Engine::new());
-        let resp = RespDoor::new(Shared::new(engine.clone(), Config::default()));
+        let resp = RespDoor::new(Shared::new(
+            engine.clone(),
+            Config::default(),
+            Arc::new(crate::acl::Acl::default()),
+        ));
         let answer = converse(&resp, b"SET k v\r\nGET k\r\nCLIENT LIST\r\nQUIT\r\n").await;
         assert!(answer.starts_with("+OK\r\n$1\r\nv\r\n"), "{answer}");
         assert!(

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acl::{Acl, AclFileError};
 use crate::config::{Config, ConfigError};
 use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
@@ -35,6 +36,8 @@ pub enum ServeError {
     /// The operating system refused a thread for connections.
     #[error("cannot start the connection threads: {0}")]
     Threads(std::io::Error),
+    #[error(transparent)]
+    Acl(#[from] AclFileError),
 }
 
 /// A server whose listeners are bound but which does not yet accept connections.
@@ -42,6 +45,7 @@ pub enum ServeError {
 pub struct Server {
     config: Config,
     engine: Arc<Engine>,
+    acl: Arc<Acl>,
     http: TcpListener,
     http_addr: SocketAddr,
     resp: TcpListener,
@@ -64,6 +68,10 @@ impl Server {
 
     async fn bind_with(config: Config, engine: Option<Engine>) -> Result<Self, ServeError> {
         config.validate()?;
+        let acl = Arc::new(Acl::open(
+            config.security.aclfile.clone(),
+            config.security.requirepass.as_deref(),
+        )?);
         let bind_err = |addr| move |cause| ServeError::Bind { addr, cause };
         let http = TcpListener::bind(config.http)
             .await
@@ -92,6 +100,7 @@ impl Server {
         Ok(Self {
             config,
             engine: Arc::new(engine),
+            acl,
             http,
             http_addr,
             resp,
@@ -114,6 +123,11 @@ impl Server {
     /// The address the line-protocol listener actually bound.
     pub fn line_addr(&self) -> SocketAddr {
         self.line_addr
+    }
+
+    /// The users and their permissions, shared by every door.
+    pub fn acl(&self) -> Arc<Acl> {
+        self.acl.clone()
     }
 
     /// The engine this server serves, shared with its connections.
@@ -154,7 +168,11 @@ impl Server {
         ));
         tasks.spawn(listener::serve(
             self.resp,
-            resp::RespDoor::new(resp::Shared::new(self.engine.clone(), self.config.clone())),
+            resp::RespDoor::new(resp::Shared::new(
+                self.engine.clone(),
+                self.config.clone(),
+                self.acl.clone(),
+            )),
             max_connections,
             connections.clone(),
         ));

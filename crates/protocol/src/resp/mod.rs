@@ -30,6 +30,12 @@ pub enum ProtocolError {
     TooBigInline,
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    /// A client that has not authenticated announced more than 10 arguments.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A client that has not authenticated announced an argument over 16 KiB.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     #[error("Protocol error: the request exceeds the query buffer limit of {0} bytes")]
     QueryBufferLimit(usize),
     /// Only from [`read_frame`]: a reply frame that is not valid RESP.

@@ -36,12 +36,20 @@ const INLINE_MAX: usize = 64 * 1024;
 /// Arguments reserved up front, whatever the request claims; more space grows with real bytes.
 const PREALLOCATE_ARGS: usize = 1024;
 
+/// Most arguments a client that has not authenticated may announce (Redis's limit).
+pub const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+/// Longest argument a client that has not authenticated may announce (Redis's limit).
+pub const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
+
 /// Decodes requests from a connection's read buffer. It remembers how far it got into a
 /// partly received multibulk request, so a large request arriving in many reads is scanned once.
 #[derive(Debug, Default)]
 pub struct RequestDecoder {
     limits: RequestLimits,
     partial: Option<Partial>,
+    /// The client has not authenticated: only small requests are accepted, so it cannot make
+    /// the server hold much.
+    unauthenticated: bool,
 }
 
 /// Progress through a multibulk request whose bytes have not all arrived.
@@ -60,7 +68,15 @@ impl RequestDecoder {
         Self {
             limits,
             partial: None,
+            unauthenticated: false,
         }
+    }
+
+    /// Whether the client has authenticated; until it has, requests of more than
+    /// [`UNAUTHENTICATED_MAX_ARGS`] arguments or with an argument over
+    /// [`UNAUTHENTICATED_MAX_BULK`] bytes are refused as soon as their header arrives.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.unauthenticated = !authenticated;
     }
 
     /// Takes the next complete request off the front of `buf`. `Ok(None)`: more bytes are needed
@@ -110,6 +126,9 @@ impl RequestDecoder {
                     return Ok(None);
                 };
                 let count = parse_int(&count[1..]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                if self.unauthenticated && count > UNAUTHENTICATED_MAX_ARGS as i64 {
+                    return Err(ProtocolError::UnauthenticatedMultibulkLength);
+                }
                 if count > self.limits.max_args as i64 {
                     return Err(ProtocolError::InvalidMultibulkLength);
                 }
@@ -139,6 +158,9 @@ impl RequestDecoder {
                 return Ok(None);
             };
             let len = parse_int(&len[1..]).ok_or(ProtocolError::InvalidBulkLength)?;
+            if self.unauthenticated && len > UNAUTHENTICATED_MAX_BULK as i64 {
+                return Err(ProtocolError::UnauthenticatedBulkLength);
+            }
             if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                 return Err(ProtocolError::InvalidBulkLength);
             }

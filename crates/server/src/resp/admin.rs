@@ -203,11 +203,12 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
 /// One line of `CLIENT LIST` / `CLIENT INFO`.
 pub(crate) fn client_line(id: u64, c: &ClientInfo) -> String {
     format!(
-        "id={id} addr={} laddr={} name={} age={} db=0 flags=N user=default resp={}\n",
+        "id={id} addr={} laddr={} name={} age={} db=0 flags=N user={} resp={}\n",
         c.addr,
         c.local,
         c.name,
         c.since.elapsed().as_secs(),
+        c.user,
         c.resp
     )
 }

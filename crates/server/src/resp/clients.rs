@@ -17,6 +17,8 @@ pub(crate) struct ClientInfo {
     pub(crate) name: String,
     pub(crate) since: Instant,
     pub(crate) resp: u8,
+    /// The ACL user it runs as.
+    pub(crate) user: String,
     /// Cancelled by `CLIENT KILL`; the connection closes after its current request.
     pub(crate) kill: CancellationToken,
 }
@@ -47,6 +49,10 @@ impl Clients {
         if let Some(info) = self.open.lock().get_mut(&id) {
             f(info);
         }
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<ClientInfo> {
+        self.open.lock().get(&id).cloned()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(u64, ClientInfo)> {

@@ -93,6 +93,7 @@ pub(crate) async fn run<S: ByteStream>(
         name: String::new(),
         since: Instant::now(),
         resp: 2,
+        user: "default".into(),
         kill: kill.clone(),
     });
     let limits = RequestLimits {
@@ -111,6 +112,7 @@ pub(crate) async fn run<S: ByteStream>(
     tokio::pin!(stopped, killed);
     'connection: loop {
         loop {
+            decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
                     let answer = session.handle(&argv);

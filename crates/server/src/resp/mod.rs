@@ -4,7 +4,7 @@
 
 mod admin;
 mod clients;
-mod command;
+pub(crate) mod command;
 mod connection;
 mod persistence;
 mod session;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use clients::Clients;
 
+use crate::acl::Acl;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
@@ -26,14 +27,16 @@ pub struct Shared {
     pub(crate) engine: Arc<Engine>,
     pub(crate) config: Config,
     pub(crate) clients: Clients,
+    pub(crate) acl: Arc<Acl>,
 }
 
 impl Shared {
-    pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Self> {
+    pub fn new(engine: Arc<Engine>, config: Config, acl: Arc<Acl>) -> Arc<Self> {
         Arc::new(Self {
             engine,
             config,
             clients: Clients::default(),
+            acl,
         })
     }
 }

@@ -7,20 +7,24 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use kvs_protocol::resp::{Frame, Version};
-use kvs_store::{Command, CommandError, Flag, Watched};
+use kvs_store::{Command, CommandError, Flag, Spec, Watched};
 
-use super::Shared;
 use super::command::{self, Found, SessionCommand};
 use super::persistence::Awaited;
+use super::{Shared, admin};
+use crate::acl::{Denied, LogEntry, User};
 use crate::commit::Uncommitted;
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
 pub(crate) enum Queued {
-    /// A data command, run inside the transaction.
-    Data(Command),
+    /// A data command, run inside the transaction, with the request it came from (permissions
+    /// are checked again at EXEC).
+    Data(Command, Vec<Bytes>),
     /// A connection command (PING, ECHO, ...), answered in order but touching no key.
     Session(&'static SessionCommand, Vec<Bytes>),
+    /// Refused at EXEC: the user's permissions changed since it was queued.
+    Refused(Frame),
 }
 
 /// Per-connection state.
@@ -39,6 +43,12 @@ pub(crate) struct Session {
     pub(crate) watched: Vec<Watched>,
     /// The snapshot the last request (SAVE) waits for.
     pub(crate) awaited: Option<Awaited>,
+    /// The user this connection runs as, as of ACL generation `acl_generation`.
+    pub(crate) user: Arc<User>,
+    pub(crate) acl_generation: u64,
+    /// Whether the connection may run commands that need authentication: it authenticated, or
+    /// the default user needs no password.
+    pub(crate) authenticated: bool,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -46,7 +56,12 @@ const MAX_NAME: usize = 32;
 
 impl Session {
     pub(crate) fn new(id: u64, shared: Arc<Shared>) -> Self {
+        let acl_generation = shared.acl.generation();
+        let user = shared.acl.default_user();
         Self {
+            authenticated: user.needs_no_password(),
+            user,
+            acl_generation,
             id,
             shared,
             version: Version::Resp2,
@@ -84,8 +99,22 @@ impl Session {
             return Uncommitted::nothing_written(Frame::err("empty command"));
         };
         let found = lookup(name);
+        if !self.refresh_user() {
+            self.closing = true;
+            return Uncommitted::nothing_written(Frame::err(
+                "the user this connection authenticated as no longer exists",
+            ));
+        }
         if self.multi.is_some() {
             return self.queue(found, argv);
+        }
+        if let Some(found) = found
+            && let Some(refusal) = self.gate(found.spec(), argv)
+        {
+            if found.spec().name == "exec" {
+                return Uncommitted::nothing_written(self.abort_exec(refusal));
+            }
+            return Uncommitted::nothing_written(refusal);
         }
         match found {
             None => Uncommitted::nothing_written(Frame::Error(
@@ -97,6 +126,93 @@ impl Session {
             },
             Some(Found::Session(c)) => Uncommitted::nothing_written(self.run(c, argv)),
         }
+    }
+
+    /// Takes the user's current permissions if the ACL changed; `false` if the user is gone.
+    fn refresh_user(&mut self) -> bool {
+        let generation = self.shared.acl.generation();
+        if generation == self.acl_generation {
+            return true;
+        }
+        self.acl_generation = generation;
+        match self.shared.acl.user(self.user.name()) {
+            Some(user) => {
+                self.user = user;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Authentication and permissions, checked as redis-server checks them: after the name and
+    /// the number of arguments (a request failing those is answered by its dispatch, which
+    /// runs nothing), before anything runs. The refusal, if any.
+    fn gate(&mut self, spec: &'static Spec, argv: &[Bytes]) -> Option<Frame> {
+        let described = spec.describing(argv);
+        if !described.arity_allows(argv.len())
+            || (!spec.subcommands.is_empty() && spec.subcommand(argv).is_none())
+        {
+            return None;
+        }
+        if !self.authenticated && !described.has(Flag::NoAuth) {
+            return Some(Frame::Error("NOAUTH Authentication required.".into()));
+        }
+        match self.user.check(described, argv) {
+            Ok(()) => None,
+            Err(denied) => {
+                self.log_denied(&denied);
+                Some(Frame::Error(format!("NOPERM {}", denied.message())))
+            }
+        }
+    }
+
+    /// A refused EXEC ends any transaction and says why, as redis-server answers it.
+    fn abort_exec(&mut self, refusal: Frame) -> Frame {
+        self.multi = None;
+        self.multi_failed = false;
+        self.watched.clear();
+        let why = match refusal {
+            Frame::Error(text) => text,
+            other => format!("{other:?}"),
+        };
+        Frame::Error(format!("EXECABORT Transaction discarded because of: {why}"))
+    }
+
+    /// Adds a refusal to `ACL LOG`.
+    pub(crate) fn log_denied(&self, denied: &Denied) {
+        let (reason, object) = denied.reason_and_object();
+        self.log_acl(reason, object, self.user.name().to_owned());
+    }
+
+    /// Adds an entry to `ACL LOG`, with this connection's `CLIENT LIST` line.
+    pub(crate) fn log_acl(&self, reason: &'static str, object: String, username: String) {
+        let client_info = self
+            .shared
+            .clients
+            .get(self.id)
+            .map(|c| admin::client_line(self.id, &c).trim_end().to_owned())
+            .unwrap_or_default();
+        self.shared.acl.log.lock().add(LogEntry {
+            count: 1,
+            reason,
+            context: if self.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            },
+            object,
+            username,
+            updated: std::time::Instant::now(),
+            client_info,
+        });
+    }
+
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
+    pub(crate) fn become_user(&mut self, user: Arc<User>, authenticated: bool) {
+        let name = user.name().to_owned();
+        self.user = user;
+        self.authenticated = authenticated;
+        self.shared.clients.update(self.id, |c| c.user = name);
     }
 
     /// Runs a connection command after checking its arity and subcommand.
@@ -122,6 +238,12 @@ impl Session {
             );
         };
         let spec = found.spec();
+        if let Some(refusal) = self.gate(spec, argv) {
+            if spec.name == "exec" {
+                return Uncommitted::nothing_written(self.abort_exec(refusal));
+            }
+            return refuse(self, refusal);
+        }
         match spec.name {
             "exec" => return self.exec(),
             "discard" => {
@@ -148,7 +270,7 @@ impl Session {
         }
         let queued = match found {
             Found::Data(_) => match Command::from_argv(argv) {
-                Ok(command) => Queued::Data(command),
+                Ok(command) => Queued::Data(command, argv.to_vec()),
                 Err(e) => return refuse(self, Frame::Error(e.to_string())),
             },
             Found::Session(c) => match command::check(&c.spec, argv) {
@@ -179,11 +301,26 @@ impl Session {
                 "EXECABORT Transaction discarded because of previous errors.".into(),
             ));
         }
+        // Permissions are checked again: they may have changed since the commands were queued.
+        let queued: Vec<Queued> = queued
+            .into_iter()
+            .map(|q| match q {
+                Queued::Data(command, argv) => match self.recheck(&argv) {
+                    Some(refusal) => Queued::Refused(refusal),
+                    None => Queued::Data(command, argv),
+                },
+                Queued::Session(c, argv) => match self.recheck(&argv) {
+                    Some(refusal) => Queued::Refused(refusal),
+                    None => Queued::Session(c, argv),
+                },
+                refused @ Queued::Refused(_) => refused,
+            })
+            .collect();
         let data: Vec<Command> = queued
             .iter()
             .filter_map(|q| match q {
-                Queued::Data(c) => Some(c.clone()),
-                Queued::Session(..) => None,
+                Queued::Data(c, _) => Some(c.clone()),
+                Queued::Session(..) | Queued::Refused(_) => None,
             })
             .collect();
         let Some(block) = self.shared.engine.apply_block(data, &watched) else {
@@ -201,12 +338,36 @@ impl Session {
             let out = queued
                 .iter()
                 .map(|q| match q {
-                    Queued::Data(_) => replies.next().map_or(Frame::Null, Frame::from),
+                    Queued::Data(..) => replies.next().map_or(Frame::Null, Frame::from),
                     Queued::Session(..) => session.next().unwrap_or(Frame::Null),
+                    Queued::Refused(refusal) => refusal.clone(),
                 })
                 .collect();
             Frame::Array(out)
         })
+    }
+
+    /// A queued request's refusal at EXEC, if the user may no longer run it.
+    fn recheck(&mut self, argv: &[Bytes]) -> Option<Frame> {
+        if !self.refresh_user() {
+            return Some(Frame::err(
+                "the user this connection authenticated as no longer exists",
+            ));
+        }
+        let name = std::str::from_utf8(argv.first()?)
+            .ok()?
+            .to_ascii_lowercase();
+        let spec = command::find(&name)?.spec().describing(argv);
+        let denied = self.user.check(spec, argv).err()?;
+        self.log_denied(&denied);
+        let reason = match denied {
+            Denied::Command(_) => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+        };
+        Some(Frame::Error(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and \
+             the EXEC call. This command is no longer allowed for the following reason: {reason}"
+        )))
     }
 
     /// Names the connection (CLIENT SETNAME, HELLO SETNAME); empty clears the name.

@@ -127,13 +127,47 @@ fn echo(_: &mut Session, args: &[Bytes]) -> Frame {
     }
 }
 
-fn auth(_: &mut Session, args: &[Bytes]) -> Frame {
-    match args {
-        [_password] => Frame::err(
-            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
-        [_user, _password] => Frame::ok(),
-        _ => Frame::Error(CommandError::Syntax.to_string()),
+/// `AUTH [user] password`.
+fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
+    let (user, password) = match args {
+        [password] => {
+            if session.shared.acl.default_user().nopass {
+                return Frame::err(
+                    "AUTH <password> called without any password configured for the default \
+                     user. Are you sure your configuration is correct?",
+                );
+            }
+            (&Bytes::from_static(b"default"), password)
+        }
+        [user, password] => (user, password),
+        _ => return Frame::Error(CommandError::Syntax.to_string()),
+    };
+    match authenticate(session, user, password, "AUTH") {
+        Ok(()) => Frame::ok(),
+        Err(refusal) => refusal,
+    }
+}
+
+/// Runs the session as `user` if `password` opens it; otherwise logs the failure (as `object`,
+/// the command that tried) and gives the `WRONGPASS` refusal.
+fn authenticate(
+    session: &mut Session,
+    user: &[u8],
+    password: &[u8],
+    object: &str,
+) -> Result<(), Frame> {
+    let name = String::from_utf8_lossy(user).into_owned();
+    match session.shared.acl.authenticate(&name, password) {
+        Some(user) => {
+            session.become_user(user, true);
+            Ok(())
+        }
+        None => {
+            session.log_acl("auth", object.to_owned(), name);
+            Err(Frame::Error(
+                "WRONGPASS invalid username-password pair or user is disabled.".into(),
+            ))
+        }
     }
 }
 
@@ -164,6 +198,10 @@ fn reset(session: &mut Session, _: &[Bytes]) -> Frame {
         c.name.clear();
         c.resp = 2;
     });
+    // Back to the default user, authenticated only if it needs no password.
+    let default = session.shared.acl.default_user();
+    let authenticated = default.needs_no_password();
+    session.become_user(default, authenticated);
     Frame::Simple("RESET".into())
 }
 
@@ -185,9 +223,13 @@ fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         rest = tail;
     }
     let mut name = None;
+    let mut credentials = None;
     while let Some((opt, tail)) = rest.split_first() {
         match (opt.to_ascii_lowercase().as_slice(), tail) {
-            (b"auth", [_user, _pass, more @ ..]) => rest = more,
+            (b"auth", [user, pass, more @ ..]) => {
+                credentials = Some((user.clone(), pass.clone()));
+                rest = more;
+            }
             (b"setname", [n, more @ ..]) => {
                 if let Err(e) = check_name(n) {
                     return e;
@@ -202,6 +244,19 @@ fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
                 ));
             }
         }
+    }
+    if let Some((user, pass)) = credentials
+        && let Err(refusal) = authenticate(session, &user, &pass, "HELLO")
+    {
+        return refusal;
+    }
+    if !session.authenticated {
+        return Frame::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time"
+                .into(),
+        );
     }
     session.version = version;
     if let Some(n) = name {

@@ -7,6 +7,7 @@
 //! connection command is its handler and spec in a group file (plus the group's line below, for
 //! a new group).
 
+mod acl;
 mod client;
 mod connection;
 mod server;
@@ -32,6 +33,7 @@ const GROUPS: &[&[SessionCommand]] = &[
     client::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    acl::COMMANDS,
 ];
 
 /// What a name is, by the table.
