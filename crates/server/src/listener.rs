@@ -220,7 +220,11 @@ mod tests {
             "v\nw\n{\"error\":\"stop: closing the connection\",\"errorcode\":14,\"errors\":{}}\n"
         );
 
-        let http = HttpDoor::new(AppState::new(engine, Limits::default()));
+        let http = HttpDoor::new(AppState::new(
+            engine,
+            Limits::default(),
+            Arc::new(crate::acl::Acl::default()),
+        ));
         let answer = converse(
             &http,
             b"GET /kvs/l HTTP/1.1\r\nhost: kvs\r\nconnection: close\r\n\r\n",

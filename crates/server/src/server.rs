@@ -162,6 +162,7 @@ impl Server {
             http::HttpDoor::new(http::AppState::new(
                 self.engine.clone(),
                 self.config.limits.clone(),
+                self.acl.clone(),
             )),
             max_connections,
             connections.clone(),

@@ -461,7 +461,7 @@ impl User {
     }
 
     /// Whether the user may run every command on every key and channel: no check is needed.
-    pub(crate) fn unrestricted(&self) -> bool {
+    pub fn unrestricted(&self) -> bool {
         let s = &self.selector;
         s.all_commands && s.all_keys && s.all_channels && s.rules.is_empty()
     }
@@ -489,6 +489,21 @@ impl User {
             self.check_key(key, spec.access.of(argv, i))?;
         }
         Ok(())
+    }
+
+    /// [`User::check`] for a request given as words (`["get", key]`), for doors that do not
+    /// speak RESP but perform the same commands.
+    pub(crate) fn check_words(&self, words: &[&[u8]]) -> Result<(), Denied> {
+        let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
+        let name = argv
+            .first()
+            .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
+            .unwrap_or_default();
+        let Some(spec) = kvs_store::data_spec(&name).or_else(|| crate::resp::command::spec(&name))
+        else {
+            return Err(Denied::Command("unknown"));
+        };
+        self.check(spec.describing(&argv), &argv)
     }
 
     /// Whether the user may use `key` as `need` says.

@@ -4,9 +4,10 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use kvs_store::{Command, List, Reply};
+use kvs_store::{Access, Command, List, Reply};
 use serde_json::{Map, Value};
 
+use super::auth::Caller;
 use super::conditions::rfc3339;
 use super::error::ApiError;
 use super::keys::unexpected;
@@ -21,12 +22,19 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::method_not_allowed("GET, HEAD").into_response();
     }
-    list(&state, request.uri())
+    let caller = request.extensions().get::<Caller>().cloned();
+    list(&state, request.uri(), caller)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiError> {
+/// A page of keys. Keys the caller may not read are left out of it (so a page can hold fewer
+/// than `limit`), and the cursor still moves past them.
+async fn list(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    caller: Option<Caller>,
+) -> Result<Response, ApiError> {
     let prefix = query::param(uri, "prefix").unwrap_or_default();
     let limit = match query::text_param(uri, "limit") {
         None => DEFAULT_LIMIT,
@@ -61,6 +69,11 @@ async fn list(state: &AppState, uri: &axum::http::Uri) -> Result<Response, ApiEr
     let keys: Vec<Value> = page
         .keys
         .iter()
+        .filter(|k| {
+            caller
+                .as_ref()
+                .is_none_or(|c| c.0.check_key(&k.key, Access::READ).is_ok())
+        })
         .map(|k| {
             let mut o = Map::new();
             query::key_fields(&k.key, &mut o);

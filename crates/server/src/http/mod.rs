@@ -2,6 +2,7 @@
 //! OpenAPI document. Handlers translate requests into store `Command`s and replies into responses.
 
 mod admin;
+mod auth;
 mod body;
 mod conditions;
 mod connection;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::any;
 
+use crate::acl::Acl;
 use crate::config::Limits;
 use crate::engine::Engine;
 
@@ -27,13 +29,15 @@ pub(crate) use connection::HttpDoor;
 pub struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Arc<Limits>,
+    pub(crate) acl: Arc<Acl>,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+    pub fn new(engine: Arc<Engine>, limits: Limits, acl: Arc<Acl>) -> Self {
         Self {
             engine,
             limits: Arc::new(limits),
+            acl,
         }
     }
 }
@@ -52,5 +56,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/persistence", any(admin::persistence))
         .route("/openapi.json", any(openapi::handle))
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kvs_store::{Command, Get, Reply, Set};
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::conditions::rfc3339;
 use super::error::ApiError;
 use super::keys::unexpected;
@@ -21,11 +22,17 @@ pub(crate) async fn update(State(state): State<AppState>, request: Request) -> R
     if !matches!(*request.method(), Method::PUT | Method::POST) {
         return ApiError::method_not_allowed("PUT, POST").into_response();
     }
+    let caller = request.extensions().get::<Caller>().cloned();
     let (parts, body) = request.into_parts();
     let result = async {
         let bytes = body::read(&parts.headers, body, &state.limits).await?;
         let doc = parse_json(&bytes)?;
         let id = id_of(&doc)?;
+        if let Some(caller) = &caller
+            && let Some(refusal) = caller.refusal(&state.acl, &[b"set", key(id).as_bytes(), b""])
+        {
+            return Ok(refusal);
+        }
         let name = match doc.get("name").or_else(|| doc.get("Name")) {
             Some(Value::String(name)) => name.clone(),
             _ => return Err(ApiError::bad_request("name must be a string")),
@@ -46,6 +53,7 @@ pub(crate) async fn get(State(state): State<AppState>, request: Request) -> Resp
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::method_not_allowed("GET, HEAD").into_response();
     }
+    let caller = request.extensions().get::<Caller>().cloned();
     let (parts, body) = request.into_parts();
     let result = async {
         let id = match query::text_param(&parts.uri, "id") {
@@ -60,6 +68,11 @@ pub(crate) async fn get(State(state): State<AppState>, request: Request) -> Resp
                 id_of(&parse_json(&bytes)?)?
             }
         };
+        if let Some(caller) = &caller
+            && let Some(refusal) = caller.refusal(&state.acl, &[b"get", key(id).as_bytes()])
+        {
+            return Ok(refusal);
+        }
         match state.engine.execute(Command::Get(Get::new(key(id)))).await {
             Reply::Value(entry) => match entry.value {
                 kvs_store::Value::String(bytes) => Ok(json_response(StatusCode::OK, bytes)),
