@@ -213,7 +213,11 @@ mod tests {
         );
         assert!(answer.ends_with("+OK\r\n"), "{answer}");
 
-        let line = LineDoor::new(engine.clone(), Limits::default());
+        let line = LineDoor::new(
+            engine.clone(),
+            Limits::default(),
+            Arc::new(crate::acl::Acl::default()),
+        );
         let answer = converse(&line, b"cmd=get|key=k\ncmd=create|key=l|body=w\ncmd=stop\n").await;
         assert_eq!(
             answer,

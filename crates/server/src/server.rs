@@ -179,7 +179,11 @@ impl Server {
         ));
         tasks.spawn(listener::serve(
             self.line,
-            line::LineDoor::new(self.engine.clone(), self.config.limits.clone()),
+            line::LineDoor::new(
+                self.engine.clone(),
+                self.config.limits.clone(),
+                self.acl.clone(),
+            ),
             max_connections,
             connections,
         ));

@@ -11,6 +11,13 @@
 //! empty line), 14 stop (sent before the server closes the connection). Every line sent gets
 //! exactly one reply line, and the connection stays open after every error but `stop`. A
 //! connection past the connection limit gets code 8 "too many connections" and is closed.
+//!
+//! Users and permissions (kvs's own codes, README "Securing kvs"): `cmd=auth | key=<user> |
+//! body=<password>` (or `cmd=auth | body=<password>` for the default user) answers `OK`, or code
+//! 21 when the pair opens no user. While a password is required and the connection has not
+//! authenticated, every other command gets code 21 and lines are limited to 16 KiB. A command the
+//! user may not run on that key gets code 22: `get` is checked as Redis's `GET`, `create` and
+//! `update` as `SET`, `delete` as `DEL`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use kvs_store::{Command, Delete, Get, Reply, Set, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::acl::{Acl, LogEntry, User};
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
@@ -32,6 +40,12 @@ const ARGUMENT: u32 = 8;
 const STOP: u32 = 14;
 /// kvs's own code: the server cannot write its log and refuses writes (reads still work).
 const UNAVAILABLE: u32 = 20;
+/// kvs's own code: authentication is required, or the credentials open no user.
+const NOAUTH: u32 = 21;
+/// kvs's own code: the user may not run this command on this key.
+const NO_PERMISSION: u32 = 22;
+/// Longest line a connection that has not authenticated may send.
+const UNAUTHENTICATED_MAX_LINE: usize = 16 * 1024;
 
 /// The error line for a refused write.
 fn unavailable(error: &kvs_store::CommandError) -> Vec<u8> {
@@ -43,12 +57,61 @@ fn unavailable(error: &kvs_store::CommandError) -> Vec<u8> {
 pub(crate) struct LineDoor {
     engine: Arc<Engine>,
     limits: Limits,
+    acl: Arc<Acl>,
 }
 
 impl LineDoor {
-    pub(crate) fn new(engine: Arc<Engine>, limits: Limits) -> Self {
-        Self { engine, limits }
+    pub(crate) fn new(engine: Arc<Engine>, limits: Limits, acl: Arc<Acl>) -> Self {
+        Self {
+            engine,
+            limits,
+            acl,
+        }
     }
+}
+
+/// Who a connection runs as.
+struct Caller {
+    user: Arc<User>,
+    generation: u64,
+    authenticated: bool,
+}
+
+impl Caller {
+    fn new(acl: &Acl) -> Self {
+        let generation = acl.generation();
+        let user = acl.default_user();
+        Self {
+            authenticated: user.needs_no_password(),
+            user,
+            generation,
+        }
+    }
+
+    /// Takes the user's current permissions if the ACL changed; `false` if the user is gone.
+    fn refresh(&mut self, acl: &Acl) -> bool {
+        let generation = acl.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            match acl.user(self.user.name()) {
+                Some(user) => self.user = user,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+fn log(acl: &Acl, reason: &'static str, object: String, username: String) {
+    acl.log.lock().add(LogEntry {
+        count: 1,
+        reason,
+        context: "toplevel",
+        object,
+        username,
+        updated: std::time::Instant::now(),
+        client_info: "door=line".into(),
+    });
 }
 
 impl Door for LineDoor {
@@ -65,7 +128,7 @@ impl Door for LineDoor {
         _: Addresses,
         stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send {
-        connection(stream, &self.engine, &self.limits, stop)
+        connection(stream, &self.engine, &self.limits, &self.acl, stop)
     }
 }
 
@@ -73,8 +136,10 @@ async fn connection<S: ByteStream>(
     mut stream: S,
     engine: &Engine,
     limits: &Limits,
+    acl: &Acl,
     stop: CancellationToken,
 ) {
+    let mut caller = Caller::new(acl);
     // A line holds a value (escaped, so up to twice its size) plus the other fields.
     let max_line = limits
         .max_value_size
@@ -89,9 +154,22 @@ async fn connection<S: ByteStream>(
     loop {
         let mut closing = false;
         loop {
+            let max_line = if caller.authenticated {
+                max_line
+            } else {
+                UNAUTHENTICATED_MAX_LINE
+            };
             match line::decode(&mut input, max_line, eof) {
                 Ok(Some(request)) => {
-                    let (reply, stop_now) = answer(engine, limits, &request).await;
+                    if !caller.refresh(acl) {
+                        // The user was deleted: its connections close, as over RESP.
+                        closing = true;
+                        break;
+                    }
+                    let (reply, stop_now) = match gate(acl, &mut caller, &request) {
+                        Some(refusal) => refusal,
+                        None => answer(engine, limits, &request).await,
+                    };
                     output.extend_from_slice(&reply);
                     if stop_now {
                         closing = true;
@@ -138,6 +216,53 @@ async fn connection<S: ByteStream>(
             Err(_) => return,
         }
     }
+}
+
+/// Authentication and permissions: the answer to `cmd=auth`, or a refusal; `None` when the
+/// request may go on to [`answer`].
+fn gate(acl: &Acl, caller: &mut Caller, request: &LineRequest) -> Option<(Vec<u8>, bool)> {
+    let cmd = request.get("cmd")?;
+    if cmd.eq_ignore_ascii_case(b"auth") {
+        let name = request.get("key").map_or_else(
+            || "default".to_owned(),
+            |k| String::from_utf8_lossy(k).into_owned(),
+        );
+        let password = request.get("body").map(|b| b.as_ref()).unwrap_or_default();
+        return Some(match acl.authenticate(&name, password) {
+            Some(user) => {
+                caller.user = user;
+                caller.authenticated = true;
+                (line::value_line(b"OK"), false)
+            }
+            None => {
+                log(acl, "auth", "auth".into(), name);
+                (
+                    line::error_line("invalid username-password pair or user is disabled", NOAUTH),
+                    false,
+                )
+            }
+        });
+    }
+    if cmd.eq_ignore_ascii_case(b"stop") {
+        return None;
+    }
+    if !caller.authenticated {
+        return Some((line::error_line("authentication required", NOAUTH), false));
+    }
+    if caller.user.unrestricted() {
+        return None;
+    }
+    let key = request.get("key")?;
+    let words: Vec<&[u8]> = match cmd.to_ascii_lowercase().as_slice() {
+        b"get" => vec![b"get", key],
+        b"create" | b"update" => vec![b"set", key, b""],
+        b"delete" => vec![b"del", key],
+        _ => return None,
+    };
+    let denied = caller.user.check_words(&words).err()?;
+    let (reason, object) = denied.reason_and_object();
+    log(acl, reason, object, caller.user.name().to_owned());
+    Some((line::error_line(&denied.message(), NO_PERMISSION), false))
 }
 
 /// The reply line for one request, and whether the connection closes after it.
