@@ -21,6 +21,45 @@ pub struct Server {
         default_value = "http://127.0.0.1:9000"
     )]
     addr: String,
+    /// Authenticate as this ACL user (HTTP Basic). Without it but with a password: the default
+    /// user's password (HTTP Bearer).
+    #[arg(long, global = true, env = "KVS_USER")]
+    user: Option<String>,
+    /// The password. Prefer KVS_PASSWORD or the prompt (asked for when --user is given without a
+    /// password, at a terminal): a flag shows in `ps`.
+    #[arg(long, global = true, env = "KVS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+impl Server {
+    /// `request` with the credentials, if any were given.
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Failure> {
+        match credentials(self.user.as_deref(), self.password.as_deref())? {
+            None => Ok(request),
+            Some((None, password)) => Ok(request.bearer_auth(password)),
+            Some((Some(user), password)) => Ok(request.basic_auth(user, Some(password))),
+        }
+    }
+}
+
+/// The user and password to send: the password from the flag or the environment, or asked for
+/// at the terminal when only a user is given; `None` without either.
+pub(crate) fn credentials(
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<Option<(Option<String>, String)>, Failure> {
+    match (user, password) {
+        (None, None) => Ok(None),
+        (user, Some(p)) => Ok(Some((user.map(str::to_owned), p.to_owned()))),
+        (Some(user), None) => {
+            let password = rpassword::prompt_password(format!("Password for {user}: "))
+                .map_err(|e| Failure(2, format!("cannot read the password: {e}")))?;
+            Ok(Some((Some(user.to_owned()), password)))
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +126,7 @@ fn key_url(server: &Server, key: &str) -> String {
 }
 
 /// A failure, with the exit status it maps to.
-struct Failure(u8, String);
+pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
 
 fn unreachable(server: &Server, e: &reqwest::Error) -> Failure {
     Failure(3, format!("cannot reach kvs at {}: {e}", server.addr))
@@ -129,7 +168,10 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
 pub fn get(args: GetArgs) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
-            let response = reqwest::get(key_url(&args.server, &args.key))
+            let response = args
+                .server
+                .authorize(reqwest::Client::new().get(key_url(&args.server, &args.key)))?
+                .send()
                 .await
                 .map_err(|e| unreachable(&args.server, &e))?;
             match response.status().as_u16() {
@@ -171,8 +213,9 @@ pub fn put(args: PutArgs) -> ExitCode {
                 url.push_str("?ttl=");
                 url.push_str(&utf8_percent_encode(ttl, NON_ALPHANUMERIC).to_string());
             }
-            let response = reqwest::Client::new()
-                .put(url)
+            let response = args
+                .server
+                .authorize(reqwest::Client::new().put(url))?
                 .header("content-type", &args.content_type)
                 .body(value)
                 .send()
@@ -191,8 +234,9 @@ pub fn put(args: PutArgs) -> ExitCode {
 pub fn del(args: DelArgs) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
-            let response = reqwest::Client::new()
-                .delete(key_url(&args.server, &args.key))
+            let response = args
+                .server
+                .authorize(reqwest::Client::new().delete(key_url(&args.server, &args.key)))?
                 .send()
                 .await
                 .map_err(|e| unreachable(&args.server, &e))?;
@@ -221,8 +265,9 @@ pub fn ls(args: LsArgs) -> ExitCode {
                     url.push_str("&cursor=");
                     url.push_str(c);
                 }
-                let response = client
-                    .get(url)
+                let response = args
+                    .server
+                    .authorize(client.get(url))?
                     .send()
                     .await
                     .map_err(|e| unreachable(&args.server, &e))?;

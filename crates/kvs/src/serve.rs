@@ -104,6 +104,18 @@ pub struct ServeArgs {
     /// Users and permissions in Redis's users.acl format; ACL SAVE writes it, ACL LOAD reads it.
     #[arg(long, value_name = "FILE", conflicts_with = "requirepass")]
     aclfile: Option<PathBuf>,
+
+    /// `no` lets kvs listen beyond the loopback interface with no password [default: yes].
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    protected_mode: Option<bool>,
+}
+
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, not {text:?}")),
+    }
 }
 
 impl ServeArgs {
@@ -157,6 +169,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.aclfile {
             config.security.aclfile = Some(v.clone());
+        }
+        if let Some(v) = self.protected_mode {
+            config.security.protected_mode = v;
         }
         config.validate()?;
         Ok(config)

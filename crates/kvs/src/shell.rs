@@ -16,6 +16,13 @@ pub struct ShellArgs {
     /// Address of the kvs Redis-protocol listener.
     #[arg(long, env = "KVS_RESP_ADDR", default_value = "127.0.0.1:6379")]
     resp: String,
+    /// Authenticate as this ACL user (AUTH user password).
+    #[arg(long, env = "KVS_USER")]
+    user: Option<String>,
+    /// The password. Prefer KVS_PASSWORD or the prompt (asked for when --user is given without a
+    /// password, at a terminal): a flag shows in `ps`.
+    #[arg(long, env = "KVS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 /// Runs the shell until `quit`, `exit`, end of input, or a lost connection.
@@ -27,6 +34,30 @@ pub fn run(args: ShellArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let credentials =
+        match crate::client::credentials(args.user.as_deref(), args.password.as_deref()) {
+            Ok(c) => c,
+            Err(crate::client::Failure(code, why)) => {
+                eprintln!("kvs: {why}");
+                return ExitCode::from(code);
+            }
+        };
+    if let Some((user, password)) = credentials {
+        let mut words = vec![b"AUTH".to_vec()];
+        words.extend(user.map(String::into_bytes));
+        words.push(password.into_bytes());
+        match call(&mut conn, &words, &mut Vec::new()) {
+            Ok(Frame::Simple(_)) => {}
+            Ok(frame) => {
+                eprintln!("kvs: {}", show(&frame, 0));
+                return ExitCode::from(3);
+            }
+            Err(e) => {
+                eprintln!("kvs: connection to {} lost: {e}", args.resp);
+                return ExitCode::from(3);
+            }
+        }
+    }
     let mut editor = match DefaultEditor::new() {
         Ok(e) => e,
         Err(e) => {

@@ -241,3 +241,20 @@ fn a_password_and_an_acl_file_from_the_command_line() {
     assert!(stderr.contains("users.acl:2: Syntax error."), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Protected mode: a door beyond the loopback interface with no password is refused before
+/// anything is bound, with the ways out named.
+#[test]
+fn a_door_beyond_loopback_without_a_password_is_refused() {
+    let out = Command::new(KVS)
+        .args(["serve", "--in-memory", "--http", "0.0.0.0:0"])
+        .args(["--resp", "127.0.0.1:0", "--line", "127.0.0.1:0"])
+        .env_remove("KVS_REQUIREPASS")
+        .output()
+        .expect("run kvs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("protected mode"), "{stderr}");
+    assert!(stderr.contains("--protected-mode no"), "{stderr}");
+    assert!(stderr.contains("--requirepass"), "{stderr}");
+}

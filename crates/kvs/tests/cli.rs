@@ -164,3 +164,92 @@ fn the_shell_speaks_resp_and_shows_replies_like_redis_cli() {
     );
     stop(server);
 }
+
+/// Against a server with a password: the client subcommands take `--user`/`--password` or
+/// `KVS_USER`/`KVS_PASSWORD` (which `ps` does not show), and say clearly when they are missing.
+#[test]
+fn credentials_from_flags_and_the_environment() {
+    let (server, ports) = start(&["--requirepass", "s3cret"]);
+    let addr = format!("http://127.0.0.1:{}", ports.http);
+    let with_env = |args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>| {
+        let mut command = Command::new(KVS);
+        command
+            .args(args)
+            .args(["--addr", &addr])
+            .env_remove("KVS_USER")
+            .env_remove("KVS_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("kvs runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(bytes) = stdin {
+            let _ = input.write_all(bytes);
+        }
+        drop(input);
+        child.wait_with_output().expect("kvs finishes")
+    };
+    let out = with_env(&["put", "k", "v"], &[], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication is required"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with_env(&["put", "k", "v"], &[("KVS_PASSWORD", "s3cret")], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with_env(
+        &["get", "k", "--user", "default"],
+        &[("KVS_PASSWORD", "s3cret")],
+        None,
+    );
+    assert_eq!(out.stdout, b"v");
+    let out = with_env(&["ls", "--password", "s3cret"], &[], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "k\n");
+    let out = with_env(
+        &["del", "k"],
+        &[("KVS_USER", "default"), ("KVS_PASSWORD", "wrong")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "a wrong password is refused");
+    // A user without a password and no terminal to ask at: a usage error, not a hang.
+    let out = with_env(&["get", "k", "--user", "default"], &[], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The shell authenticates before the first command.
+    let resp = format!("127.0.0.1:{}", ports.resp);
+    let mut shell = Command::new(KVS);
+    shell
+        .args(["shell", "--resp", &resp])
+        .env("KVS_PASSWORD", "s3cret")
+        .env_remove("KVS_USER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = shell.spawn().expect("shell");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"ACL WHOAMI\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("shell ends");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"default\""),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop(server);
+}

@@ -29,7 +29,7 @@ pub struct Config {
 }
 
 /// Who may connect (README, "Securing kvs").
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Security {
     /// The `default` user's password (Redis's `requirepass`). Unset: the default user needs none.
@@ -37,6 +37,19 @@ pub struct Security {
     /// Users in Redis's `users.acl` format, read at startup; `ACL SAVE` writes it and `ACL LOAD`
     /// reads it again. Cannot be combined with `requirepass`.
     pub aclfile: Option<PathBuf>,
+    /// Refuse to start when a door listens beyond the loopback interface and the default user
+    /// needs no password (and there is no ACL file). Default true; `--protected-mode no`.
+    pub protected_mode: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            requirepass: None,
+            aclfile: None,
+            protected_mode: true,
+        }
+    }
 }
 
 impl Default for Config {

@@ -72,6 +72,7 @@ impl Server {
             config.security.aclfile.clone(),
             config.security.requirepass.as_deref(),
         )?);
+        protected_mode(&config, &acl)?;
         let bind_err = |addr| move |cause| ServeError::Bind { addr, cause };
         let http = TcpListener::bind(config.http)
             .await
@@ -208,6 +209,29 @@ impl Server {
     }
 }
 
+/// Protected mode: a door reachable beyond this machine with no password set is refused, so a
+/// server is not opened to a network by accident.
+fn protected_mode(config: &Config, acl: &Acl) -> Result<(), ConfigError> {
+    if !config.security.protected_mode
+        || config.security.aclfile.is_some()
+        || !acl.default_user().needs_no_password()
+    {
+        return Ok(());
+    }
+    let open = [config.http, config.resp, config.line]
+        .into_iter()
+        .find(|a| !a.ip().is_loopback());
+    match open {
+        None => Ok(()),
+        Some(addr) => Err(ConfigError::Invalid(format!(
+            "protected mode: kvs would listen on {addr}, beyond the loopback interface, with no \
+             password, so anyone who can reach it could read and change every key. Set a \
+             password (KVS_REQUIREPASS, --requirepass or [security] requirepass), give users in \
+             an ACL file (--aclfile), or, on a network you trust, pass --protected-mode no"
+        ))),
+    }
+}
+
 /// Starts a snapshot each time the log says it has grown past `snapshot_after` since the last.
 async fn snapshots_when_the_log_grows(engine: Arc<Engine>, stop: CancellationToken) {
     let Some(mut grown) = engine.durability().and_then(|d| d.take_growth_signal()) else {
@@ -232,4 +256,25 @@ async fn snapshots_when_the_log_grows(engine: Arc<Engine>, stop: CancellationTok
 /// Binds and serves `config` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     Server::bind(config).await?.run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_needs_a_password_beyond_loopback() {
+        let mut config = Config {
+            resp: "10.1.2.3:6379".parse().expect("addr"),
+            ..Config::default()
+        };
+        let open = Acl::default();
+        assert!(protected_mode(&config, &open).is_err(), "no password");
+        let guarded = Acl::open(None, Some("pw")).expect("acl");
+        assert!(protected_mode(&config, &guarded).is_ok(), "a password");
+        config.security.protected_mode = false;
+        assert!(protected_mode(&config, &open).is_ok(), "turned off");
+        let local = Config::default();
+        assert!(protected_mode(&local, &open).is_ok(), "loopback only");
+    }
 }

@@ -180,6 +180,10 @@ async fn a_password_is_required_and_checked_as_redis_does() {
             &["GET", "k"],
             &["AUTH", "default", "s3cret"],
             &["GET", "k"],
+            &["CONFIG", "SET", "requirepass", "n3w"],
+            &["AUTH", "s3cret"],
+            &["AUTH", "n3w"],
+            &["CONFIG", "SET", "requirepass", "s3cret"],
         ],
     )
     .await;

@@ -125,8 +125,8 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
     }
 }
 
-/// `CONFIG GET pattern...` over the settings kvs has; `CONFIG SET` (nothing is settable at run
-/// time yet); `CONFIG RESETSTAT`.
+/// `CONFIG GET pattern...` over the settings kvs has; `CONFIG SET` (only `requirepass` is
+/// settable at run time yet); `CONFIG RESETSTAT`.
 pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
     let c = &shared.config;
     let params: Vec<(&str, String)> = vec![
@@ -173,6 +173,13 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
         ),
         "set" if rest.len() >= 2 && rest.len().is_multiple_of(2) => {
             let name = String::from_utf8_lossy(&rest[0]).to_ascii_lowercase();
+            if name == "requirepass" && rest.len() == 2 {
+                // The default user's password alone (empty: none), as Redis sets it.
+                shared
+                    .acl
+                    .set_requirepass(&String::from_utf8_lossy(&rest[1]));
+                return Frame::ok();
+            }
             if params.iter().any(|(p, _)| *p == name) {
                 Frame::err(format!(
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
