@@ -13,7 +13,8 @@ use kvs_server::{Config, FsyncPolicy};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line; under
-    /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, header_timeout,
+    /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, max_headers,
+    /// header_timeout,
     /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
     /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile; under [feed]:
     /// history_items, history_bytes.
@@ -50,6 +51,10 @@ pub struct ServeArgs {
     /// [default: 16384, at least 8192].
     #[arg(long, value_name = "BYTES")]
     max_header_size: Option<usize>,
+
+    /// Most headers in one HTTP request; more get 431 [default: 100].
+    #[arg(long, value_name = "N")]
+    max_headers: Option<usize>,
 
     /// Time a client has to send a complete request head, e.g. 10s or 500ms; slower clients are
     /// disconnected [default: 10s].
@@ -145,6 +150,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_header_size {
             l.max_header_size = v;
+        }
+        if let Some(v) = self.max_headers {
+            l.max_headers = v;
         }
         if let Some(v) = self.header_timeout {
             l.header_timeout = v;

@@ -141,6 +141,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (request line and headers) in bytes. Default 16 KiB; larger get 431.
     pub max_header_size: usize,
+    /// Most headers in one HTTP request. Default 100; more get 431.
+    pub max_headers: usize,
     /// Time a client has to send a complete request head. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub header_timeout: Duration,
@@ -156,6 +158,7 @@ impl Default for Limits {
             max_value_size: 64 * 1024 * 1024,
             max_connections: 10_000,
             max_header_size: 16 * 1024,
+            max_headers: 100,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
         }
@@ -204,6 +207,9 @@ impl Config {
         }
         if l.max_connections == 0 {
             return bad("max_connections must be at least 1");
+        }
+        if l.max_headers == 0 {
+            return bad("max_headers must be at least 1");
         }
         if l.max_header_size < 8192 {
             return bad("max_header_size must be at least 8192 bytes");

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,6 +93,7 @@ pub(crate) async fn serve<D: Door>(
 ) {
     let door = Arc::new(door);
     let slots = Arc::new(Semaphore::new(max_connections));
+    let mut refusals = Throttle::default();
     loop {
         let accepted = tokio::select! {
             _ = connections.stop.cancelled() => return,
@@ -107,11 +108,15 @@ pub(crate) async fn serve<D: Door>(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                door = D::NAME,
-                limit = max_connections,
-                "connection refused: at the connection limit"
-            );
+            // One line per interval however many are refused, so a flood cannot flood the log.
+            if let Some(refused) = refusals.note(Instant::now()) {
+                tracing::warn!(
+                    door = D::NAME,
+                    limit = max_connections,
+                    refused,
+                    "connections refused at the connection limit (count since the last warning)"
+                );
+            }
             connections.tasks.spawn(refuse(tcp, D::REFUSAL));
             continue;
         };
@@ -132,6 +137,31 @@ pub(crate) async fn serve<D: Door>(
                     .adopt(&connections.tasks, tcp, connection)
             }
         }
+    }
+}
+
+/// At most one warning per [`Throttle::INTERVAL`]: counts what happens in between and gives the
+/// count with the next warning it lets through.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    pending: u64,
+}
+
+impl Throttle {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    /// Notes one event at `now`; `Some(count)` (this one included) when a warning is due.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.pending += 1;
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Self::INTERVAL)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.pending))
     }
 }
 
@@ -165,7 +195,6 @@ async fn refuse(mut tcp: TcpStream, refusal: &'static [u8]) {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -314,6 +343,22 @@ mod tests {
             .expect("in time")
             .expect("read");
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_flood_of_refusals_makes_one_warning_per_interval() {
+        let mut throttle = Throttle::default();
+        let start = Instant::now();
+        assert_eq!(throttle.note(start), Some(1), "the first is told at once");
+        let warnings = (1..=1000)
+            .filter_map(|i| throttle.note(start + Duration::from_millis(i)))
+            .count();
+        assert_eq!(warnings, 0, "the next thousand wait for the interval");
+        assert_eq!(
+            throttle.note(start + Throttle::INTERVAL),
+            Some(1001),
+            "then one warning counts them all"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -263,3 +263,101 @@ async fn line_connections_past_the_limit_get_code_8_until_one_closes() {
     the_connection_limit_holds(&s, door).await;
     s.stop().await;
 }
+
+/// Sends `pieces` one at a time, `gap` apart, stopping early if the server closes.
+async fn trickle(stream: &mut TcpStream, pieces: &[&[u8]], gap: Duration) {
+    for piece in pieces {
+        if stream.write_all(piece).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(gap).await;
+    }
+}
+
+/// A RESP or line-protocol request that has begun must be complete within the body timeout: a
+/// client trickling one never-ending request is answered with a timeout and closed, while a
+/// steady pipeline of complete requests running longer than the timeout is not cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn resp_and_line_clients_that_trickle_are_disconnected() {
+    let s = TestServer::with(|c| c.limits.body_timeout = Duration::from_millis(400)).await;
+    for (addr, start, expect) in [
+        (
+            s.resp,
+            &b"*2\r\n$3\r\nGET\r\n$100\r\n"[..],
+            &b"-ERR request timeout"[..],
+        ),
+        (
+            s.line,
+            &b"cmd=get | key="[..],
+            &b"{\"error\":\"request timeout"[..],
+        ),
+    ] {
+        let mut slow = TcpStream::connect(addr).await.expect("connect");
+        let started = Instant::now();
+        slow.write_all(start).await.expect("send");
+        let (mut reader, mut writer) = slow.into_split();
+        let dribble = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if writer.write_all(b"x").await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+            .await;
+            let _ = reader.read_to_end(&mut rest).await;
+            rest
+        });
+        let got = dribble.await.expect("dribble");
+        assert!(got.starts_with(expect), "{}", String::from_utf8_lossy(&got));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "cut off near the timeout"
+        );
+    }
+    // A steady pipeline of whole requests with a partial one always in flight, for longer than
+    // the timeout: every request is answered, none is cut.
+    let mut steady = TcpStream::connect(s.resp).await.expect("connect");
+    steady.set_nodelay(true).expect("nodelay");
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    // Each write ends one request and begins the next, so the buffer is never empty.
+    let joined = [&ping[7..], &ping[..7]].concat();
+    trickle(&mut steady, &[&ping[..7]], Duration::from_millis(50)).await;
+    let mut sent = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        trickle(&mut steady, &[&joined], Duration::from_millis(100)).await;
+        sent += 1;
+    }
+    let want = b"+PONG\r\n".repeat(sent);
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(Duration::from_secs(5), steady.read_exact(&mut got))
+        .await
+        .expect("all answered")
+        .expect("read");
+    assert_eq!(got, want);
+    s.stop().await;
+}
+
+/// More headers than `limits.max_headers` get 431; as many as that are served.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_headers_get_431() {
+    let s = TestServer::with(|c| c.limits.max_headers = 10).await;
+    for (count, want) in [(8, "200"), (20, "431")] {
+        let mut stream = TcpStream::connect(s.addr).await.expect("connect");
+        let mut request = String::from("GET /healthz HTTP/1.1\r\nhost: kvs\r\n");
+        for i in 0..count {
+            request.push_str(&format!("x-extra-{i}: y\r\n"));
+        }
+        request.push_str("connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let head = read_head(&mut stream).await;
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {want}")),
+            "{count} headers: {head}"
+        );
+    }
+    s.stop().await;
+}

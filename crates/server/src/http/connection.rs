@@ -46,7 +46,8 @@ impl Door for HttpDoor {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
-            .max_buf_size(self.limits.max_header_size);
+            .max_buf_size(self.limits.max_header_size)
+            .max_headers(self.limits.max_headers);
         let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
         let result = tokio::select! {
             r = conn.as_mut() => r,

@@ -140,6 +140,8 @@ async fn connection<S: ByteStream>(
     stop: CancellationToken,
 ) {
     let mut caller = Caller::new(acl);
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    let mut progressed = false;
     // A line holds a value (escaped, so up to twice its size) plus the other fields.
     let max_line = limits
         .max_value_size
@@ -161,6 +163,7 @@ async fn connection<S: ByteStream>(
             };
             match line::decode(&mut input, max_line, eof) {
                 Ok(Some(request)) => {
+                    progressed = true;
                     if !caller.refresh(acl) {
                         // The user was deleted: its connections close, as over RESP.
                         closing = true;
@@ -205,16 +208,47 @@ async fn connection<S: ByteStream>(
             let _ = stream.shutdown().await;
             return;
         }
+        // A line that has begun must be complete within the body timeout, so a client sending a
+        // byte now and then cannot hold a connection forever.
+        // The clock starts again with each request taken, so a steady pipeline never times out.
+        if input.is_empty() {
+            partial_since = None;
+        } else if progressed || partial_since.is_none() {
+            partial_since = Some(tokio::time::Instant::now());
+        }
+        progressed = false;
+        let deadline = partial_since.map(|since| since + limits.body_timeout);
         input.reserve(4096);
         let read = tokio::select! {
             r = stream.read_buf(&mut input) => r,
             _ = &mut stopped => return,
+            () = sleep_until_some(deadline) => {
+                let _ = stream
+                    .write_all(&line::error_line(
+                        &format!(
+                            "request timeout: the line did not end within {} s",
+                            limits.body_timeout.as_secs_f64()
+                        ),
+                        ARGUMENT,
+                    ))
+                    .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
         };
         match read {
             Ok(0) => eof = true,
             Ok(_) => {}
             Err(_) => return,
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+pub(crate) async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -105,6 +105,8 @@ pub(crate) async fn run<S: ByteStream>(
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut held = Held::default();
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    let mut progressed = false;
     // Made once per connection: a fresh `cancelled()` per read would register with (and leave)
     // the tokens' waiter lists, shared by every connection, on every request.
     let stopped = stop.cancelled();
@@ -115,6 +117,7 @@ pub(crate) async fn run<S: ByteStream>(
             decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
+                    progressed = true;
                     let answer = session.handle(&argv);
                     let awaited = session.take_awaited();
                     match answer.ready() {
@@ -160,6 +163,16 @@ pub(crate) async fn run<S: ByteStream>(
         if session.closing() || kill.is_cancelled() {
             break;
         }
+        // A request that has begun must be complete within the body timeout, so a client
+        // sending a byte now and then cannot hold a connection (and its buffer) forever.
+        // The clock starts again with each request taken, so a steady pipeline never times out.
+        if input.is_empty() {
+            partial_since = None;
+        } else if progressed || partial_since.is_none() {
+            partial_since = Some(tokio::time::Instant::now());
+        }
+        progressed = false;
+        let deadline = partial_since.map(|since| since + shared.config.limits.body_timeout);
         input.reserve(READ_CHUNK);
         // A kill (CLIENT KILL) or a stop that is ready wins over bytes that are ready too, so a
         // killed client never gets an answer to a request it sent after the kill.
@@ -168,6 +181,13 @@ pub(crate) async fn run<S: ByteStream>(
             _ = &mut killed => break,
             _ = &mut stopped => break,
             r = stream.read_buf(&mut input) => r,
+            () = crate::line::sleep_until_some(deadline) => {
+                let timeout = shared.config.limits.body_timeout.as_secs_f64();
+                Frame::Error(format!("ERR request timeout: the request did not complete within {timeout} s"))
+                    .encode(session.version(), &mut output);
+                let _ = stream.write_all(&output).await;
+                break;
+            }
         };
         match read {
             Ok(0) | Err(_) => break,
