@@ -14,7 +14,7 @@ use kvs_server::{Config, FsyncPolicy};
 pub struct ServeArgs {
     /// TOML file with any of the settings below (flags win over it). Keys: http, resp, line; under
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, max_headers,
-    /// header_timeout,
+    /// client_query_buffer_limit, maxmemory_clients, header_timeout,
     /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
     /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile; under [feed]:
     /// history_items, history_bytes.
@@ -55,6 +55,16 @@ pub struct ServeArgs {
     /// Most headers in one HTTP request; more get 431 [default: 100].
     #[arg(long, value_name = "N")]
     max_headers: Option<usize>,
+
+    /// Most memory one RESP request may hold while it arrives, its arguments' records counted
+    /// (Redis's client-query-buffer-limit) [default: 1073741824 = 1 GiB].
+    #[arg(long, value_name = "BYTES")]
+    client_query_buffer_limit: Option<usize>,
+
+    /// Most memory all RESP clients' buffers may hold together; past it the largest are
+    /// disconnected (Redis's maxmemory-clients; 0: no limit) [default: 2147483648 = 2 GiB].
+    #[arg(long, value_name = "BYTES")]
+    maxmemory_clients: Option<usize>,
 
     /// Time a client has to send a complete request head, e.g. 10s or 500ms; slower clients are
     /// disconnected [default: 10s].
@@ -153,6 +163,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_headers {
             l.max_headers = v;
+        }
+        if let Some(v) = self.client_query_buffer_limit {
+            l.client_query_buffer_limit = v;
+        }
+        if let Some(v) = self.maxmemory_clients {
+            l.maxmemory_clients = v;
         }
         if let Some(v) = self.header_timeout {
             l.header_timeout = v;

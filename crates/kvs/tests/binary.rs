@@ -258,3 +258,79 @@ fn a_door_beyond_loopback_without_a_password_is_refused() {
     assert!(stderr.contains("--protected-mode no"), "{stderr}");
     assert!(stderr.contains("--requirepass"), "{stderr}");
 }
+
+/// Resident memory of `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A request that claims two billion arguments and then streams one-byte ones is stopped at
+/// the query buffer limit, counted at what it holds in memory (not its size on the wire), with
+/// an error and a closed connection; two such clients at once leave the server's memory bounded.
+#[test]
+fn a_huge_multibulk_is_stopped_at_the_query_buffer_limit() {
+    use std::io::{Read, Write};
+    let limit: u64 = 64 << 20;
+    let (mut child, ports) = common::start(&[
+        "--client-query-buffer-limit",
+        &limit.to_string(),
+        "--maxmemory-clients",
+        "0",
+    ]);
+    let before = rss(child.id());
+    let chunk = b"$1\r\na\r\n".repeat(150_000); // about 1 MiB on the wire
+    let mut peak = before;
+    let streams: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", ports.resp)).expect("connect");
+            s.write_all(b"*2147483647\r\n").expect("header");
+            s
+        })
+        .collect();
+    let mut closed = [false, false];
+    let mut sent_mb = 0;
+    // At most 462 MB each, as in the report; the limit must stop them long before.
+    while sent_mb < 462 && !closed.iter().all(|c| *c) {
+        for (i, mut s) in streams.iter().enumerate() {
+            if !closed[i] && s.write_all(&chunk).is_err() {
+                closed[i] = true;
+            }
+        }
+        sent_mb += 1;
+        peak = peak.max(rss(child.id()));
+    }
+    assert!(
+        closed.iter().all(|c| *c),
+        "still open after {sent_mb} MB each"
+    );
+    // Counted by memory (7 bytes on the wire hold 15), the limit is reached after about 30 MB
+    // of wire bytes, not 64.
+    assert!(sent_mb < 50, "stopped late: {sent_mb} MB each");
+    for mut s in streams {
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("-ERR Protocol error: the request exceeds the query buffer limit"),
+            "{text}"
+        );
+    }
+    let grew = peak.saturating_sub(before);
+    eprintln!(
+        "stopped after {sent_mb} MB each; RSS grew {} MiB",
+        grew >> 20
+    );
+    assert!(
+        grew < 3 * 2 * limit,
+        "RSS grew by {} MiB for two clients at a {} MiB limit",
+        grew >> 20,
+        limit >> 20
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -143,6 +143,14 @@ pub struct Limits {
     pub max_header_size: usize,
     /// Most headers in one HTTP request. Default 100; more get 431.
     pub max_headers: usize,
+    /// Most memory one RESP request may hold while it arrives, counting each argument's record
+    /// as well as its bytes (Redis's `client-query-buffer-limit`). Default 1 GiB, at most 4 GiB;
+    /// past it the connection gets an error and is closed.
+    pub client_query_buffer_limit: usize,
+    /// Most memory all RESP clients together may hold in their buffers (Redis 7's
+    /// `maxmemory-clients`). Past it, the clients holding the most are disconnected first, and
+    /// counted. Default 2 GiB; 0 means no limit.
+    pub maxmemory_clients: usize,
     /// Time a client has to send a complete request head. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub header_timeout: Duration,
@@ -159,6 +167,8 @@ impl Default for Limits {
             max_connections: 10_000,
             max_header_size: 16 * 1024,
             max_headers: 100,
+            client_query_buffer_limit: 1 << 30,
+            maxmemory_clients: 2 << 30,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
         }
@@ -207,6 +217,10 @@ impl Config {
         }
         if l.max_connections == 0 {
             return bad("max_connections must be at least 1");
+        }
+        if l.client_query_buffer_limit < 1 << 20 || l.client_query_buffer_limit > u32::MAX as usize
+        {
+            return bad("client_query_buffer_limit must be from 1 MiB to 4 GiB");
         }
         if l.max_headers == 0 {
             return bad("max_headers must be at least 1");

@@ -361,3 +361,44 @@ async fn too_many_headers_get_431() {
     }
     s.stop().await;
 }
+
+/// When all RESP clients together hold more than `maxmemory_clients`, the one holding the most
+/// is disconnected first; the others go on, and INFO counts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_maxmemory_clients_the_largest_client_goes_first() {
+    let s = TestServer::with(|c| c.limits.maxmemory_clients = 48 << 20).await;
+    // Two clients each begin a large SET and send part of its value.
+    let begin = |size: usize| format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${size}\r\n").into_bytes();
+    let mut big = TcpStream::connect(s.resp).await.expect("connect");
+    let mut small = TcpStream::connect(s.resp).await.expect("connect");
+    small.write_all(&begin(8 << 20)).await.expect("send");
+    small.write_all(&vec![b'x'; 4 << 20]).await.expect("send");
+    big.write_all(&begin(60 << 20)).await.expect("send");
+    let chunk = vec![b'y'; 1 << 20];
+    let mut cut = false;
+    for _ in 0..58 {
+        if big.write_all(&chunk).await.is_err() {
+            cut = true;
+            break;
+        }
+    }
+    let (_, closed) = read_until_close(&mut big, Duration::from_secs(5)).await;
+    assert!(cut || closed, "the largest client was not disconnected");
+    // The smaller one finishes its request.
+    small.write_all(&vec![b'x'; 4 << 20]).await.expect("send");
+    small.write_all(b"\r\n").await.expect("send");
+    let mut ok = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), small.read_exact(&mut ok))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&ok, b"+OK\r\n");
+    small.write_all(b"INFO stats\r\n").await.expect("send");
+    let (info, _) = read_until_close(&mut small, Duration::from_millis(500)).await;
+    assert!(
+        String::from_utf8_lossy(&info).contains("evicted_clients:1"),
+        "{}",
+        String::from_utf8_lossy(&info)
+    );
+    s.stop().await;
+}

@@ -1,7 +1,5 @@
 //! Decoding requests: `*<n>\r\n` followed by n `$<len>\r\n<bytes>\r\n`, or one inline line.
 
-use std::ops::Range;
-
 use bytes::{Bytes, BytesMut};
 
 use super::ProtocolError;
@@ -57,8 +55,9 @@ pub struct RequestDecoder {
 struct Partial {
     /// Arguments the request announced.
     expected: usize,
-    /// Where each argument found so far lies in the buffer.
-    args: Vec<Range<usize>>,
+    /// Where each argument found so far lies in the buffer, as (start, end) offsets: 8 bytes
+    /// each, since a request never spans more than `max_query_buffer` (at most 4 GiB) bytes.
+    args: Vec<(u32, u32)>,
     /// Where parsing resumes.
     pos: usize,
 }
@@ -93,7 +92,12 @@ impl RequestDecoder {
                 };
                 let frame = buf.split_to(consumed).freeze();
                 if !ranges.is_empty() {
-                    return Ok(Some(ranges.into_iter().map(|r| frame.slice(r)).collect()));
+                    return Ok(Some(
+                        ranges
+                            .into_iter()
+                            .map(|(start, end)| frame.slice(start as usize..end as usize))
+                            .collect(),
+                    ));
                 }
             } else {
                 let Some((consumed, args)) = inline(buf)? else {
@@ -107,8 +111,19 @@ impl RequestDecoder {
         }
     }
 
+    /// Bytes the request being received holds: the buffer, and the record of each argument
+    /// found in it so far. A request claiming millions of one-byte arguments is counted at what
+    /// it costs in memory, not at its size on the wire.
+    pub fn held(&self, buf: &[u8]) -> usize {
+        let args = self
+            .partial
+            .as_ref()
+            .map_or(0, |p| p.args.capacity() * size_of::<(u32, u32)>());
+        buf.len() + args
+    }
+
     fn need_more(&self, buf: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        if buf.len() > self.limits.max_query_buffer {
+        if self.held(buf) > self.limits.max_query_buffer {
             return Err(ProtocolError::QueryBufferLimit(
                 self.limits.max_query_buffer,
             ));
@@ -117,7 +132,7 @@ impl RequestDecoder {
     }
 
     /// Parses one multibulk request at the front of `buf`: (bytes it spans, argument ranges).
-    fn multibulk(&mut self, buf: &[u8]) -> Result<Option<Spanned<Range<usize>>>, ProtocolError> {
+    fn multibulk(&mut self, buf: &[u8]) -> Result<Option<Spanned<(u32, u32)>>, ProtocolError> {
         let mut state = match self.partial.take() {
             Some(p) => p,
             None => {
@@ -170,7 +185,13 @@ impl RequestDecoder {
                 self.partial = Some(state);
                 return Ok(None);
             }
-            state.args.push(data_start..data_end);
+            // Offsets past u32 cannot happen under the query buffer limit; refuse rather than wrap.
+            let (Ok(start), Ok(end)) = (u32::try_from(data_start), u32::try_from(data_end)) else {
+                return Err(ProtocolError::QueryBufferLimit(
+                    self.limits.max_query_buffer,
+                ));
+            };
+            state.args.push((start, end));
             state.pos = data_end + 2;
         }
         Ok(Some((state.pos, state.args)))

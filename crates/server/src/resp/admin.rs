@@ -88,6 +88,11 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
             kv("used_memory_rss", rss.to_string()),
             kv("maxmemory", "0".to_owned()),
             kv("maxmemory_policy", "noeviction".to_owned()),
+            kv("mem_clients_normal", clients.memory().to_string()),
+            kv(
+                "maxmemory_clients",
+                shared.config.limits.maxmemory_clients.to_string(),
+            ),
         ],
     );
     section("Persistence", super::persistence::info(&shared.engine));
@@ -107,6 +112,10 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
                     .commands_processed
                     .load(Ordering::Relaxed)
                     .to_string(),
+            ),
+            kv(
+                "evicted_clients",
+                clients.evicted.load(Ordering::Relaxed).to_string(),
             ),
         ],
     );
@@ -136,8 +145,9 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
         ("proto-max-bulk-len", c.limits.max_value_size.to_string()),
         (
             "client-query-buffer-limit",
-            (1024u64 * 1024 * 1024).to_string(),
+            c.limits.client_query_buffer_limit.to_string(),
         ),
+        ("maxmemory-clients", c.limits.maxmemory_clients.to_string()),
         ("databases", "1".to_owned()),
         ("timeout", "0".to_owned()),
         ("save", String::new()),

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -19,6 +20,8 @@ pub(crate) struct ClientInfo {
     pub(crate) resp: u8,
     /// The ACL user it runs as.
     pub(crate) user: String,
+    /// Bytes its buffers hold now (see [`Clients::account`]).
+    pub(crate) memory: Arc<AtomicUsize>,
     /// Cancelled by `CLIENT KILL`; the connection closes after its current request.
     pub(crate) kill: CancellationToken,
 }
@@ -28,6 +31,10 @@ pub(crate) struct ClientInfo {
 pub struct Clients {
     open: Mutex<BTreeMap<u64, ClientInfo>>,
     next_id: AtomicU64,
+    /// Bytes every client's buffers hold together.
+    memory: AtomicUsize,
+    /// Clients disconnected because all clients together held more than `maxmemory_clients`.
+    pub(crate) evicted: AtomicU64,
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
 }
@@ -42,7 +49,56 @@ impl Clients {
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        self.open.lock().remove(&id);
+        if let Some(info) = self.open.lock().remove(&id) {
+            let held = info.memory.swap(0, Ordering::AcqRel);
+            self.memory.fetch_sub(held, Ordering::AcqRel);
+        }
+    }
+
+    /// Records that a client's buffers now hold `bytes` (its `memory`), and, when all clients
+    /// together hold more than `limit` (0: no limit), disconnects the clients holding the most
+    /// until the rest fit, as Redis 7's `maxmemory-clients` does. Cheap when nothing changed.
+    pub(crate) fn account(&self, memory: &AtomicUsize, bytes: usize, limit: usize) {
+        let before = memory.swap(bytes, Ordering::AcqRel);
+        if bytes == before {
+            return;
+        }
+        let total = if bytes > before {
+            self.memory.fetch_add(bytes - before, Ordering::AcqRel) + (bytes - before)
+        } else {
+            self.memory.fetch_sub(before - bytes, Ordering::AcqRel) - (before - bytes)
+        };
+        if limit > 0 && total > limit {
+            self.evict(limit);
+        }
+    }
+
+    /// Bytes all clients' buffers hold.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory.load(Ordering::Acquire)
+    }
+
+    fn evict(&self, limit: usize) {
+        let open = self.open.lock();
+        let mut by_size: Vec<&ClientInfo> =
+            open.values().filter(|c| !c.kill.is_cancelled()).collect();
+        by_size.sort_by_key(|c| std::cmp::Reverse(c.memory.load(Ordering::Acquire)));
+        let mut total = self.memory.load(Ordering::Acquire);
+        for client in by_size {
+            if total <= limit {
+                break;
+            }
+            let held = client.memory.load(Ordering::Acquire);
+            client.kill.cancel();
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+            total = total.saturating_sub(held);
+            tracing::warn!(
+                addr = %client.addr,
+                held,
+                limit,
+                "client disconnected: all clients together hold more than maxmemory_clients"
+            );
+        }
     }
 
     pub(crate) fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -87,6 +88,7 @@ pub(crate) async fn run<S: ByteStream>(
     stop: CancellationToken,
 ) {
     let kill = CancellationToken::new();
+    let memory = Arc::new(AtomicUsize::new(0));
     let id = shared.clients.register(ClientInfo {
         addr: peer,
         local,
@@ -94,10 +96,18 @@ pub(crate) async fn run<S: ByteStream>(
         since: Instant::now(),
         resp: 2,
         user: "default".into(),
+        memory: memory.clone(),
         kill: kill.clone(),
     });
+    let memory_limit = shared.config.limits.maxmemory_clients;
+    // What this connection's buffers hold: its input (with the record of a request's arguments
+    // while it arrives) and its output.
+    let buffers = |decoder: &RequestDecoder, input: &BytesMut, output: &BytesMut| {
+        input.capacity() + (decoder.held(input) - input.len()) + output.capacity()
+    };
     let limits = RequestLimits {
         max_bulk_len: shared.config.limits.max_value_size,
+        max_query_buffer: shared.config.limits.client_query_buffer_limit,
         ..RequestLimits::default()
     };
     let mut session = Session::new(id, shared.clone());
@@ -193,6 +203,9 @@ pub(crate) async fn run<S: ByteStream>(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        shared
+            .clients
+            .account(&memory, buffers(&decoder, &input, &output), memory_limit);
     }
     let _ = stream.shutdown().await;
     shared.clients.unregister(id);
