@@ -291,6 +291,12 @@ async fn users_permissions_and_the_acl_commands_answer_as_redis_does() {
             &["ACL", "SETUSER", "y", "+nosuch"],
             &["ACL", "SETUSER", "y", "+@nosuch"],
             &["ACL", "SETUSER", "y", "bogus"],
+            &["ACL", "SETUSER", "y", "+config|get|appendonly"],
+            &["ACL", "SETUSER", "y", "+config|asdf"],
+            &["ACL", "SETUSER", "y", "+get|key1|key2"],
+            &["ACL", "CAT", "NON_EXISTS", "NON_EXISTS2"],
+            &["ACL", "GENPASS", "1", "2"],
+            &["ACL", "LOG", "1", "2"],
             &["ACL", "SETUSER", "y", "on", "bogus"],
             &["ACL", "GETUSER", "y"],
             &["ACL", "SETUSER", "z", "+@all", "-@dangerous"],
@@ -445,6 +451,11 @@ async fn users_survive_a_restart_through_acl_save_and_a_broken_file_is_refused()
         carol.call(&["SET", "c:1", "v"]).await,
         "-NOPERM this user has no permissions to run the 'set' command"
     );
+    // ACL LOAD makes every user but default anew and closes their connections, as Redis does.
+    let mut admin = Raw::connect(s.resp).await;
+    assert_eq!(admin.call(&["ACL", "LOAD"]).await, "+OK");
+    assert!(carol.closed().await, "carol's connection stays open after ACL LOAD");
+    assert_eq!(admin.call(&["PING"]).await, "+PONG");
     s.stop().await;
 
     // At startup a broken file stops the server with every bad line named.

@@ -40,6 +40,9 @@ pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<User>>>,
     /// Moves on every change, so connections know to look their user up again.
     generation: AtomicU64,
+    /// Moves on every `ACL LOAD`: as in Redis, every user but `default` is then made anew, and
+    /// the connections authenticated as one are closed.
+    loads: AtomicU64,
     pub(crate) log: Mutex<AclLog>,
     /// `--aclfile`: where `ACL SAVE` writes and `ACL LOAD` reads.
     file: Option<PathBuf>,
@@ -62,6 +65,7 @@ impl Acl {
         Self {
             users: RwLock::new(users),
             generation: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
             log: Mutex::new(AclLog::default()),
             file,
         }
@@ -184,8 +188,23 @@ impl Acl {
         let path = self.file.as_ref().ok_or_else(no_file)?;
         let users = file::load(path).map_err(|e| e.to_string())?;
         *self.users.write() = users;
+        self.loads.fetch_add(1, Ordering::AcqRel);
         self.changed();
         Ok(())
+    }
+
+    /// How many times `ACL LOAD` replaced the users.
+    pub(crate) fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Acquire)
+    }
+
+    /// Whether a connection that took `user` when [`Acl::loads`] was `loads` may go on as that
+    /// user: not if it was deleted, nor, after an `ACL LOAD`, if it is any user but `default`.
+    pub(crate) fn still_valid(&self, user: &User, loads: u64) -> Option<Arc<User>> {
+        if loads != self.loads() && user.name() != "default" {
+            return None;
+        }
+        self.user(user.name())
     }
 }
 

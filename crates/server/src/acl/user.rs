@@ -169,13 +169,25 @@ impl Selector {
                                     Ok(())
                                 }
                                 None if lower.contains('|') => {
-                                    let (command, _) = lower.split_once('|').unwrap_or_default();
-                                    match catalog.find(command) {
-                                        Some(_) => Err("Allowing first-arg of a command or \
-                                                        subcommand kvs does not have is not \
-                                                        supported"
-                                            .to_owned()),
-                                        None => unknown(),
+                                    let parts: Vec<&str> = lower.split('|').collect();
+                                    let subcommand = parts.len() == 3
+                                        && catalog
+                                            .find(&format!("{}|{}", parts[0], parts[1]))
+                                            .is_some();
+                                    let first_arg = parts.len() == 2
+                                        && catalog.find(parts[0]).is_some_and(|i| {
+                                            catalog.entries[i].children.is_empty()
+                                        });
+                                    if subcommand {
+                                        Err("Allowing first-arg of a subcommand is not supported"
+                                            .to_owned())
+                                    } else if first_arg {
+                                        // Redis still takes `+select|0`; kvs does not.
+                                        Err("Allowing first-arg of a command is not supported \
+                                             by kvs"
+                                            .to_owned())
+                                    } else {
+                                        unknown()
                                     }
                                 }
                                 None => unknown(),

@@ -74,26 +74,30 @@ impl LineDoor {
 struct Caller {
     user: Arc<User>,
     generation: u64,
+    loads: u64,
     authenticated: bool,
 }
 
 impl Caller {
     fn new(acl: &Acl) -> Self {
         let generation = acl.generation();
+        let loads = acl.loads();
         let user = acl.default_user();
         Self {
             authenticated: user.needs_no_password(),
             user,
             generation,
+            loads,
         }
     }
 
-    /// Takes the user's current permissions if the ACL changed; `false` if the user is gone.
+    /// Takes the user's current permissions if the ACL changed; `false` if the connection may no
+    /// longer run as its user (deleted, or made anew by `ACL LOAD`).
     fn refresh(&mut self, acl: &Acl) -> bool {
         let generation = acl.generation();
         if generation != self.generation {
             self.generation = generation;
-            match acl.user(self.user.name()) {
+            match acl.still_valid(&self.user, self.loads) {
                 Some(user) => self.user = user,
                 None => return false,
             }
@@ -265,6 +269,7 @@ fn gate(acl: &Acl, caller: &mut Caller, request: &LineRequest) -> Option<(Vec<u8
         return Some(match acl.authenticate(&name, password) {
             Some(user) => {
                 caller.user = user;
+                caller.loads = acl.loads();
                 caller.authenticated = true;
                 (line::value_line(b"OK"), false)
             }

@@ -46,6 +46,8 @@ pub(crate) struct Session {
     /// The user this connection runs as, as of ACL generation `acl_generation`.
     pub(crate) user: Arc<User>,
     pub(crate) acl_generation: u64,
+    /// `ACL LOAD`s when the user was taken (see [`crate::acl::Acl::still_valid`]).
+    pub(crate) acl_loads: u64,
     /// Whether the connection may run commands that need authentication: it authenticated, or
     /// the default user needs no password.
     pub(crate) authenticated: bool,
@@ -57,8 +59,10 @@ const MAX_NAME: usize = 32;
 impl Session {
     pub(crate) fn new(id: u64, shared: Arc<Shared>) -> Self {
         let acl_generation = shared.acl.generation();
+        let acl_loads = shared.acl.loads();
         let user = shared.acl.default_user();
         Self {
+            acl_loads,
             authenticated: user.needs_no_password(),
             user,
             acl_generation,
@@ -135,7 +139,7 @@ impl Session {
             return true;
         }
         self.acl_generation = generation;
-        match self.shared.acl.user(self.user.name()) {
+        match self.shared.acl.still_valid(&self.user, self.acl_loads) {
             Some(user) => {
                 self.user = user;
                 true
@@ -210,6 +214,7 @@ impl Session {
     /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
     pub(crate) fn become_user(&mut self, user: Arc<User>, authenticated: bool) {
         let name = user.name().to_owned();
+        self.acl_loads = self.shared.acl.loads();
         self.user = user;
         self.authenticated = authenticated;
         self.shared.clients.update(self.id, |c| c.user = name);

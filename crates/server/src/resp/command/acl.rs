@@ -142,6 +142,17 @@ pub(super) const COMMANDS: &[SessionCommand] = &[SessionCommand {
     run: acl,
 }];
 
+/// Redis's answer to a known subcommand given arguments it does not take.
+fn syntax(sub: &[u8]) -> Frame {
+    Frame::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+        String::from_utf8_lossy(sub)
+            .chars()
+            .take(128)
+            .collect::<String>()
+    ))
+}
+
 fn text(b: &Bytes) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -214,7 +225,7 @@ fn acl(session: &mut Session, args: &[Bytes]) -> Frame {
                         .collect(),
                 ),
             },
-            _ => super::arity("acl|cat"),
+            _ => syntax(sub),
         },
         b"genpass" => {
             let bits = match rest {
@@ -228,7 +239,7 @@ fn acl(session: &mut Session, args: &[Bytes]) -> Frame {
                         );
                     }
                 },
-                _ => return super::arity("acl|genpass"),
+                _ => return syntax(sub),
             };
             match acl::generate_password(bits) {
                 Ok(password) => Frame::bulk(password),
@@ -243,8 +254,9 @@ fn acl(session: &mut Session, args: &[Bytes]) -> Frame {
         },
         b"load" => match acl.load() {
             Ok(()) => {
-                // Connections whose user the file no longer has are closed.
-                shared.clients.kill(|_, c| acl.user(&c.user).is_none());
+                // Every user but `default` is made anew, and its connections are closed (this
+                // one too, after the answer), as Redis does.
+                shared.clients.kill(|_, c| c.user != "default");
                 Frame::ok()
             }
             Err(e) => Frame::err(e),
@@ -318,7 +330,7 @@ fn log(session: &Session, args: &[Bytes]) -> Frame {
             Ok(n) => n.max(0) as usize,
             Err(_) => return Frame::err("value is not an integer or out of range"),
         },
-        _ => return super::arity("acl|log"),
+        _ => return syntax(b"LOG"),
     };
     let entries = acl.log.lock().newest(count);
     Frame::Array(
