@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Run the server (HTTP on 127.0.0.1:9000 unless told otherwise).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print a key's value (exactly its bytes). Exit 1 if the key does not exist.
     Get(client::GetArgs),
     /// Store a value from an argument, --file or standard input.
@@ -45,7 +45,7 @@ enum Commands {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Commands::Serve(args) => serve::run(args),
+        Commands::Serve(args) => serve::run(*args),
         Commands::Get(args) => return client::get(args),
         Commands::Put(args) => return client::put(args),
         Commands::Del(args) => return client::del(args),

@@ -16,8 +16,9 @@ pub struct ServeArgs {
     /// [limits]: max_key_len, max_value_size, max_connections, max_header_size, max_headers,
     /// client_query_buffer_limit, maxmemory_clients, header_timeout,
     /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
-    /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile; under [feed]:
-    /// history_items, history_bytes.
+    /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile, protected_mode;
+    /// under [tls]: cert_file, key_file, ca_cert_file, http, resp, line, auth_clients; under
+    /// [feed]: history_items, history_bytes.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
     config: Option<PathBuf>,
 
@@ -120,6 +121,34 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "requirepass")]
     aclfile: Option<PathBuf>,
 
+    /// Serve HTTPS at this address too (needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR")]
+    tls_http: Option<SocketAddr>,
+
+    /// Serve the Redis protocol over TLS at this address too (Redis's tls-port).
+    #[arg(long, value_name = "ADDR")]
+    tls_resp: Option<SocketAddr>,
+
+    /// Serve the line protocol over TLS at this address too.
+    #[arg(long, value_name = "ADDR")]
+    tls_line: Option<SocketAddr>,
+
+    /// The TLS certificate chain (PEM). Replaced on disk, it is picked up without a restart.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The TLS private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) client certificates must chain to.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_cert: Option<PathBuf>,
+
+    /// Client certificates: no, optional or yes (required) [default: no].
+    #[arg(long, value_name = "no|optional|yes")]
+    tls_auth_clients: Option<kvs_server::tls::ClientAuth>,
+
     /// `no` lets kvs listen beyond the loopback interface with no password [default: yes].
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     protected_mode: Option<bool>,
@@ -196,6 +225,28 @@ impl ServeArgs {
         }
         if let Some(v) = self.protected_mode {
             config.security.protected_mode = v;
+        }
+        let t = &mut config.tls;
+        for (flag, setting) in [
+            (self.tls_http, &mut t.http),
+            (self.tls_resp, &mut t.resp),
+            (self.tls_line, &mut t.line),
+        ] {
+            if flag.is_some() {
+                *setting = flag;
+            }
+        }
+        for (flag, setting) in [
+            (&self.tls_cert, &mut t.cert_file),
+            (&self.tls_key, &mut t.key_file),
+            (&self.tls_ca_cert, &mut t.ca_cert_file),
+        ] {
+            if flag.is_some() {
+                setting.clone_from(flag);
+            }
+        }
+        if let Some(v) = self.tls_auth_clients {
+            t.auth_clients = v;
         }
         config.validate()?;
         Ok(config)

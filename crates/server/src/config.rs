@@ -26,6 +26,8 @@ pub struct Config {
     pub feed: crate::feed::FeedLimits,
     /// Users and passwords.
     pub security: Security,
+    /// TLS addresses, certificate and key.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// Who may connect (README, "Securing kvs").
@@ -62,6 +64,7 @@ impl Default for Config {
             persistence: Persistence::default(),
             feed: crate::feed::FeedLimits::default(),
             security: Security::default(),
+            tls: crate::tls::TlsSettings::default(),
         }
     }
 }

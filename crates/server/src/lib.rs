@@ -18,6 +18,7 @@ mod listener;
 pub mod persistence;
 pub mod resp;
 mod server;
+pub mod tls;
 
 pub use acl::{Acl, User};
 pub use commit::{Committed, Uncommitted};

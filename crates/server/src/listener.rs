@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection_threads::ConnectionThreads;
+use crate::tls::Tls;
 
 /// How long the accept loop waits after a failed accept (typically out of file descriptors),
 /// instead of spinning.
@@ -90,6 +91,7 @@ pub(crate) async fn serve<D: Door>(
     door: D,
     max_connections: usize,
     connections: Connections,
+    tls: Option<Secure>,
 ) {
     let door = Arc::new(door);
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -117,14 +119,43 @@ pub(crate) async fn serve<D: Door>(
                     "connections refused at the connection limit (count since the last warning)"
                 );
             }
-            connections.tasks.spawn(refuse(tcp, D::REFUSAL));
+            match &tls {
+                None => connections.tasks.spawn(refuse(tcp, D::REFUSAL)),
+                Some(secure) => {
+                    connections
+                        .tasks
+                        .spawn(refuse_secure(tcp, secure.clone(), D::REFUSAL))
+                }
+            };
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let door = door.clone();
         let stop = connections.stop.clone();
+        let tls = tls.clone();
         let connection = move |tcp: TcpStream| async move {
-            open(&*door, tcp, peer, stop).await;
+            match tls {
+                None => open(&*door, tcp, peer, stop).await,
+                Some(secure) => {
+                    let addresses = Addresses {
+                        peer,
+                        local: tcp.local_addr().unwrap_or(peer),
+                    };
+                    // A client that sends no valid handshake in time (plain text on a TLS port,
+                    // a stalled handshake) is dropped; it never held anyone else up.
+                    match tokio::time::timeout(secure.handshake, secure.tls.acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => door.serve(stream, addresses, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(door = D::NAME, %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(door = D::NAME, %peer, "TLS handshake took too long");
+                        }
+                    }
+                }
+            }
             drop(slot);
         };
         match D::PLACEMENT {
@@ -179,6 +210,24 @@ fn open<D: Door>(
         local: tcp.local_addr().unwrap_or(peer),
     };
     door.serve(tcp, addresses, stop)
+}
+
+/// TLS on a listener: the server's TLS and how long a client has to complete its handshake.
+#[derive(Clone, Debug)]
+pub(crate) struct Secure {
+    pub(crate) tls: Tls,
+    pub(crate) handshake: Duration,
+}
+
+/// [`refuse`] over TLS: the handshake first, so a client that speaks only TLS can read why.
+async fn refuse_secure(tcp: TcpStream, secure: Secure, refusal: &'static [u8]) {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        if let Ok(mut stream) = secure.tls.acceptor.accept(tcp).await {
+            let _ = stream.write_all(refusal).await;
+            let _ = stream.shutdown().await;
+        }
+    })
+    .await;
 }
 
 /// Writes a door's refusal to a connection past the limit and closes it, giving up after
@@ -320,7 +369,7 @@ mod tests {
         let door = Counting {
             served: served.clone(),
         };
-        let accepting = tokio::spawn(serve(socket, door, max, connections.clone()));
+        let accepting = tokio::spawn(serve(socket, door, max, connections.clone(), None));
         Running {
             addr,
             served,

@@ -13,8 +13,10 @@ use crate::acl::{Acl, AclFileError};
 use crate::config::{Config, ConfigError};
 use crate::connection_threads::ConnectionThreads;
 use crate::engine::Engine;
+use crate::listener::Secure;
 use crate::listener::{self, Connections};
 use crate::persistence::PersistenceError;
+use crate::tls::{Tls, TlsError};
 use crate::{expiry, http, line, resp};
 
 /// How long in-flight requests may take to finish once shutdown begins.
@@ -38,6 +40,15 @@ pub enum ServeError {
     Threads(std::io::Error),
     #[error(transparent)]
     Acl(#[from] AclFileError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A door's TLS listener.
+#[derive(Debug)]
+struct TlsListener {
+    listener: TcpListener,
+    addr: SocketAddr,
 }
 
 /// A server whose listeners are bound but which does not yet accept connections.
@@ -52,6 +63,10 @@ pub struct Server {
     resp_addr: SocketAddr,
     line: TcpListener,
     line_addr: SocketAddr,
+    tls: Option<Tls>,
+    tls_http: Option<TlsListener>,
+    tls_resp: Option<TlsListener>,
+    tls_line: Option<TlsListener>,
 }
 
 impl Server {
@@ -86,6 +101,20 @@ impl Server {
             .await
             .map_err(bind_err(config.line))?;
         let line_addr = line.local_addr().map_err(bind_err(config.line))?;
+        let tls = Tls::open(&config.tls)?;
+        let bind_tls = |addr: Option<SocketAddr>| async move {
+            match addr {
+                None => Ok(None),
+                Some(addr) => {
+                    let listener = TcpListener::bind(addr).await.map_err(bind_err(addr))?;
+                    let addr = listener.local_addr().map_err(bind_err(addr))?;
+                    Ok::<_, ServeError>(Some(TlsListener { listener, addr }))
+                }
+            }
+        };
+        let tls_http = bind_tls(config.tls.http).await?;
+        let tls_resp = bind_tls(config.tls.resp).await?;
+        let tls_line = bind_tls(config.tls.line).await?;
         // Recovery reads files and may take a while: off the async workers.
         let engine = match engine {
             Some(engine) => engine,
@@ -108,7 +137,21 @@ impl Server {
             resp_addr,
             line,
             line_addr,
+            tls,
+            tls_http,
+            tls_resp,
+            tls_line,
         })
+    }
+
+    /// The TLS addresses the listeners bound, for HTTP, RESP and the line protocol.
+    pub fn tls_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>, Option<SocketAddr>) {
+        let addr = |l: &Option<TlsListener>| l.as_ref().map(|l| l.addr);
+        (
+            addr(&self.tls_http),
+            addr(&self.tls_resp),
+            addr(&self.tls_line),
+        )
     }
 
     /// The address the HTTP listener actually bound (useful with port 0).
@@ -158,36 +201,77 @@ impl Server {
             threads: threads.clone(),
         };
         let max_connections = self.config.limits.max_connections;
-        tasks.spawn(listener::serve(
-            self.http,
-            http::HttpDoor::new(http::AppState::new(
-                self.engine.clone(),
-                self.config.limits.clone(),
-                self.acl.clone(),
-            )),
-            max_connections,
-            connections.clone(),
-        ));
-        tasks.spawn(listener::serve(
-            self.resp,
-            resp::RespDoor::new(resp::Shared::new(
-                self.engine.clone(),
-                self.config.clone(),
-                self.acl.clone(),
-            )),
-            max_connections,
-            connections.clone(),
-        ));
-        tasks.spawn(listener::serve(
-            self.line,
+        let secure = self.tls.clone().map(|tls| Secure {
+            tls,
+            handshake: self.config.limits.header_timeout,
+        });
+        if let Some(secure) = &secure {
+            tasks.spawn(crate::tls::watch(secure.tls.clone(), stop.clone()));
+        }
+        let app = http::AppState::new(
+            self.engine.clone(),
+            self.config.limits.clone(),
+            self.acl.clone(),
+        );
+        let shared = resp::Shared::new(self.engine.clone(), self.config.clone(), self.acl.clone());
+        let line_door = || {
             line::LineDoor::new(
                 self.engine.clone(),
                 self.config.limits.clone(),
                 self.acl.clone(),
-            ),
+            )
+        };
+        tasks.spawn(listener::serve(
+            self.http,
+            http::HttpDoor::new(app.clone()),
             max_connections,
-            connections,
+            connections.clone(),
+            None,
         ));
+        tasks.spawn(listener::serve(
+            self.resp,
+            resp::RespDoor::new(shared.clone()),
+            max_connections,
+            connections.clone(),
+            None,
+        ));
+        tasks.spawn(listener::serve(
+            self.line,
+            line_door(),
+            max_connections,
+            connections.clone(),
+            None,
+        ));
+        if let (Some(l), Some(secure)) = (self.tls_http, &secure) {
+            tracing::info!(addr = %l.addr, "HTTPS listening on https://{}", l.addr);
+            tasks.spawn(listener::serve(
+                l.listener,
+                http::HttpDoor::new(app),
+                max_connections,
+                connections.clone(),
+                Some(secure.clone()),
+            ));
+        }
+        if let (Some(l), Some(secure)) = (self.tls_resp, &secure) {
+            tracing::info!(addr = %l.addr, "RESP over TLS listening on rediss://{}", l.addr);
+            tasks.spawn(listener::serve(
+                l.listener,
+                resp::RespDoor::new(shared),
+                max_connections,
+                connections.clone(),
+                Some(secure.clone()),
+            ));
+        }
+        if let (Some(l), Some(secure)) = (self.tls_line, &secure) {
+            tracing::info!(addr = %l.addr, "line protocol over TLS listening on {}", l.addr);
+            tasks.spawn(listener::serve(
+                l.listener,
+                line_door(),
+                max_connections,
+                connections.clone(),
+                Some(secure.clone()),
+            ));
+        }
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         stop.cancel();
@@ -220,6 +304,11 @@ fn protected_mode(config: &Config, acl: &Acl) -> Result<(), ConfigError> {
     }
     let open = [config.http, config.resp, config.line]
         .into_iter()
+        .chain(
+            [config.tls.http, config.tls.resp, config.tls.line]
+                .into_iter()
+                .flatten(),
+        )
         .find(|a| !a.ip().is_loopback());
     match open {
         None => Ok(()),

@@ -454,7 +454,10 @@ async fn users_survive_a_restart_through_acl_save_and_a_broken_file_is_refused()
     // ACL LOAD makes every user but default anew and closes their connections, as Redis does.
     let mut admin = Raw::connect(s.resp).await;
     assert_eq!(admin.call(&["ACL", "LOAD"]).await, "+OK");
-    assert!(carol.closed().await, "carol's connection stays open after ACL LOAD");
+    assert!(
+        carol.closed().await,
+        "carol's connection stays open after ACL LOAD"
+    );
     assert_eq!(admin.call(&["PING"]).await, "+PONG");
     s.stop().await;
 

@@ -18,6 +18,8 @@ pub struct TestServer {
     pub resp: SocketAddr,
     /// The line-protocol address.
     pub line: SocketAddr,
+    /// The TLS addresses (HTTP, RESP, line), when the config asked for them.
+    pub tls: (Option<SocketAddr>, Option<SocketAddr>, Option<SocketAddr>),
     /// The server's engine, to look behind the API (e.g. at memory held by expired keys).
     pub engine: Arc<Engine>,
     stop: Option<oneshot::Sender<()>>,
@@ -63,6 +65,7 @@ impl TestServer {
         let engine = server.engine();
         let resp = server.resp_addr();
         let line = server.line_addr();
+        let tls = server.tls_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -76,6 +79,7 @@ impl TestServer {
             addr,
             resp,
             line,
+            tls,
             engine,
             stop: Some(tx),
             task,
