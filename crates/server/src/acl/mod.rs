@@ -17,7 +17,7 @@ mod user;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -46,6 +46,9 @@ pub struct Acl {
     pub(crate) log: Mutex<AclLog>,
     /// `--aclfile`: where `ACL SAVE` writes and `ACL LOAD` reads.
     file: Option<PathBuf>,
+    /// The `default` user needs no password and may do everything: a request without
+    /// credentials needs no check at all (see [`Acl::default_is_open`]).
+    default_open: AtomicBool,
 }
 
 impl Default for Acl {
@@ -62,7 +65,11 @@ fn default_users() -> BTreeMap<String, Arc<User>> {
 
 impl Acl {
     fn with_users(file: Option<PathBuf>, users: BTreeMap<String, Arc<User>>) -> Self {
+        let open = users
+            .get("default")
+            .is_some_and(|u| u.needs_no_password() && u.unrestricted());
         Self {
+            default_open: AtomicBool::new(open),
             users: RwLock::new(users),
             generation: AtomicU64::new(0),
             loads: AtomicU64::new(0),
@@ -113,7 +120,18 @@ impl Acl {
     }
 
     fn changed(&self) {
+        let default = self.default_user();
+        self.default_open.store(
+            default.needs_no_password() && default.unrestricted(),
+            Ordering::Release,
+        );
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the `default` user needs no password and may do everything, so that a request
+    /// carrying no credentials can skip authentication and permission checks altogether.
+    pub(crate) fn default_is_open(&self) -> bool {
+        self.default_open.load(Ordering::Acquire)
     }
 
     /// The generation: it moves whenever a user changes.

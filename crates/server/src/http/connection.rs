@@ -7,20 +7,28 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use super::error::BUSY_RESPONSE;
-use super::{AppState, router};
+use super::{AppState, open_router, router};
+use crate::acl::Acl;
 use crate::config::Limits;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
 
 /// The HTTP front door.
 #[derive(Debug)]
 pub(crate) struct HttpDoor {
-    app: Router,
+    /// The API behind authentication and permission checks.
+    guarded: Router,
+    /// The API with none, for requests without credentials while the default user is open.
+    open: Router,
+    acl: Arc<Acl>,
     limits: Arc<Limits>,
 }
 
@@ -28,7 +36,9 @@ impl HttpDoor {
     pub(crate) fn new(state: AppState) -> Self {
         Self {
             limits: state.limits.clone(),
-            app: router(state),
+            acl: state.acl.clone(),
+            open: open_router(state.clone()),
+            guarded: router(state),
         }
     }
 }
@@ -41,7 +51,19 @@ impl Door for HttpDoor {
     const PLACEMENT: Placement = Placement::Workers;
 
     async fn serve<S: ByteStream>(&self, stream: S, _: Addresses, stop: CancellationToken) {
-        let service = TowerToHyperService::new(self.app.clone());
+        // Which router serves a request is decided per request: checks cost nothing when the
+        // default user needs no password and the request brings no credentials.
+        let (guarded, open, acl) = (self.guarded.clone(), self.open.clone(), self.acl.clone());
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let unchecked =
+                acl.default_is_open() && !request.headers().contains_key(header::AUTHORIZATION);
+            let router = if unchecked {
+                open.clone()
+            } else {
+                guarded.clone()
+            };
+            router.oneshot(request.map(Body::new))
+        });
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())

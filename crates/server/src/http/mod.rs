@@ -42,9 +42,25 @@ impl AppState {
     }
 }
 
-/// The HTTP API. Each route takes any method and answers the ones it does not serve with 405 and
-/// `Allow`, so the error body is JSON like every other error.
+/// The HTTP API behind its authentication and permission checks (see [`auth`]).
 pub fn router(state: AppState) -> Router {
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
+}
+
+/// The HTTP API with no checks: for requests that carry no credentials while the default user
+/// needs no password and may do everything (the connection chooses per request).
+pub(crate) fn open_router(state: AppState) -> Router {
+    routes().with_state(state)
+}
+
+/// Each route takes any method and answers the ones it does not serve with 405 and `Allow`, so
+/// the error body is JSON like every other error.
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/kvs", any(listing::handle))
         .route("/kvs/", any(listing::handle))
@@ -56,9 +72,4 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/persistence", any(admin::persistence))
         .route("/openapi.json", any(openapi::handle))
         .fallback(|| async { error::ApiError::not_found("no such route") })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .with_state(state)
 }
