@@ -189,6 +189,15 @@ async fn the_same_user_gets_the_same_answer_on_every_door() {
     assert_eq!(writer.send("cmd=auth | key=writer | body=pw").await, "OK");
     assert_eq!(writer.send("cmd=update | key=w | body=1").await, "1");
     assert_eq!(writer.code("cmd=get | key=w").await, 22);
+    // That refusal came only from the line door: its log entry names the connection's address.
+    let log: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("1")
+        .query_async(&mut admin)
+        .await
+        .expect("log");
+    let text = format!("{log:?}");
+    assert!(text.contains("door=line addr=127.0.0.1:"), "{text}");
     // Deleting the user closes its line connections too.
     let mut c = redis::cmd("ACL");
     c.arg("DELUSER").arg("writer");

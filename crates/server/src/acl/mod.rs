@@ -211,6 +211,25 @@ impl Acl {
         Ok(())
     }
 
+    /// Adds a refusal at the top level of a connection (not inside MULTI) to `ACL LOG`.
+    pub(crate) fn record(
+        &self,
+        reason: &'static str,
+        object: String,
+        username: String,
+        client_info: String,
+    ) {
+        self.log.lock().add(LogEntry {
+            count: 1,
+            reason,
+            context: "toplevel",
+            object,
+            username,
+            updated: std::time::Instant::now(),
+            client_info,
+        });
+    }
+
     /// How many times `ACL LOAD` replaced the users.
     pub(crate) fn loads(&self) -> u64 {
         self.loads.load(Ordering::Acquire)

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use percent_encoding::percent_decode;
 
 use super::AppState;
-use crate::acl::{Acl, Denied, LogEntry, User};
+use crate::acl::{Acl, Denied, User};
 
 /// The user a request runs as, for handlers that check more than the route (the listing, the
 /// person API).
@@ -153,15 +153,7 @@ fn forbidden(acl: &Acl, user: &User, denied: &Denied) -> Response {
 }
 
 fn log(acl: &Acl, reason: &'static str, object: String, username: String) {
-    acl.log.lock().add(LogEntry {
-        count: 1,
-        reason,
-        context: "toplevel",
-        object,
-        username,
-        updated: std::time::Instant::now(),
-        client_info: "door=http".into(),
-    });
+    acl.record(reason, object, username, "door=http".into());
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use kvs_store::{Command, Delete, Get, Reply, Set, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::acl::{Acl, LogEntry, User};
+use crate::acl::{Acl, User};
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
@@ -72,6 +72,8 @@ impl LineDoor {
 
 /// Who a connection runs as.
 struct Caller {
+    /// How `ACL LOG` describes the connection.
+    client_info: String,
     user: Arc<User>,
     generation: u64,
     loads: u64,
@@ -79,11 +81,12 @@ struct Caller {
 }
 
 impl Caller {
-    fn new(acl: &Acl) -> Self {
+    fn new(acl: &Acl, peer: std::net::SocketAddr) -> Self {
         let generation = acl.generation();
         let loads = acl.loads();
         let user = acl.default_user();
         Self {
+            client_info: format!("door=line addr={peer}"),
             authenticated: user.needs_no_password(),
             user,
             generation,
@@ -106,18 +109,6 @@ impl Caller {
     }
 }
 
-fn log(acl: &Acl, reason: &'static str, object: String, username: String) {
-    acl.log.lock().add(LogEntry {
-        count: 1,
-        reason,
-        context: "toplevel",
-        object,
-        username,
-        updated: std::time::Instant::now(),
-        client_info: "door=line".into(),
-    });
-}
-
 impl Door for LineDoor {
     const NAME: &'static str = "line protocol";
     /// The seed's argument-exception code with kvs's words: `error_line("too many connections",
@@ -129,10 +120,17 @@ impl Door for LineDoor {
     fn serve<S: ByteStream>(
         &self,
         stream: S,
-        _: Addresses,
+        addresses: Addresses,
         stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send {
-        connection(stream, &self.engine, &self.limits, &self.acl, stop)
+        connection(
+            stream,
+            &self.engine,
+            &self.limits,
+            &self.acl,
+            addresses.peer,
+            stop,
+        )
     }
 }
 
@@ -141,9 +139,10 @@ async fn connection<S: ByteStream>(
     engine: &Engine,
     limits: &Limits,
     acl: &Acl,
+    peer: std::net::SocketAddr,
     stop: CancellationToken,
 ) {
-    let mut caller = Caller::new(acl);
+    let mut caller = Caller::new(acl, peer);
     let mut partial_since: Option<tokio::time::Instant> = None;
     let mut progressed = false;
     // A line holds a value (escaped, so up to twice its size) plus the other fields.
@@ -274,7 +273,7 @@ fn gate(acl: &Acl, caller: &mut Caller, request: &LineRequest) -> Option<(Vec<u8
                 (line::value_line(b"OK"), false)
             }
             None => {
-                log(acl, "auth", "auth".into(), name);
+                acl.record("auth", "auth".into(), name, caller.client_info.clone());
                 (
                     line::error_line("invalid username-password pair or user is disabled", NOAUTH),
                     false,
@@ -300,7 +299,12 @@ fn gate(acl: &Acl, caller: &mut Caller, request: &LineRequest) -> Option<(Vec<u8
     };
     let denied = caller.user.check_words(&words).err()?;
     let (reason, object) = denied.reason_and_object();
-    log(acl, reason, object, caller.user.name().to_owned());
+    acl.record(
+        reason,
+        object,
+        caller.user.name().to_owned(),
+        caller.client_info.clone(),
+    );
     Some((line::error_line(&denied.message(), NO_PERMISSION), false))
 }
 
