@@ -7,10 +7,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::TestServer;
+use common::redis_server::redis_server;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
@@ -73,41 +72,6 @@ fn facts(v: &Value) -> Facts {
         categories: items(&f[6]).iter().map(text).collect(),
         subcommands: items(&f[9]).iter().map(|s| text(&items(s)[0])).collect(),
     }
-}
-
-struct RedisServer {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A redis-server on a free loopback port, persistence off. CI installs it (Debian's
-/// redis-server); without it this comparison cannot run, so the test fails and says why.
-async fn redis_server() -> RedisServer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (apt-get install redis-server) for this test");
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    RedisServer { child, addr }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,10 +146,10 @@ async fn the_table_is_whole_and_every_name_dispatches() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_kvs_declares_is_what_redis_declares() {
-    let redis = redis_server().await;
+    let redis = redis_server(&[]).await;
     let s = TestServer::start().await;
     let mut ours = connect(&s.resp.to_string()).await;
-    let mut theirs = connect(&redis.addr).await;
+    let mut theirs = connect(&redis.addr()).await;
     let names: Vec<String> = items(&query(&mut ours, &["COMMAND", "LIST"]).await)
         .iter()
         .map(text)
@@ -243,8 +207,8 @@ fn access_of(flags: &Value) -> kvs_store::Access {
 /// redis-server: ACL key permissions (`%R~`, `%W~`) depend on it.
 #[tokio::test(flavor = "multi_thread")]
 async fn key_access_is_what_redis_declares() {
-    let redis = redis_server().await;
-    let mut theirs = connect(&redis.addr).await;
+    let redis = redis_server(&[]).await;
+    let mut theirs = connect(&redis.addr()).await;
     let mut requests: Vec<String> = kvs_store::data_specs()
         .flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()))
         .filter(|s| !s.example.is_empty())

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gated_disk;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 
