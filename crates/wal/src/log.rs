@@ -337,7 +337,7 @@ impl Log {
     }
 
     /// Calls `hook` with the new acknowledged LSN (every record below it is acknowledged) each
-    /// time a batch advances it, from the thread that wrote the batch, after its waiters are
+    /// time a batch advances it, from the thread that wrote the batch, before its waiters are
     /// woken. Calls from two batches may arrive out of order; keep the greatest. Set once;
     /// `false` if a hook was already set.
     pub fn on_acknowledged(&self, hook: impl Fn(u64) + Send + Sync + 'static) -> bool {

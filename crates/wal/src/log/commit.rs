@@ -143,11 +143,13 @@ fn release(shared: &Shared, outcome: Result<Option<Published>, LogFailed>, stop:
         shared.released.notify_all();
     }
     drop(commits);
-    for waker in wake {
-        waker.wake();
-    }
+    // Before the waiters: whoever the hook tells (the change feed) knows of a record no later
+    // than its writer does.
     if let (Some(acknowledged), Some(hook)) = (advanced, shared.on_acknowledged.get()) {
         hook(acknowledged);
+    }
+    for waker in wake {
+        waker.wake();
     }
 }
 
