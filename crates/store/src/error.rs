@@ -39,6 +39,10 @@ pub enum CommandError {
     DbIndexOutOfRange,
     /// OBJECT FREQ without an LFU eviction policy.
     NoLfuPolicy,
+    /// OBJECT IDLETIME under an LFU eviction policy.
+    NoLruPolicy,
+    /// Over the memory limit, a command that needs memory is refused.
+    OutOfMemory,
     /// A SCAN cursor that is not a number.
     InvalidCursor,
     /// A subcommand the command does not have.
@@ -119,6 +123,12 @@ impl fmt::Display for CommandError {
             CommandError::NoLfuPolicy => f.write_str(
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ),
+            CommandError::NoLruPolicy => f.write_str(
+                "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ),
+            CommandError::OutOfMemory => {
+                f.write_str("OOM command not allowed when used memory > 'maxmemory'.")
+            }
             CommandError::UnknownSubcommand { sub, command } => write!(
                 f,
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."

@@ -9,7 +9,9 @@ use parking_lot::RwLock;
 
 use crate::effects::{Change, Commit, Effects, Removal, Ticket};
 use crate::entry::Millis;
+use crate::evict::Pool;
 use crate::shard::Shard;
+use crate::usage::Tracking;
 
 /// Shards in a store made by [`Store::new`]. Enough that two writers rarely meet on one lock even
 /// with dozens of cores, few enough that a listing's merge over all shards stays cheap.
@@ -45,6 +47,12 @@ pub struct Store {
     /// Whether writes note their effects and submit them to `commit` now. Read by each write
     /// scope once its locks are taken (see [`Store::start_noting`]).
     noting: AtomicBool,
+    /// The eviction policy and the memory entries take, shared with every shard.
+    pub(crate) tracking: Arc<Tracking>,
+    /// The best eviction candidates seen so far (see [`crate::evict`]).
+    pub(crate) pool: parking_lot::Mutex<Pool>,
+    /// Keys evicted since the store was made.
+    pub(crate) evicted: AtomicU64,
 }
 
 impl Default for Store {
@@ -62,8 +70,14 @@ impl Store {
     /// An empty store with `shards` shards, rounded up to a power of two.
     pub fn with_shards(shards: usize) -> Self {
         let shards = shards.max(1).next_power_of_two();
+        let tracking = Arc::new(Tracking::default());
         Self {
-            shards: (0..shards).map(|_| Padded::default()).collect(),
+            shards: (0..shards)
+                .map(|_| Padded(RwLock::new(Shard::with_tracking(tracking.clone()))))
+                .collect(),
+            tracking,
+            pool: parking_lot::Mutex::new(Pool::default()),
+            evicted: AtomicU64::new(0),
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),

@@ -18,10 +18,10 @@
 //!    │
 //! handle     access (Keyspace, Call, Transaction, Writer: locking, effects, submission), listing
 //!    │
-//! shards     keyspace (Store: shards, revision, sweep), shard, replay, snapshot
+//! shards     keyspace (Store: shards, revision, sweep), shard, replay, snapshot, evict
 //!    │
 //! records    entry, packed (the compact layout), effects (Change, Effects, Ticket, Commit),
-//!            change (the record codec), error, pattern
+//!            change (the record codec), error, pattern, usage (policies, the usage word)
 //! ```
 
 mod access;
@@ -30,6 +30,7 @@ mod command;
 pub mod effects;
 mod entry;
 mod error;
+mod evict;
 mod keyspace;
 mod listing;
 mod packed;
@@ -38,6 +39,7 @@ mod replay;
 mod reply;
 mod shard;
 mod snapshot;
+mod usage;
 
 pub use access::{Call, Keyspace, Picked, Transaction, Writer};
 pub use command::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
@@ -52,19 +54,23 @@ pub use command::{data_spec, data_spec_lowercase, data_specs};
 pub use effects::{Change, Commit, Effects, Removal, Ticket};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 pub use error::CommandError;
+pub use evict::{Evicted, POOL_SIZE};
 pub use keyspace::{DEFAULT_SHARDS, Store};
 pub use listing::Page;
 pub use packed::{EntryRef, INLINE_MAX};
 pub use pattern::glob_match;
 pub use reply::Reply;
 pub use shard::Shard;
+pub use usage::{LFU_INIT_VAL, Policy, Tracking, size_class};
 
 #[cfg(test)]
 mod layering {
     /// The layer of each module, bottom first, as the crate documentation draws them.
     const LAYERS: &[&[&str]] = &[
-        &["entry", "packed", "effects", "change", "error", "pattern"],
-        &["keyspace", "shard", "replay", "snapshot"],
+        &[
+            "entry", "packed", "effects", "change", "error", "pattern", "usage",
+        ],
+        &["keyspace", "shard", "replay", "snapshot", "evict"],
         &["access", "listing"],
         &["command", "reply"],
     ];

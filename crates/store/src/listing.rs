@@ -66,7 +66,7 @@ pub(crate) fn page(
         if let Some(next) = iters[i].next() {
             heap.push(Reverse((next, i)));
         }
-        let Some(entry) = shards[i].live(key, now) else {
+        let Some(entry) = shards[i].peek(key, now) else {
             continue;
         };
         if page.keys.len() == limit {

@@ -3,11 +3,14 @@
 //! a single allocation of little more than its bytes.
 //!
 //! ```text
-//! flags:u8 key_len:varint [value_len:varint] [ct_len:varint]
+//! usage:u64 flags:u8 key_len:varint [value_len:varint] [ct_len:varint]
 //! version:u48|u64 modified_at:u48|u64 [expires_at:u64] [content_type] key value
 //! ```
 //!
-//! Fields in brackets are present according to `flags`. A value of up to [`INLINE_MAX`] bytes is
+//! The usage word (see [`crate::usage`]) comes first and is the one part that changes after
+//! construction: reads update it with relaxed atomic stores under the shard's read lock, so it is
+//! only ever touched as an `AtomicU64` and no byte slice ever covers it. Fields in brackets are
+//! present according to `flags`. A value of up to [`INLINE_MAX`] bytes is
 //! copied in after the key; a larger one stays a shared [`Bytes`] handle, stored 8-aligned after
 //! the key, so reading it never copies it. Versions and times below 2^48 take 6 bytes (a
 //! millisecond clock reaches that in the year 10889). Integers are little-endian.
@@ -22,11 +25,13 @@ use std::alloc::{self, Layout};
 use std::fmt;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 use crate::error::CommandError;
+use crate::usage::{fresh, size_class};
 
 /// Values up to this many bytes are copied into the entry; longer ones are shared, not copied.
 pub const INLINE_MAX: usize = 512;
@@ -41,6 +46,9 @@ const KIND_SHIFT: u8 = 5;
 /// Integers below this take 6 bytes.
 const NARROW_LIMIT: u64 = 1 << 48;
 const ALIGN: usize = align_of::<Bytes>();
+/// Bytes before the header: the usage word.
+const USAGE: usize = size_of::<AtomicU64>();
+const _: () = assert!(ALIGN >= std::mem::align_of::<AtomicU64>() && USAGE.is_multiple_of(ALIGN));
 
 /// A key and its entry in one allocation. Immutable once built: a write builds a new one.
 pub struct Packed(NonNull<u8>);
@@ -51,7 +59,8 @@ unsafe impl Send for Packed {}
 // SAFETY: as above; shared references only read.
 unsafe impl Sync for Packed {}
 
-/// Where each part of a packed entry lies, decoded from its header.
+/// Where each part of a packed entry lies, decoded from its header. Offsets count from the start
+/// of the allocation; the header starts at [`USAGE`].
 #[derive(Clone, Copy, Debug)]
 struct Shape {
     flags: u8,
@@ -153,7 +162,7 @@ impl Packed {
         if named {
             put_varint(&mut head, ct.len());
         }
-        let shape = Shape::compute(flags, key.len(), value_len, ct.len(), head.len());
+        let shape = Shape::compute(flags, key.len(), value_len, ct.len(), USAGE + head.len());
         put_int(&mut head, entry.version, flags & WIDE_VERSION != 0);
         put_int(&mut head, entry.modified_at, flags & WIDE_MODIFIED != 0);
         if let Some(at) = entry.expires_at {
@@ -161,20 +170,22 @@ impl Packed {
         }
         head.extend_from_slice(ct);
         head.extend_from_slice(key);
-        debug_assert_eq!(head.len(), shape.key.0 + shape.key.1);
+        debug_assert_eq!(USAGE + head.len(), shape.key.0 + shape.key.1);
 
         let layout = Self::layout(shape.total);
-        // SAFETY: `layout` has a non-zero size (the flags byte alone makes it at least 1).
+        // SAFETY: `layout` has a non-zero size (the usage word alone makes it at least 8).
         let raw = unsafe { alloc::alloc(layout) };
         let Some(ptr) = NonNull::new(raw) else {
             alloc::handle_alloc_error(layout)
         };
-        // SAFETY: the allocation is `shape.total` bytes long and `head` plus the value (or the
-        // padding and the handle) fill exactly that many, as `Shape::compute` laid them out.
-        // The handle's offset is a multiple of its alignment in an allocation aligned to it.
+        // SAFETY: the allocation is `shape.total` bytes long and the usage word, `head` and the
+        // value (or the padding and the handle) fill exactly that many, as `Shape::compute` laid
+        // them out. The word and the handle sit at multiples of their alignment in an allocation
+        // aligned to it. Nothing else can see the allocation yet.
         unsafe {
-            std::ptr::copy_nonoverlapping(head.as_ptr(), raw, head.len());
-            let at = head.len();
+            std::ptr::write(raw.cast::<u64>(), fresh(entry.modified_at));
+            std::ptr::copy_nonoverlapping(head.as_ptr(), raw.add(USAGE), head.len());
+            let at = USAGE + head.len();
             if shared {
                 std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
                 std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), value.clone());
@@ -195,12 +206,12 @@ impl Packed {
 
     fn shape(&self) -> Shape {
         let p = self.0.as_ptr();
-        // SAFETY: every byte read here lies in the header that `new` wrote at the start of this
-        // allocation: the flags byte and up to three complete varints, each ending in a byte
-        // below 0x80, all within the allocation's first `shape.fixed` bytes.
+        // SAFETY: every byte read here lies in the header that `new` wrote after the usage word:
+        // the flags byte and up to three complete varints, each ending in a byte below 0x80, all
+        // within the allocation's first `shape.fixed` bytes. None of them is the usage word.
         unsafe {
-            let flags = *p;
-            let mut at = 1;
+            let flags = *p.add(USAGE);
+            let mut at = USAGE + 1;
             let mut varint = || {
                 let mut n = 0usize;
                 let mut shift = 0;
@@ -225,17 +236,44 @@ impl Packed {
         }
     }
 
-    /// The bytes from the start up to the end of the key (all initialised plain bytes).
+    /// The bytes after the usage word up to the end of the key (all initialised plain bytes);
+    /// index it with an offset from the start of the allocation minus [`USAGE`].
     fn head(&self, shape: &Shape) -> &[u8] {
         // SAFETY: `new` initialised every byte before the end of the key, and the allocation
-        // lives as long as `self`; nothing writes to it after construction.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), shape.key.0 + shape.key.1) }
+        // lives as long as `self`; nothing writes to these bytes after construction (only the
+        // usage word before them changes, and it is not part of the slice).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.0.as_ptr().add(USAGE),
+                shape.key.0 + shape.key.1 - USAGE,
+            )
+        }
     }
 
     /// The key.
     pub fn key(&self) -> &[u8] {
         let shape = self.shape();
-        &self.head(&shape)[shape.key.0..]
+        &self.head(&shape)[shape.key.0 - USAGE..]
+    }
+
+    /// The usage word (see [`crate::usage`]).
+    pub(crate) fn usage(&self) -> &AtomicU64 {
+        // SAFETY: `new` wrote a `u64` at the start of the allocation, which is aligned for an
+        // `AtomicU64` (same size and alignment as `u64`); after construction it is only ever
+        // accessed through this reference, atomically, and it lives as long as `self`.
+        unsafe { &*self.0.as_ptr().cast::<AtomicU64>() }
+    }
+
+    /// Bytes of memory the entry takes from the allocator: its allocation rounded up to the size
+    /// class, and a shared value's own allocation.
+    pub fn footprint(&self) -> usize {
+        let shape = self.shape();
+        let mut bytes = size_class(shape.total);
+        if let Some(shared) = self.view().shared {
+            // The value's buffer and the handle's shared record.
+            bytes += size_class(shared.len()) + 32;
+        }
+        bytes
     }
 
     /// The entry, borrowed.
@@ -245,7 +283,7 @@ impl Packed {
         let flags = shape.flags;
         let mut at = shape.fixed;
         let mut int = |width: usize| {
-            let n = read_int(&head[at..at + width]);
+            let n = read_int(&head[at - USAGE..at - USAGE + width]);
             at += width;
             n
         };
@@ -271,7 +309,7 @@ impl Packed {
             value,
             shared,
             content_type: if flags & CONTENT_TYPE != 0 {
-                &head[ct_at..ct_at + ct_len]
+                &head[ct_at - USAGE..ct_at - USAGE + ct_len]
             } else {
                 DEFAULT_CONTENT_TYPE.as_bytes()
             },
@@ -296,9 +334,9 @@ impl Packed {
         self.view().to_entry()
     }
 
-    /// Bytes of memory the allocation takes (before the allocator rounds it up).
+    /// Bytes the allocation asks for (before the allocator rounds it up).
     #[cfg(test)]
-    pub fn footprint(&self) -> usize {
+    fn allocated(&self) -> usize {
         self.shape().total
     }
 }
@@ -457,7 +495,17 @@ mod tests {
         let p = Packed::new(key, e);
         assert_eq!(p.key(), key);
         assert_eq!(&p.view().to_entry(), e);
-        assert!(p.footprint() >= key.len());
+        assert!(p.allocated() >= key.len());
+        assert!(p.footprint() >= p.allocated());
+        // The usage word changes without disturbing the rest of the entry.
+        p.usage()
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(p.key(), key);
+        assert_eq!(&p.view().to_entry(), e);
+        assert_eq!(
+            p.usage().load(std::sync::atomic::Ordering::Relaxed),
+            u64::MAX
+        );
     }
 
     #[test]
@@ -496,8 +544,9 @@ mod tests {
             None,
         );
         let p = Packed::new(b"key:000000123456", &e);
-        // flags, two one-byte lengths, two 6-byte integers, the key and the value.
-        assert_eq!(p.footprint(), 1 + 2 + 12 + 16 + 64);
+        // The usage word, flags, two one-byte lengths, two 6-byte integers, the key and the value.
+        assert_eq!(p.allocated(), 8 + 1 + 2 + 12 + 16 + 64);
+        assert_eq!(p.footprint(), 112, "jemalloc's size class");
     }
 
     #[test]

@@ -10,13 +10,32 @@
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::entry::{Entry, Millis};
 use crate::packed::{EntryRef, Packed};
+use crate::usage::{Tracking, size_class};
+
+/// Bytes a key's slot in the hash table takes, spare capacity included.
+const SLOT: usize = 16;
+/// Bytes a key's place in the expiry index takes besides its copy of the key.
+const EXPIRY_ENTRY: usize = 40;
+/// A shard reports its change in footprint to the store once it reaches this many bytes, so the
+/// store's total is never more than this much per shard behind and writes rarely share a counter.
+const REPORT_EVERY: i64 = 8 << 10;
+
+/// What the eviction sampler sees of an entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) usage: u64,
+    pub(crate) expires_at: Option<Millis>,
+}
 
 #[derive(Debug, Default)]
 pub struct Shard {
@@ -28,6 +47,12 @@ pub struct Shard {
     /// Keys in byte order, once some listing asked for them.
     order: OnceLock<BTreeSet<Box<[u8]>>>,
     expiries: BTreeSet<(Millis, Box<[u8]>)>,
+    /// The policy and counters every shard of the store shares.
+    tracking: Arc<Tracking>,
+    /// Bytes the entries of this shard take (see [`Shard::cost`]).
+    bytes: usize,
+    /// Change in `bytes` not yet added to the store's total.
+    unreported: i64,
 }
 
 /// Where a bucket walk stopped: the bucket to start from next, or the end of the shard.
@@ -38,6 +63,19 @@ pub(crate) enum Walk {
 }
 
 impl Shard {
+    /// An empty shard sharing `tracking` with the other shards of its store.
+    pub(crate) fn with_tracking(tracking: Arc<Tracking>) -> Self {
+        Self {
+            tracking,
+            ..Self::default()
+        }
+    }
+
+    /// The policy and counters this shard shares with the rest of its store.
+    pub(crate) fn tracking(&self) -> &Tracking {
+        &self.tracking
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -46,9 +84,76 @@ impl Shard {
         self.table.find(self.hash(key), |p| p.key() == key)
     }
 
-    /// The entry under `key` if it exists and has not expired at `now`.
+    /// The entry under `key` if it exists and has not expired at `now`, counted as an access
+    /// (its usage word moves to `now`; see [`crate::usage`]).
     pub fn live(&self, key: &[u8], now: Millis) -> Option<EntryRef<'_>> {
+        let packed = self.find(key)?;
+        let entry = packed.view();
+        if !entry.is_live(now) {
+            return None;
+        }
+        let word = packed.usage().load(Ordering::Relaxed);
+        let touched = self.tracking.touched(word, now);
+        if touched != word {
+            packed.usage().store(touched, Ordering::Relaxed);
+        }
+        Some(entry)
+    }
+
+    /// The live entry under `key`, without counting an access: for commands that inspect a key
+    /// rather than use it (TYPE, TTL, EXISTS, OBJECT, WATCH), as Redis's `LOOKUP_NOTOUCH`.
+    pub fn peek(&self, key: &[u8], now: Millis) -> Option<EntryRef<'_>> {
         self.find(key).map(Packed::view).filter(|e| e.is_live(now))
+    }
+
+    /// The live entry under `key` with its usage word, without counting an access.
+    pub(crate) fn peek_usage(&self, key: &[u8], now: Millis) -> Option<(EntryRef<'_>, u64)> {
+        let packed = self.find(key)?;
+        let entry = packed.view();
+        entry
+            .is_live(now)
+            .then(|| (entry, packed.usage().load(Ordering::Relaxed)))
+    }
+
+    /// Bytes a key and its entry take: the entry, its slot, and its place in the expiry index.
+    fn cost(packed: &Packed, key_len: usize, expires: bool) -> usize {
+        packed.footprint()
+            + SLOT
+            + if expires {
+                EXPIRY_ENTRY + size_class(key_len)
+            } else {
+                0
+            }
+    }
+
+    /// Bytes the live-or-not entry under `key` takes, if the key is held.
+    pub(crate) fn cost_of(&self, key: &[u8]) -> Option<usize> {
+        let packed = self.find(key)?;
+        Some(Self::cost(
+            packed,
+            key.len(),
+            packed.view().expires_at.is_some(),
+        ))
+    }
+
+    /// The expiry of the entry under `key` (live or not), if the key is held.
+    pub(crate) fn find_expiry(&self, key: &[u8]) -> Option<Option<Millis>> {
+        self.find(key).map(|p| p.view().expires_at)
+    }
+
+    /// Bytes this shard's entries take.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Records a change in this shard's footprint.
+    fn account(&mut self, added: usize, removed: usize) {
+        self.bytes = (self.bytes + added).saturating_sub(removed);
+        self.unreported += added as i64 - removed as i64;
+        if self.unreported.abs() >= REPORT_EVERY {
+            self.tracking.report(self.unreported);
+            self.unreported = 0;
+        }
     }
 
     /// Writes `key` with one hash lookup. `decide` sees the live entry (`None` when the key is
@@ -69,8 +174,20 @@ impl Shard {
         let current = slot.view();
         let live = current.is_live(now);
         let entry = decide(live.then_some(current))?;
-        let old = std::mem::replace(slot, Packed::new(key, &entry));
+        let packed = Packed::new(key, &entry);
+        // A write is an access: the key keeps its frequency, as Redis keeps an overwritten key's
+        // LFU counter. An expired entry's history ends with it.
+        if live {
+            let word = slot.usage().load(Ordering::Relaxed);
+            packed
+                .usage()
+                .store(self.tracking.touched(word, now), Ordering::Relaxed);
+        }
+        let old = std::mem::replace(slot, packed);
+        let added = Self::cost(slot, key.len(), entry.expires_at.is_some());
+        let removed = Self::cost(&old, key.len(), old.view().expires_at.is_some());
         self.note_expiry(key, old.view().expires_at, entry.expires_at);
+        self.account(added, removed);
         Ok(live.then_some(old))
     }
 
@@ -78,10 +195,17 @@ impl Shard {
     /// (which may be an expired one the caller must treat as absent).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Packed> {
         let packed = Packed::new(&key, &entry);
+        let added = Self::cost(&packed, key.len(), entry.expires_at.is_some());
         let hash = self.hash(&key);
         if let Some(slot) = self.table.find_mut(hash, |p| p.key() == &key[..]) {
+            // The key's usage so far carries over to its new entry.
+            packed
+                .usage()
+                .store(slot.usage().load(Ordering::Relaxed), Ordering::Relaxed);
             let old = std::mem::replace(slot, packed);
+            let removed = Self::cost(&old, key.len(), old.view().expires_at.is_some());
             self.note_expiry(&key, old.view().expires_at, entry.expires_at);
+            self.account(added, removed);
             return Some(old);
         }
         if self.table.len() == self.table.capacity() {
@@ -94,6 +218,7 @@ impl Shard {
         if let Some(order) = self.order.get_mut() {
             order.insert(key.to_vec().into_boxed_slice());
         }
+        self.account(added, 0);
         None
     }
 
@@ -118,7 +243,9 @@ impl Shard {
         if let Some(order) = self.order.get_mut() {
             order.remove(key);
         }
-        self.note_expiry(key, packed.view().expires_at, None);
+        let expires = packed.view().expires_at;
+        self.note_expiry(key, expires, None);
+        self.account(0, Self::cost(&packed, key.len(), expires.is_some()));
         Some(packed)
     }
 
@@ -232,6 +359,64 @@ impl Shard {
             order.clear();
         }
         self.expiries.clear();
+        self.account(0, self.bytes);
+    }
+
+    /// Shows `visit` up to `n` held entries (expired or not), walking the table from a bucket
+    /// chosen by `pick`. Visits at most every bucket once.
+    pub(crate) fn sample(&self, pick: u64, n: usize, mut visit: impl FnMut(Seen<'_>)) {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 || n == 0 {
+            return;
+        }
+        let start = (pick % buckets as u64) as usize;
+        let mut seen = 0;
+        for b in (start..buckets).chain(0..start) {
+            if let Some(p) = self.table.get_bucket(b) {
+                visit(Seen {
+                    key: p.key(),
+                    usage: p.usage().load(Ordering::Relaxed),
+                    expires_at: p.view().expires_at,
+                });
+                seen += 1;
+                if seen == n {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Shows `visit` up to `n` entries that have an expiry: the soonest to expire when `pick` is
+    /// `None`, else consecutive ones (in expiry order) from a point chosen by `pick`.
+    pub(crate) fn sample_expiring(
+        &self,
+        pick: Option<u64>,
+        n: usize,
+        mut visit: impl FnMut(Seen<'_>),
+    ) {
+        let (Some((first, _)), Some((last, _))) = (self.expiries.first(), self.expiries.last())
+        else {
+            return;
+        };
+        let from = match pick {
+            None => *first,
+            Some(pick) => first + pick % (last - first + 1),
+        };
+        let start: (Millis, Box<[u8]>) = (from, Box::default());
+        let wrapped = self
+            .expiries
+            .range((Bound::Included(start), Bound::Unbounded))
+            .chain(self.expiries.iter())
+            .take(n.min(self.expiries.len()));
+        for (at, key) in wrapped {
+            if let Some(p) = self.find(key) {
+                visit(Seen {
+                    key: p.key(),
+                    usage: p.usage().load(Ordering::Relaxed),
+                    expires_at: Some(*at),
+                });
+            }
+        }
     }
 }
 

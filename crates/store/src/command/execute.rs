@@ -43,7 +43,7 @@ impl Store {
 
     /// The version of the live entry under `key` at `now`, if any: what `WATCH` remembers.
     pub fn version_of(&self, key: &[u8], now: Millis) -> Option<u64> {
-        self.read(key, |shard| shard.live(key, now).map(|e| e.version))
+        self.read(key, |shard| shard.peek(key, now).map(|e| e.version))
     }
 
     /// Runs `commands` as one block no other client can interleave with (`MULTI`/`EXEC`): the
@@ -65,7 +65,7 @@ impl Store {
         }
         let txn = Transaction::lock(self, keys.as_deref());
         let unchanged = watched.iter().all(|(key, version)| {
-            txn.read(key, |shard| shard.live(key, now).map(|e| e.version)) == *version
+            txn.read(key, |shard| shard.peek(key, now).map(|e| e.version)) == *version
         });
         if !unchanged {
             return None;

@@ -27,7 +27,7 @@ impl Exists {
             let n = self
                 .keys
                 .iter()
-                .filter(|k| locked.shard(k).and_then(|s| s.live(k, now)).is_some())
+                .filter(|k| locked.shard(k).and_then(|s| s.peek(k, now)).is_some())
                 .count();
             Reply::Integer(n as i64)
         })

@@ -28,7 +28,10 @@ pub(crate) trait Definition: Sized {
     const SPECS: &'static [Spec];
     /// Whether the command may change the keyspace: a server that cannot record changes refuses
     /// these and still serves the rest. Read from the specs' `write` flag.
-    const WRITES: bool = writes(Self::SPECS);
+    const WRITES: bool = has_flag(Self::SPECS, Flag::Write);
+    /// Whether the command may need memory: over the memory limit, a server refuses these (with
+    /// Redis's OOM error) unless it can evict. Read from the specs' `denyoom` flag.
+    const DENYOOM: bool = has_flag(Self::SPECS, Flag::Denyoom);
 
     /// Parses a request's arguments (after the name, whose arity was already checked).
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
@@ -40,13 +43,13 @@ pub(crate) trait Definition: Sized {
     fn keys(&self) -> Option<Vec<&[u8]>>;
 }
 
-/// Whether any of `specs` has the `write` flag.
-const fn writes(specs: &[Spec]) -> bool {
+/// Whether any of `specs` has `flag`.
+const fn has_flag(specs: &[Spec], flag: Flag) -> bool {
     let mut i = 0;
     while i < specs.len() {
         let mut j = 0;
         while j < specs[i].flags.len() {
-            if matches!(specs[i].flags[j], Flag::Write) {
+            if specs[i].flags[j] as u8 == flag as u8 {
                 return true;
             }
             j += 1;
@@ -83,6 +86,13 @@ macro_rules! command_table {
             pub fn writes(&self) -> bool {
                 match self {
                     $(Command::$variant(_) => <$ty as Definition>::WRITES,)*
+                }
+            }
+
+            /// Whether the command may need memory (its specs' `denyoom` flag).
+            pub fn denyoom(&self) -> bool {
+                match self {
+                    $(Command::$variant(_) => <$ty as Definition>::DENYOOM,)*
                 }
             }
 

@@ -5,6 +5,7 @@ use crate::access::Keyspace;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
+use crate::usage::{decayed, idle_millis};
 use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use super::Definition;
 
@@ -14,9 +15,9 @@ const HELP: &[&str] = &[
     "ENCODING <key>",
     "    The internal representation Redis would use for the value at <key>.",
     "FREQ <key>",
-    "    The logarithmic access frequency of <key> (needs an LFU maxmemory policy).",
+    "    The logarithmic access frequency counter of <key> (needs an LFU maxmemory policy).",
     "IDLETIME <key>",
-    "    Seconds since <key> was last written.",
+    "    Seconds since <key> was last accessed (not with an LFU maxmemory policy).",
     "REFCOUNT <key>",
     "    The number of references to the value at <key> (always 1 in kvs).",
     "HELP",
@@ -35,8 +36,9 @@ pub enum ObjectQuery {
 }
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, answered as Redis would for a string: the
-/// encoding Redis would choose (`int`, `embstr`, `raw`); FREQ refuses as Redis does without an LFU
-/// policy; IDLETIME counts from the last write (reads are not tracked).
+/// encoding Redis would choose (`int`, `embstr`, `raw`); FREQ, the key's LFU counter after decay,
+/// only under an LFU policy; IDLETIME, seconds since the last access, under any other. Neither
+/// counts as an access.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Object {
     pub query: ObjectQuery,
@@ -86,9 +88,10 @@ impl Object {
             );
         }
         ks.read(&self.key, |shard| {
-            let Some(entry) = shard.live(&self.key, now) else {
+            let Some((entry, usage)) = shard.peek_usage(&self.key, now) else {
                 return Reply::Nil;
             };
+            let tracking = shard.tracking();
             match self.query {
                 ObjectQuery::Encoding => {
                     let v = &entry.value;
@@ -100,10 +103,14 @@ impl Object {
                         b"raw"
                     }))
                 }
-                ObjectQuery::Freq => CommandError::NoLfuPolicy.into(),
-                ObjectQuery::IdleTime => {
-                    Reply::Integer(((now.saturating_sub(entry.modified_at)) / 1000) as i64)
+                ObjectQuery::Freq if tracking.counts_frequency() => {
+                    Reply::Integer(i64::from(decayed(usage, now, tracking.decay_minutes())))
                 }
+                ObjectQuery::Freq => CommandError::NoLfuPolicy.into(),
+                ObjectQuery::IdleTime if tracking.counts_frequency() => {
+                    CommandError::NoLruPolicy.into()
+                }
+                ObjectQuery::IdleTime => Reply::Integer((idle_millis(usage, now) / 1000) as i64),
                 ObjectQuery::RefCount => Reply::Integer(1),
                 ObjectQuery::Help => Reply::Nil,
             }

@@ -44,7 +44,7 @@ impl Ttl {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.read(&self.key, |shard| {
-            let Some(entry) = shard.live(&self.key, now) else {
+            let Some(entry) = shard.peek(&self.key, now) else {
                 return Reply::Integer(-2);
             };
             let Some(at) = entry.expires_at else {

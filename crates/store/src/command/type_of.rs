@@ -22,7 +22,7 @@ impl TypeOf {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
-        ks.read(&self.key, |shard| match shard.live(&self.key, now) {
+        ks.read(&self.key, |shard| match shard.peek(&self.key, now) {
             Some(entry) => Reply::Status(entry.kind.name()),
             None => Reply::Status("none"),
         })
