@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// body_timeout; under [persistence]: in_memory, data_dir, fsync, snapshot_after,
     /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile, protected_mode;
     /// under [tls]: cert_file, key_file, ca_cert_file, http, resp, line, auth_clients; under
-    /// [feed]: history_items, history_bytes.
+    /// [feed]: history_items, history_bytes; under [memory]: maxmemory, maxmemory_policy,
+    /// maxmemory_samples, lfu_log_factor, lfu_decay_time.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
     config: Option<PathBuf>,
 
@@ -152,6 +153,23 @@ pub struct ServeArgs {
     /// `no` lets kvs listen beyond the loopback interface with no password [default: yes].
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     protected_mode: Option<bool>,
+
+    /// Memory limit, e.g. 100mb or 2gb (Redis's units: k/m/g are powers of 1000, kb/mb/gb of
+    /// 1024; 0 = no limit). Past it, keys are evicted by --maxmemory-policy, or writes refused
+    /// [default: 0].
+    #[arg(long, value_name = "BYTES", value_parser = kvs_server::memory::parse_memory)]
+    maxmemory: Option<u64>,
+
+    /// What to do at the memory limit: noeviction (refuse writes that need memory),
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random or
+    /// volatile-ttl [default: noeviction].
+    #[arg(long, value_name = "POLICY")]
+    maxmemory_policy: Option<kvs_server::memory::Policy>,
+
+    /// Keys looked at per eviction step; more is closer to exact LRU/LFU and costs more
+    /// [default: 5].
+    #[arg(long, value_name = "N")]
+    maxmemory_samples: Option<usize>,
 }
 
 fn parse_yes_no(text: &str) -> Result<bool, String> {
@@ -247,6 +265,16 @@ impl ServeArgs {
         }
         if let Some(v) = self.tls_auth_clients {
             t.auth_clients = v;
+        }
+        let m = &mut config.memory;
+        if let Some(v) = self.maxmemory {
+            m.maxmemory = v;
+        }
+        if let Some(v) = self.maxmemory_policy {
+            m.maxmemory_policy = v;
+        }
+        if let Some(v) = self.maxmemory_samples {
+            m.maxmemory_samples = v;
         }
         config.validate()?;
         Ok(config)

@@ -28,6 +28,8 @@ pub struct Config {
     pub security: Security,
     /// TLS addresses, certificate and key.
     pub tls: crate::tls::TlsSettings,
+    /// The memory limit and the eviction policy (README, "kvs as a cache").
+    pub memory: crate::memory::MemorySettings,
 }
 
 /// Who may connect (README, "Securing kvs").
@@ -65,6 +67,7 @@ impl Default for Config {
             feed: crate::feed::FeedLimits::default(),
             security: Security::default(),
             tls: crate::tls::TlsSettings::default(),
+            memory: crate::memory::MemorySettings::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Config {
         if l.header_timeout.is_zero() || l.body_timeout.is_zero() {
             return bad("timeouts must be longer than zero");
         }
+        self.memory.validate().map_err(ConfigError::Invalid)?;
         let p = &self.persistence;
         if p.segment_size < 4096 || p.snapshot_after < 4096 {
             return bad("segment_size and snapshot_after must be at least 4096 bytes");

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use crate::commit::{Committed, Uncommitted};
 use crate::config::Persistence;
 use crate::feed::{Feed, MemoryCommit, Start, Subscription};
+use crate::memory::Memory;
 use crate::persistence::{Durability, PersistenceError, SnapshotDone};
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
@@ -24,7 +25,9 @@ pub struct Engine {
     /// Every committed change, for listeners (see [`crate::feed`]).
     feed: Arc<Feed>,
     /// The pipeline of a store kept in memory, which only feeds listeners.
-    memory: Option<Arc<MemoryCommit>>,
+    in_memory: Option<Arc<MemoryCommit>>,
+    /// The memory limit and what counts against it.
+    memory: Memory,
 }
 
 impl Default for Engine {
@@ -55,7 +58,8 @@ impl Engine {
             started_unix: now_millis() / 1000,
             durability: None,
             feed,
-            memory: Some(memory),
+            in_memory: Some(memory),
+            memory: Memory::default(),
         }
     }
 
@@ -100,7 +104,8 @@ impl Engine {
             started_unix: now_millis() / 1000,
             durability: Some(durability),
             feed,
-            memory: None,
+            in_memory: None,
+            memory: Memory::default(),
         }
     }
 
@@ -125,7 +130,7 @@ impl Engine {
 
     /// Runs `f` with the position the next submission of effects gets, with none in between.
     fn sequenced<R>(&self, f: impl FnOnce(u64) -> R) -> R {
-        match (&self.durability, &self.memory) {
+        match (&self.durability, &self.in_memory) {
             (Some(d), _) => d.log().sequenced(f),
             (None, Some(memory)) => memory.sequenced(f),
             (None, None) => f(0),
@@ -143,12 +148,29 @@ impl Engine {
         Some(CommandError::LogUnavailable(failed.0.to_string()))
     }
 
+    /// The memory limit, its policy and the memory figures.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// Makes room for a command that may need memory, by evicting if the policy allows; Redis's
+    /// OOM error if memory is over the limit and nothing can be evicted. Free under no limit.
+    pub fn admit(&self) -> Result<(), CommandError> {
+        self.memory.admit(self, now_millis())
+    }
+
     /// Applies `command` now. Its reply may be sent only once [`Engine::commit`] has acknowledged
-    /// the writes it made (see [`crate::commit`]). Writes are refused while the log is failed.
+    /// the writes it made (see [`crate::commit`]). Writes are refused while the log is failed,
+    /// and those that need memory while memory is over the limit and nothing can be evicted.
     pub fn apply(&self, command: Command) -> Uncommitted<Reply> {
         if self.durability.is_some()
             && command.writes()
             && let Some(refusal) = self.write_refusal()
+        {
+            return Uncommitted::nothing_written(Reply::Error(refusal));
+        }
+        if command.denyoom()
+            && let Err(refusal) = self.admit()
         {
             return Uncommitted::nothing_written(Reply::Error(refusal));
         }

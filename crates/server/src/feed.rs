@@ -154,6 +154,11 @@ impl Feed {
             .store(limits.history_bytes.max(1), Ordering::Relaxed);
     }
 
+    /// Bytes the history keeps alive, roughly (not counted against the memory limit).
+    pub fn history_bytes(&self) -> usize {
+        self.history.lock().bytes
+    }
+
     /// Whether anyone has opened the feed (and it is recording).
     pub fn is_open(&self) -> bool {
         self.recording.load(Ordering::Acquire)

@@ -15,10 +15,19 @@ pub mod feed;
 pub mod http;
 mod line;
 mod listener;
+pub mod memory;
 pub mod persistence;
 pub mod resp;
 mod server;
 pub mod tls;
+
+/// jemalloc, for every program that runs a kvs server (the `kvs` binary and the tests alike):
+/// small entries are packed into exactly-sized allocations (see kvs-store), and jemalloc's size
+/// classes carry no per-allocation header, where glibc's malloc adds 8 bytes and rounds to 16
+/// (measured: 131 against 115 bytes of RSS per key of 1M keys with 64-byte values). Its own
+/// statistics are what `used_memory` and the memory limit count (see [`memory`]).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub use acl::{Acl, User};
 pub use commit::{Committed, Uncommitted};

@@ -127,6 +127,7 @@ impl Server {
                 engine
             }
         };
+        engine.memory().configure(&config.memory, engine.store());
         Ok(Self {
             config,
             engine: Arc::new(engine),
@@ -191,6 +192,7 @@ impl Server {
         tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
         tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
+        tasks.spawn(crate::memory::watch(self.engine.clone(), stop.clone()));
         tasks.spawn(snapshots_when_the_log_grows(
             self.engine.clone(),
             stop.clone(),

@@ -1204,6 +1204,29 @@ async fn every_documented_operation_answers_as_documented() {
         200,
     )
     .await;
+    let a = t
+        .send("/admin/memory", t.req(Method::GET, "/admin/memory"), 200)
+        .await;
+    assert_eq!(a.json()["maxmemory_policy"], "noeviction");
+    t.send("/admin/memory", t.req(Method::HEAD, "/admin/memory"), 200)
+        .await;
+
+    // Over a memory limit with nothing to evict: writes get 507, reads still work.
+    server.engine.memory().set_limit(1);
+    t.send(KEY, t.req(Method::PUT, "/kvs/over").body("v"), 507)
+        .await;
+    t.send(KEY, t.req(Method::POST, "/kvs/over").body("v"), 507)
+        .await;
+    t.send(
+        "/person/update",
+        t.req(Method::PUT, "/person/update")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(r#"{"id": 7, "name": "Ada"}"#),
+        507,
+    )
+    .await;
+    t.send(KEY, t.req(Method::GET, "/kvs/over"), 404).await;
+    server.engine.memory().set_limit(0);
 
     // A request head of exactly `max_header_size` bytes that never ends: 431 from the HTTP layer.
     let mut head = b"GET /healthz HTTP/1.1\r\nHost: kvs\r\nX-Padding: ".to_vec();
@@ -1362,6 +1385,7 @@ async fn every_served_route_is_documented_and_nothing_else_is_served() {
         ("/openapi.json", "/openapi.json"),
         ("/admin/snapshot", "/admin/snapshot"),
         ("/admin/persistence", "/admin/persistence"),
+        ("/admin/memory", "/admin/memory"),
     ];
     for (path, template) in served {
         if path != "/kvs/" {

@@ -35,6 +35,12 @@ use crate::usage::{fresh, size_class};
 
 /// Values up to this many bytes are copied into the entry; longer ones are shared, not copied.
 pub const INLINE_MAX: usize = 512;
+/// A shared value up to this many bytes gets a buffer of its own when it is stored. A value
+/// that arrived in a request is usually a slice of the connection's read buffer, and keeping the
+/// slice would keep the whole buffer alive (with every other request it held) for as long as the
+/// key lives: memory the key's own footprint does not show, that evicting it would not free.
+/// Copying a value this small costs less than receiving it did.
+pub const COPY_SHARED_MAX: usize = 64 << 10;
 
 const EXPIRY: u8 = 1;
 const CONTENT_TYPE: u8 = 2;
@@ -188,7 +194,12 @@ impl Packed {
             let at = USAGE + head.len();
             if shared {
                 std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
-                std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), value.clone());
+                let own = if value.len() <= COPY_SHARED_MAX {
+                    Bytes::copy_from_slice(value)
+                } else {
+                    value.clone()
+                };
+                std::ptr::write(raw.add(shape.value.0).cast::<Bytes>(), own);
             } else {
                 std::ptr::copy_nonoverlapping(value.as_ptr(), raw.add(at), value_len);
             }
@@ -550,14 +561,24 @@ mod tests {
     }
 
     #[test]
+    fn a_value_from_a_larger_buffer_gets_its_own() {
+        let buffer = Bytes::from(vec![3u8; 100_000]);
+        let value = buffer.slice(10..4_010);
+        let p = Packed::new(b"k", &entry(value.clone(), "", 1, 1, None));
+        let stored = p.view().value_bytes();
+        assert_eq!(stored, value);
+        assert_ne!(stored.as_ptr(), value.as_ptr(), "copied out of the buffer");
+    }
+
+    #[test]
     fn a_large_value_is_shared_not_copied() {
-        let value = Bytes::from(vec![9u8; 4096]);
+        let value = Bytes::from(vec![9u8; COPY_SHARED_MAX + 1]);
         let p = Packed::new(b"k", &entry(value.clone(), "a/b", 1, 1, None));
         let view = p.view();
         assert_eq!(view.value_bytes().as_ptr(), value.as_ptr());
         drop(p);
         // The caller's handle outlives the entry's.
-        assert_eq!(value.len(), 4096);
+        assert_eq!(value.len(), COPY_SHARED_MAX + 1);
     }
 
     #[test]

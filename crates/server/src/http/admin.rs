@@ -1,4 +1,5 @@
-//! Operator routes: `/healthz`, `POST /admin/snapshot` and `GET /admin/persistence`.
+//! Operator routes: `/healthz`, `POST /admin/snapshot`, `GET /admin/persistence` and
+//! `GET /admin/memory`.
 
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -97,4 +98,17 @@ pub(crate) async fn persistence(State(state): State<AppState>, method: Method) -
         },
     }))
     .into_response()
+}
+
+/// `GET /admin/memory`: the memory figures of `INFO memory`, as JSON.
+pub(crate) async fn memory(State(state): State<AppState>, method: Method) -> Response {
+    if !matches!(method, Method::GET | Method::HEAD) {
+        return ApiError::method_not_allowed("GET, HEAD").into_response();
+    }
+    let engine = state.engine.clone();
+    // Asking the allocator and counting keys take a moment: off the async workers.
+    match tokio::task::spawn_blocking(move || crate::memory::Report::now(&engine, None)).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(_) => ApiError::internal().into_response(),
+    }
 }

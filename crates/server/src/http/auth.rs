@@ -116,6 +116,7 @@ fn route_command(method: &Method, path: &str) -> Option<Vec<Vec<u8>>> {
         "/kvs" | "/kvs/" => words(&[b"scan", b"0"]),
         "/admin/snapshot" => words(&[b"bgsave"]),
         "/admin/persistence" => words(&[b"lastsave"]),
+        "/admin/memory" => words(&[b"memory", b"stats"]),
         // The person API's keys come with the request body: its handler checks them.
         "/person/update" => words(&[b"set"]),
         "/person/get" => words(&[b"get"]),

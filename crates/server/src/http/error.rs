@@ -79,6 +79,16 @@ impl ApiError {
         )
     }
 
+    /// Memory is over the limit and nothing may be evicted, so writes that need memory are
+    /// refused (Redis's OOM); reads and deletes still work.
+    pub(crate) fn out_of_memory() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "out_of_memory",
+            "used memory is over the limit (maxmemory) and nothing may be evicted; reads and deletes still work",
+        )
+    }
+
     pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }

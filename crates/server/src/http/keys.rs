@@ -185,6 +185,9 @@ pub(crate) fn unexpected(reply: &Reply) -> ApiError {
     if let Reply::Error(kvs_store::CommandError::LogUnavailable(why)) = reply {
         return ApiError::read_only(why);
     }
+    if let Reply::Error(kvs_store::CommandError::OutOfMemory) = reply {
+        return ApiError::out_of_memory();
+    }
     // Only the variant: replies can hold user data, which never goes to the log.
     let variant = format!("{reply:?}");
     let variant = variant.split(['(', ' ', '{']).next().unwrap_or_default();

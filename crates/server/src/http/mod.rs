@@ -70,6 +70,7 @@ fn routes() -> Router<AppState> {
         .route("/healthz", any(admin::health))
         .route("/admin/snapshot", any(admin::snapshot))
         .route("/admin/persistence", any(admin::persistence))
+        .route("/admin/memory", any(admin::memory))
         .route("/openapi.json", any(openapi::handle))
         .fallback(|| async { error::ApiError::not_found("no such route") })
 }

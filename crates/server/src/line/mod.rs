@@ -18,6 +18,9 @@
 //! authenticated, every other command gets code 21 and lines are limited to 16 KiB. A command the
 //! user may not run on that key gets code 22: `get` is checked as Redis's `GET`, `create` and
 //! `update` as `SET`, `delete` as `DEL`.
+//!
+//! Over the memory limit with nothing to evict (README "kvs as a cache"), `create` and `update`
+//! get code 23 with Redis's OOM text; `get` and `delete` still work.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,12 +47,19 @@ const UNAVAILABLE: u32 = 20;
 const NOAUTH: u32 = 21;
 /// kvs's own code: the user may not run this command on this key.
 const NO_PERMISSION: u32 = 22;
+/// kvs's own code: memory is over its limit (maxmemory) and nothing may be evicted, so writes
+/// are refused with Redis's OOM text; reads and deletes still work.
+const OUT_OF_MEMORY: u32 = 23;
 /// Longest line a connection that has not authenticated may send.
 const UNAUTHENTICATED_MAX_LINE: usize = 16 * 1024;
 
 /// The error line for a refused write.
 fn unavailable(error: &kvs_store::CommandError) -> Vec<u8> {
-    line::error_line(&error.to_string(), UNAVAILABLE)
+    let code = match error {
+        kvs_store::CommandError::OutOfMemory => OUT_OF_MEMORY,
+        _ => UNAVAILABLE,
+    };
+    line::error_line(&error.to_string(), code)
 }
 
 /// The line-protocol front door.

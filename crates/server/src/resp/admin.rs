@@ -9,21 +9,10 @@ use kvs_store::{CommandError, glob_match};
 use super::Shared;
 use super::clients::ClientInfo;
 use crate::engine::now_millis;
+use crate::memory::{Report, human, parse_memory};
 
 /// The Redis version whose command semantics kvs follows; clients read it to pick features.
 pub(crate) const REDIS_VERSION: &str = "7.0.0";
-
-/// Resident memory of the process in bytes (Linux), for INFO memory.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
 
 /// `INFO [section ...]`: server, clients, memory, persistence, stats, keyspace.
 pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
@@ -80,19 +69,59 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
             ),
         ],
     );
-    let rss = resident_bytes();
+    let m = Report::now(&shared.engine, Some(clients.memory() as u64));
+    let percent = |part: u64, whole: u64| {
+        if whole == 0 {
+            "0.00%".to_owned()
+        } else {
+            format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+        }
+    };
     section(
         "Memory",
         vec![
-            kv("used_memory", rss.to_string()),
-            kv("used_memory_rss", rss.to_string()),
-            kv("maxmemory", "0".to_owned()),
-            kv("maxmemory_policy", "noeviction".to_owned()),
-            kv("mem_clients_normal", clients.memory().to_string()),
+            kv("used_memory", m.used_memory.to_string()),
+            kv("used_memory_human", human(m.used_memory)),
+            kv("used_memory_rss", m.used_memory_rss.to_string()),
+            kv("used_memory_rss_human", human(m.used_memory_rss)),
+            kv("used_memory_peak", m.used_memory_peak.to_string()),
+            kv("used_memory_peak_human", human(m.used_memory_peak)),
+            kv(
+                "used_memory_peak_perc",
+                percent(m.used_memory, m.used_memory_peak),
+            ),
+            kv("used_memory_dataset", m.used_memory_dataset.to_string()),
+            kv(
+                "used_memory_dataset_perc",
+                percent(m.used_memory_dataset, m.used_memory),
+            ),
+            kv("allocator_allocated", m.allocator_allocated.to_string()),
+            kv("allocator_active", m.allocator_active.to_string()),
+            kv("allocator_resident", m.allocator_resident.to_string()),
+            kv("maxmemory", m.maxmemory.to_string()),
+            kv("maxmemory_human", human(m.maxmemory)),
+            kv("maxmemory_policy", m.maxmemory_policy.clone()),
+            kv(
+                "mem_fragmentation_ratio",
+                format!("{:.2}", m.mem_fragmentation_ratio),
+            ),
+            kv(
+                "mem_fragmentation_bytes",
+                (m.used_memory_rss as i64 - m.used_memory as i64).to_string(),
+            ),
+            kv(
+                "mem_not_counted_for_evict",
+                m.mem_not_counted_for_evict.to_string(),
+            ),
+            kv(
+                "mem_clients_normal",
+                m.mem_clients_normal.unwrap_or(0).to_string(),
+            ),
             kv(
                 "maxmemory_clients",
                 shared.config.limits.maxmemory_clients.to_string(),
             ),
+            kv("mem_allocator", "jemalloc-5.3.0".to_owned()),
         ],
     );
     section("Persistence", super::persistence::info(&shared.engine));
@@ -113,10 +142,12 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
                     .load(Ordering::Relaxed)
                     .to_string(),
             ),
+            kv("evicted_keys", m.evicted_keys.to_string()),
             kv(
                 "evicted_clients",
                 clients.evicted.load(Ordering::Relaxed).to_string(),
             ),
+            kv("oom_rejected_commands", m.rejected_commands.to_string()),
         ],
     );
     let keys = store.len(now);
@@ -167,8 +198,23 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
                 .durability()
                 .map_or("no".to_owned(), |d| d.log().policy().to_string()),
         ),
-        ("maxmemory", "0".to_owned()),
-        ("maxmemory-policy", "noeviction".to_owned()),
+        ("maxmemory", shared.engine.memory().limit().to_string()),
+        (
+            "maxmemory-policy",
+            shared.engine.store().tracking().policy().name().to_owned(),
+        ),
+        (
+            "maxmemory-samples",
+            shared.engine.memory().samples().to_string(),
+        ),
+        (
+            "lfu-log-factor",
+            shared.engine.store().tracking().log_factor().to_string(),
+        ),
+        (
+            "lfu-decay-time",
+            shared.engine.store().tracking().decay_minutes().to_string(),
+        ),
     ];
     let Some((sub, rest)) = args.split_first() else {
         return Frame::Error(CommandError::WrongArity("config".into()).to_string());
@@ -182,23 +228,7 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
                 .collect(),
         ),
         "set" if rest.len() >= 2 && rest.len().is_multiple_of(2) => {
-            let name = String::from_utf8_lossy(&rest[0]).to_ascii_lowercase();
-            if name == "requirepass" && rest.len() == 2 {
-                // The default user's password alone (empty: none), as Redis sets it.
-                shared
-                    .acl
-                    .set_requirepass(&String::from_utf8_lossy(&rest[1]));
-                return Frame::ok();
-            }
-            if params.iter().any(|(p, _)| *p == name) {
-                Frame::err(format!(
-                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-                ))
-            } else {
-                Frame::err(format!(
-                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ))
-            }
+            config_set(shared, rest, &params)
         }
         "resetstat" if rest.is_empty() => {
             shared
@@ -215,6 +245,101 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
             "unknown subcommand or wrong number of arguments for '{other}'. Try CONFIG HELP."
         )),
     }
+}
+
+/// A setting `CONFIG SET` can change at run time, with its new value checked.
+enum Change {
+    RequirePass(String),
+    MaxMemory(u64),
+    Policy(kvs_store::Policy),
+    Samples(usize),
+    LogFactor(u32),
+    DecayTime(u32),
+}
+
+/// `CONFIG SET name value [name value ...]`: every value is checked before any is applied, so
+/// the settings change all together or not at all, as in Redis 7.
+fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Frame {
+    let mut changes = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for pair in pairs.chunks_exact(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let failed = |why: &str| {
+            Frame::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ))
+        };
+        if names.contains(&name) {
+            return failed("duplicate parameter");
+        }
+        let int = |max: u64, min: u64| match value.trim().parse::<i64>() {
+            Err(_) => Err(failed("argument couldn't be parsed into an integer")),
+            Ok(n) if n < min as i64 || n as u64 > max => Err(failed(&format!(
+                "argument must be between {min} and {max} inclusive"
+            ))),
+            Ok(n) => Ok(n as u64),
+        };
+        let change = match name.as_str() {
+            "requirepass" => Change::RequirePass(value.clone()),
+            "maxmemory" => match parse_memory(&value) {
+                Ok(bytes) => Change::MaxMemory(bytes),
+                Err(_) => return failed("argument must be a memory value"),
+            },
+            "maxmemory-policy" => match value.parse() {
+                Ok(policy) => Change::Policy(policy),
+                Err(_) => {
+                    return failed(
+                        "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+                    );
+                }
+            },
+            "maxmemory-samples" => match int(i32::MAX as u64, 1) {
+                Ok(n) => Change::Samples(n as usize),
+                Err(e) => return e,
+            },
+            "lfu-log-factor" => match int(i32::MAX as u64, 0) {
+                Ok(n) => Change::LogFactor(n as u32),
+                Err(e) => return e,
+            },
+            "lfu-decay-time" => match int(i32::MAX as u64, 0) {
+                Ok(n) => Change::DecayTime(n as u32),
+                Err(e) => return e,
+            },
+            _ if params.iter().any(|(p, _)| *p == name) => {
+                return failed("can't set immutable config");
+            }
+            _ => {
+                return Frame::err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            }
+        };
+        names.push(name);
+        changes.push(change);
+    }
+    let memory = shared.engine.memory();
+    let tracking = shared.engine.store().tracking();
+    for change in changes {
+        match change {
+            // The default user's password alone (empty: none), as Redis sets it.
+            Change::RequirePass(password) => shared.acl.set_requirepass(&password),
+            Change::MaxMemory(bytes) => {
+                memory.set_limit(bytes);
+                let used = memory.used(shared.engine.store());
+                if bytes > 0 && used > bytes {
+                    tracing::warn!(
+                        "the new maxmemory ({bytes}) is below the memory in use ({used}): keys will be evicted, or writes that need memory refused, as maxmemory-policy says"
+                    );
+                }
+            }
+            Change::Policy(policy) => tracking.set_policy(policy),
+            Change::Samples(n) => memory.set_samples(n),
+            Change::LogFactor(n) => tracking.set_log_factor(n),
+            Change::DecayTime(n) => tracking.set_decay_minutes(n),
+        }
+    }
+    Frame::ok()
 }
 
 /// One line of `CLIENT LIST` / `CLIENT INFO`.

@@ -268,7 +268,12 @@ impl Session {
             }
             // These act at once, even inside a transaction (RESET also ends it).
             "quit" | "reset" => return self.handle_now(found, argv),
-            _ => {}
+            // Over the memory limit, queueing is refused: a queue could grow without bound.
+            _ => {
+                if let Err(oom) = self.shared.engine.admit() {
+                    return refuse(self, Frame::Error(oom.to_string()));
+                }
+            }
         }
         if spec.has(Flag::NoMulti) {
             return refuse(self, Frame::err("Command not allowed inside a transaction"));
@@ -328,6 +333,12 @@ impl Session {
                 Queued::Session(..) | Queued::Refused(_) => None,
             })
             .collect();
+        // A block with a command that needs memory is refused whole over the limit.
+        if data.iter().any(Command::denyoom)
+            && let Err(oom) = self.shared.engine.admit()
+        {
+            return Uncommitted::nothing_written(self.abort_exec(Frame::Error(oom.to_string())));
+        }
         let Some(block) = self.shared.engine.apply_block(data, &watched) else {
             return Uncommitted::nothing_written(Frame::NullArray);
         };

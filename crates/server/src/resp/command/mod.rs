@@ -10,6 +10,7 @@
 mod acl;
 mod client;
 mod connection;
+mod memory;
 mod server;
 mod transactions;
 
@@ -34,6 +35,7 @@ const GROUPS: &[&[SessionCommand]] = &[
     server::COMMANDS,
     transactions::COMMANDS,
     acl::COMMANDS,
+    memory::COMMANDS,
 ];
 
 /// What a name is, by the table.
