@@ -87,7 +87,7 @@ fn writer(port: u16, id: u64, policy: &str, tally: &Tally) {
         let mut batch = Vec::new();
         for _ in 0..PIPELINE {
             let size = 1024 + ((id * 7919 + n * 104_729) % (15 * 1024)) as usize;
-            let ttl = policy.starts_with("volatile") || n % 2 == 0;
+            let ttl = policy.starts_with("volatile") || n.is_multiple_of(2);
             batch.extend(set(&format!("w{id}:k{n}"), &vec![b'v'; size], ttl));
             written += size as u64;
             n += 1;
