@@ -4,6 +4,7 @@
 //! HDR latency percentiles. Exit status: 0 the run finished; 2 bad usage; 3 the server could not
 //! be reached, refused the preload, or every connection was lost.
 
+mod cache;
 mod codec;
 mod connection;
 mod http;
@@ -103,6 +104,18 @@ pub struct BenchArgs {
     /// waiting for a reply).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+
+    /// Instead of random GETs and SETs, run a read-through cache trace over RESP: GET each key
+    /// of the trace and SET it (100 to 1000 bytes) on a miss, then print the hit ratio,
+    /// throughput and latency as JSON. a: Zipf 0.99; b: Zipf 0.7; c: Zipf 0.99 interrupted by a
+    /// scan of cold keys (bench/eviction.sh; the traces are bench/cachesim's).
+    #[arg(long, value_enum, value_name = "TRACE")]
+    trace: Option<cache::TraceName>,
+
+    /// Zipf draws in the --trace (trace c adds its scan).
+    #[arg(long, value_name = "N", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(2..=100_000_000))]
+    trace_length: u64,
 }
 
 /// A duration such as `10s`, `1m30s` or `500ms`; a bare number is seconds.
@@ -151,6 +164,26 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
     } else {
         format!("{}:{port}", args.host)
     };
+    if let Some(trace) = args.trace {
+        if args.protocol != Protocol::Resp {
+            return Err(Failure(2, "--trace runs over --protocol resp only".into()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure(3, format!("cannot start: {e}")))?;
+        let connections = usize::try_from(args.connections).unwrap_or(usize::MAX);
+        let summary = runtime
+            .block_on(cache::run(
+                &authority,
+                trace,
+                args.trace_length,
+                connections,
+            ))
+            .map_err(|e| Failure(3, e))?;
+        println!("{summary}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let codec = Codec::new(args.protocol, &authority);
     let keys = Keys::new(&codec.key_prefix(&args.key_prefix), args.keyspace);
     let value_size = usize::try_from(args.value_size)
