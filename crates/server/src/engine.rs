@@ -174,7 +174,24 @@ impl Engine {
         {
             return Uncommitted::nothing_written(Reply::Error(refusal));
         }
-        Uncommitted::new(self.store.apply(command, now_millis()))
+        let applied = self.store.apply(command, now_millis());
+        self.free_flushed();
+        Uncommitted::new(applied)
+    }
+
+    /// Frees what a FLUSHALL removed on a thread of its own, so neither the shards nor this
+    /// request wait for millions of entries to be freed (Redis's lazyfree).
+    fn free_flushed(&self) {
+        let Some(garbage) = self.store.take_garbage() else {
+            return;
+        };
+        let freeing = std::thread::Builder::new()
+            .name("kvs-free".into())
+            .spawn(move || drop(garbage));
+        if let Err(e) = freeing {
+            // Without a thread, the memory is freed here, late but surely.
+            tracing::warn!("cannot start a thread to free flushed keys: {e}");
+        }
     }
 
     /// Waits until the commit pipeline acknowledges `ticket` (and everything before it) under the
@@ -292,9 +309,12 @@ impl Engine {
                 .collect();
             return Some(Uncommitted::nothing_written(replies));
         }
-        self.store
+        let applied = self
+            .store
             .apply_block(commands, watched, now_millis())
-            .map(Uncommitted::new)
+            .map(Uncommitted::new);
+        self.free_flushed();
+        applied
     }
 
     /// The keyspace, for maintenance tasks such as the expiry sweep.

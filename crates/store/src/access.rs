@@ -95,10 +95,11 @@ impl Writer<'_> {
         Some(old)
     }
 
-    /// Removes every key of every shard in `shards`, which must be all of the store's.
-    pub(crate) fn clear_all(shards: &mut [Writer<'_>]) {
+    /// Removes every key of every shard in `shards`, which must be all of `store`'s. The entries
+    /// are left to [`Store::take_garbage`] to free, so the locks are held only to swap tables.
+    pub(crate) fn clear_all(store: &Store, shards: &mut [Writer<'_>]) {
         for w in shards.iter_mut() {
-            w.shard.clear();
+            store.defer_free(w.shard.take_all());
         }
         if let Some(first) = shards.first() {
             first.noted.flush();

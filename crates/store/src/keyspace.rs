@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use crate::effects::{Change, Commit, Effects, Removal, Ticket};
 use crate::entry::Millis;
 use crate::evict::Pool;
-use crate::shard::Shard;
+use crate::shard::{Garbage, Shard};
 use crate::usage::Tracking;
 
 /// Shards in a store made by [`Store::new`]. Enough that two writers rarely meet on one lock even
@@ -53,6 +53,9 @@ pub struct Store {
     pub(crate) pool: parking_lot::Mutex<Pool>,
     /// Keys evicted since the store was made.
     pub(crate) evicted: AtomicU64,
+    /// Entries removed by FLUSHALL and not yet freed (see [`Store::take_garbage`]).
+    garbage: parking_lot::Mutex<Vec<Garbage>>,
+    has_garbage: AtomicBool,
 }
 
 impl Default for Store {
@@ -78,6 +81,8 @@ impl Store {
             tracking,
             pool: parking_lot::Mutex::new(Pool::default()),
             evicted: AtomicU64::new(0),
+            garbage: parking_lot::Mutex::new(Vec::new()),
+            has_garbage: AtomicBool::new(false),
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -161,6 +166,30 @@ impl Store {
             drop(shard);
         }
         removed
+    }
+
+    /// Keeps entries removed whole for [`Store::take_garbage`].
+    pub(crate) fn defer_free(&self, garbage: Garbage) {
+        if !garbage.is_empty() {
+            self.garbage.lock().push(garbage);
+            self.has_garbage.store(true, Ordering::Release);
+        }
+    }
+
+    /// Entries removed by FLUSHALL and not freed yet (Redis's `lazyfree_pending_objects`).
+    pub fn pending_free(&self) -> u64 {
+        self.garbage.lock().iter().map(|g| g.len() as u64).sum()
+    }
+
+    /// The entries FLUSHALL removed, for the caller to free (by dropping them) on a thread of its
+    /// choosing, as Redis's lazyfree does: FLUSHALL only swaps each shard's table for an empty
+    /// one under the locks. Cheap when there are none.
+    pub fn take_garbage(&self) -> Option<Vec<Garbage>> {
+        if !self.has_garbage.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let taken = std::mem::take(&mut *self.garbage.lock());
+        (!taken.is_empty()).then_some(taken)
     }
 
     /// Removes every key without noting it anywhere (recovery's FLUSHALL). Versions keep

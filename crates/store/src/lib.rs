@@ -60,7 +60,7 @@ pub use listing::Page;
 pub use packed::{EntryRef, INLINE_MAX};
 pub use pattern::glob_match;
 pub use reply::Reply;
-pub use shard::Shard;
+pub use shard::{Garbage, Shard};
 pub use usage::{LFU_INIT_VAL, Policy, Tracking, size_class};
 
 #[cfg(test)]

@@ -29,6 +29,30 @@ const EXPIRY_ENTRY: usize = 40;
 /// store's total is never more than this much per shard behind and writes rarely share a counter.
 const REPORT_EVERY: i64 = 8 << 10;
 
+/// Entries taken out of a shard whole (FLUSHALL), to be freed later and elsewhere: freeing
+/// millions of entries takes a while, and no lock needs to be held for it.
+/// Dropping it frees them.
+#[derive(Debug, Default)]
+pub struct Garbage {
+    table: HashTable<Packed>,
+    /// Held only to be freed with the rest.
+    _expiries: BTreeSet<(Millis, Box<[u8]>)>,
+    /// Held only to be freed with the rest.
+    _order: Option<BTreeSet<Box<[u8]>>>,
+}
+
+impl Garbage {
+    /// Entries it holds.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
 /// What the eviction sampler sees of an entry.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Seen<'a> {
@@ -349,6 +373,17 @@ impl Shard {
             .filter_map(|b| self.table.get_bucket(b))
             .find(|p| p.view().is_live(now))
             .map(Packed::key)
+    }
+
+    /// Removes every key and hands the entries back, to be freed by the caller, in its own time.
+    pub(crate) fn take_all(&mut self) -> Garbage {
+        self.layout_epoch += 1;
+        self.account(0, self.bytes);
+        Garbage {
+            table: std::mem::take(&mut self.table),
+            _expiries: std::mem::take(&mut self.expiries),
+            _order: self.order.get_mut().map(std::mem::take),
+        }
     }
 
     /// Removes every key.

@@ -208,8 +208,16 @@ fn the_footprint_follows_writes_and_removals() {
     assert_eq!(store.footprint_exact(), 0);
     assert!(done.bytes >= full / 2);
     run(&store, "SET a b", NOW);
+    run(&store, "SET c d", NOW);
+    assert!(store.take_garbage().is_none(), "nothing flushed yet");
     run(&store, "FLUSHALL", NOW);
     assert_eq!(store.footprint_exact(), 0, "FLUSHALL frees everything");
+    // ... and leaves the entries to whoever frees them, outside the shard locks.
+    assert_eq!(store.pending_free(), 2);
+    let garbage = store.take_garbage().expect("the flushed entries");
+    assert_eq!(garbage.iter().map(|g| g.len()).sum::<usize>(), 2);
+    assert_eq!(store.pending_free(), 0);
+    assert!(store.take_garbage().is_none());
 }
 
 #[test]

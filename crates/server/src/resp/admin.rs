@@ -122,6 +122,10 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
                 shared.config.limits.maxmemory_clients.to_string(),
             ),
             kv("mem_allocator", "jemalloc-5.3.0".to_owned()),
+            kv(
+                "lazyfree_pending_objects",
+                shared.engine.store().pending_free().to_string(),
+            ),
         ],
     );
     section("Persistence", super::persistence::info(&shared.engine));

@@ -21,7 +21,7 @@ impl Flush {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, _now: Millis) -> Reply {
-        ks.write_every(Writer::clear_all);
+        ks.write_every(|shards| Writer::clear_all(ks.store(), shards));
         Reply::Ok
     }
 }
