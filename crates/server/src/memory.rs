@@ -4,8 +4,9 @@
 //!
 //! **What is counted.** The allocator's own figure: bytes jemalloc has handed out and not had
 //! back (`stats.allocated`), the same thing Redis's `used_memory` counts. Reading it means asking
-//! jemalloc to refresh its statistics, which takes microseconds, so it is read at most every
-//! [`REFRESH_EVERY_MS`] (and whenever the keyspace has grown or shrunk by [`REFRESH_AFTER`] since);
+//! jemalloc to refresh its statistics, which takes about 20 µs, so it is read at most every
+//! [`REFRESH_EVERY_MS`] ([`REFRESH_NEAR_LIMIT_MS`] near the limit), and whenever the keyspace
+//! has grown or shrunk by [`REFRESH_AFTER`] since;
 //! in between, the store's own running total of what its entries take (see
 //! `kvs_store::Store::footprint`) carries the figure forward, so a burst of writes or evictions
 //! shows at once. Like Redis, kvs leaves out what it holds for listeners (the change feed's
@@ -31,10 +32,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, now_millis};
 
-/// The allocator's figures are refreshed at least this often while a limit is set.
+/// The allocator's figures are refreshed at least this often while a limit is set...
 pub const REFRESH_EVERY_MS: u64 = 100;
+/// ...and this often while memory is within [`NEAR_LIMIT`] of it. A refresh costs about 20 µs.
+pub const REFRESH_NEAR_LIMIT_MS: u64 = 10;
 /// ...and whenever the keyspace's own total moved by this much since the last refresh.
 pub const REFRESH_AFTER: u64 = 4 << 20;
+/// Within this much of the limit, the keyspace reports its footprint write by write.
+const NEAR_LIMIT: u64 = 1 << 20;
 /// Most keys one command evicts before it runs.
 pub const KEYS_PER_WRITE: u64 = 64;
 /// Most keys the background task evicts before it yields to requests.
@@ -132,7 +137,9 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 /// The allocator's figures at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocatorStats {
-    /// Bytes handed out to kvs and not yet given back.
+    /// Bytes handed out to kvs and not yet given back. Blocks a thread keeps cached for its
+    /// next allocations are not counted: jemalloc counts them as allocated, but they come and go
+    /// with the threads' traffic, not with what kvs holds.
     pub allocated: u64,
     /// Bytes in pages the allocator keeps active (allocated plus fragmentation within them).
     pub active: u64,
@@ -143,12 +150,15 @@ pub struct AllocatorStats {
 /// jemalloc's statistics, refreshed. `None` if the allocator does not answer (it always does in
 /// a kvs built as shipped, since kvs-server installs jemalloc).
 pub fn allocator_stats() -> Option<AllocatorStats> {
-    use tikv_jemalloc_ctl::{epoch, epoch_mib, stats};
+    use tikv_jemalloc_ctl::{Access, AsName, Mib, epoch, epoch_mib, stats};
     struct Mibs {
         epoch: epoch_mib,
         allocated: stats::allocated_mib,
         active: stats::active_mib,
         resident: stats::resident_mib,
+        /// Bytes in every thread's cache, summed over all arenas (jemalloc's
+        /// `MALLCTL_ARENAS_ALL` is 4096).
+        cached: Mib<[usize; 4]>,
     }
     static MIBS: OnceLock<Option<Mibs>> = OnceLock::new();
     let mibs = MIBS
@@ -158,12 +168,14 @@ pub fn allocator_stats() -> Option<AllocatorStats> {
                 allocated: stats::allocated::mib().ok()?,
                 active: stats::active::mib().ok()?,
                 resident: stats::resident::mib().ok()?,
+                cached: b"stats.arenas.4096.tcache_bytes\0".name().mib().ok()?,
             })
         })
         .as_ref()?;
     mibs.epoch.advance().ok()?;
+    let cached: usize = mibs.cached.read().ok()?;
     Some(AllocatorStats {
-        allocated: mibs.allocated.read().ok()? as u64,
+        allocated: (mibs.allocated.read().ok()?).saturating_sub(cached) as u64,
         active: mibs.active.read().ok()? as u64,
         resident: mibs.resident.read().ok()? as u64,
     })
@@ -230,7 +242,8 @@ impl Memory {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Sets the limit in bytes (0: none).
+    /// Sets the limit in bytes (0: none). Takes effect with the next write (and the background
+    /// task within milliseconds).
     pub fn set_limit(&self, bytes: u64) {
         self.limit.store(bytes, Ordering::Relaxed);
         // The next check refreshes: the figure may have been left alone while there was no limit.
@@ -296,7 +309,12 @@ impl Memory {
             .footprint()
             .abs_diff(self.footprint_at_refresh.load(Ordering::Relaxed));
         let age = now.saturating_sub(self.refreshed_at.load(Ordering::Relaxed));
-        if (age >= REFRESH_EVERY_MS || moved >= REFRESH_AFTER)
+        let every = if engine.store().tracking().precise() {
+            REFRESH_NEAR_LIMIT_MS
+        } else {
+            REFRESH_EVERY_MS
+        };
+        if (age >= every || moved >= REFRESH_AFTER)
             && let Some(_only_one) = self.refreshing.try_lock()
         {
             self.refresh_locked(engine);
@@ -323,6 +341,10 @@ impl Memory {
         self.refresh_if_due(engine, now);
         let store = engine.store();
         let used = self.used(store);
+        // Near the limit, the keyspace's total follows every write, not steps of a few KiB.
+        store
+            .tracking()
+            .set_precise(used.saturating_add(NEAR_LIMIT) > limit);
         if used <= limit {
             return Ok(());
         }
@@ -444,6 +466,7 @@ pub(crate) async fn watch(engine: Arc<Engine>, stop: CancellationToken) {
             _ = tokio::time::sleep(pause) => {}
         }
         if memory.limit() == 0 {
+            engine.store().tracking().set_precise(false);
             memory.refresh(&engine);
             continue;
         }

@@ -237,7 +237,6 @@ impl Store {
     /// under the shard's lock; returns the bytes it took.
     fn remove_victim(&self, index: usize, key: &[u8], policy: Policy, now: Millis) -> Option<u64> {
         let mut shard = self.shard_at(index).write();
-        let bytes = shard.cost_of(key)? as u64;
         let expires_at = shard.find_expiry(key)?;
         let why = if expires_at.is_some_and(|at| at <= now) {
             Removal::Expired
@@ -246,7 +245,9 @@ impl Store {
         } else {
             Removal::Evicted
         };
+        let before = shard.bytes();
         let removed = shard.remove(key);
+        let bytes = before.saturating_sub(shard.bytes()) as u64;
         if self.noting() {
             // Nobody waits for these: the pipeline makes them durable in its own time.
             let _ = self.submit(&Effects {

@@ -21,8 +21,10 @@ use crate::entry::{Entry, Millis};
 use crate::packed::{EntryRef, Packed};
 use crate::usage::{Tracking, size_class};
 
-/// Bytes a key's slot in the hash table takes, spare capacity included.
-const SLOT: usize = 16;
+/// Bytes each bucket of the hash table takes: the entry's pointer and a control byte. The table
+/// is counted whole, spare buckets included, since that is what it allocates (and growing it is
+/// a jump in memory the limit must see at once).
+const BUCKET: usize = size_of::<Packed>() + 1;
 /// Bytes a key's place in the expiry index takes besides its copy of the key.
 const EXPIRY_ENTRY: usize = 40;
 /// A shard reports its change in footprint to the store once it reaches this many bytes, so the
@@ -139,10 +141,10 @@ impl Shard {
             .then(|| (entry, packed.usage().load(Ordering::Relaxed)))
     }
 
-    /// Bytes a key and its entry take: the entry, its slot, and its place in the expiry index.
+    /// Bytes a key and its entry take: the entry and its place in the expiry index (its bucket
+    /// is counted with the table).
     fn cost(packed: &Packed, key_len: usize, expires: bool) -> usize {
         packed.footprint()
-            + SLOT
             + if expires {
                 EXPIRY_ENTRY + size_class(key_len)
             } else {
@@ -150,14 +152,12 @@ impl Shard {
             }
     }
 
-    /// Bytes the live-or-not entry under `key` takes, if the key is held.
+    /// Bytes the live-or-not entry under `key` takes, if the key is held: its own, and its
+    /// share of the table.
     pub(crate) fn cost_of(&self, key: &[u8]) -> Option<usize> {
         let packed = self.find(key)?;
-        Some(Self::cost(
-            packed,
-            key.len(),
-            packed.view().expires_at.is_some(),
-        ))
+        let share = self.table.num_buckets() * BUCKET / self.table.len().max(1);
+        Some(Self::cost(packed, key.len(), packed.view().expires_at.is_some()) + share)
     }
 
     /// The expiry of the entry under `key` (live or not), if the key is held.
@@ -174,7 +174,7 @@ impl Shard {
     fn account(&mut self, added: usize, removed: usize) {
         self.bytes = (self.bytes + added).saturating_sub(removed);
         self.unreported += added as i64 - removed as i64;
-        if self.unreported.abs() >= REPORT_EVERY {
+        if self.unreported.abs() >= REPORT_EVERY || self.tracking.precise() {
             self.tracking.report(self.unreported);
             self.unreported = 0;
         }
@@ -232,12 +232,17 @@ impl Shard {
             self.account(added, removed);
             return Some(old);
         }
+        let buckets = self.table.num_buckets();
         if self.table.len() == self.table.capacity() {
             self.layout_epoch += 1;
         }
         let hasher = &self.hasher;
         self.table
             .insert_unique(hash, packed, |p| hasher.hash_one(p.key()));
+        let grown = self.table.num_buckets();
+        if grown != buckets {
+            self.account(grown * BUCKET, buckets * BUCKET);
+        }
         self.note_expiry(&key, None, entry.expires_at);
         if let Some(order) = self.order.get_mut() {
             order.insert(key.to_vec().into_boxed_slice());
@@ -379,6 +384,7 @@ impl Shard {
     pub(crate) fn take_all(&mut self) -> Garbage {
         self.layout_epoch += 1;
         self.account(0, self.bytes);
+        self.bytes = 0;
         Garbage {
             table: std::mem::take(&mut self.table),
             _expiries: std::mem::take(&mut self.expiries),

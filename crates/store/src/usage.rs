@@ -142,6 +142,8 @@ pub struct Tracking {
     /// Bytes all entries take, as far as shards have reported (each holds back a little, see
     /// [`crate::Shard`]).
     footprint: AtomicI64,
+    /// Shards report every change at once (memory is near its limit and every byte counts).
+    precise: AtomicBool,
 }
 
 impl Default for Tracking {
@@ -152,6 +154,7 @@ impl Default for Tracking {
             log_factor: AtomicU32::new(10),
             decay_minutes: AtomicU32::new(1),
             footprint: AtomicI64::new(0),
+            precise: AtomicBool::new(false),
         }
     }
 }
@@ -202,6 +205,19 @@ impl Tracking {
 
     pub(crate) fn report(&self, delta: i64) {
         self.footprint.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Whether shards report every change to the footprint at once.
+    pub fn precise(&self) -> bool {
+        self.precise.load(Ordering::Relaxed)
+    }
+
+    /// Makes shards report every change at once (`true`: memory is near its limit) or in steps
+    /// of a few kilobytes (`false`: cheaper, and the total may lag a little).
+    pub fn set_precise(&self, precise: bool) {
+        if self.precise.load(Ordering::Relaxed) != precise {
+            self.precise.store(precise, Ordering::Relaxed);
+        }
     }
 
     /// The word `word` becomes when its key is accessed at `now`.

@@ -205,7 +205,9 @@ fn the_footprint_follows_writes_and_removals() {
     );
     let done = store.evict(u64::MAX, 1_000, 5, NOW);
     assert_eq!(done.keys, 1_000);
-    assert_eq!(store.footprint_exact(), 0);
+    // Only the hash tables' buckets remain: a table keeps its capacity.
+    let tables = store.footprint_exact();
+    assert!(tables > 0 && tables < full / 8, "{tables} of {full}");
     assert!(done.bytes >= full / 2);
     run(&store, "SET a b", NOW);
     run(&store, "SET c d", NOW);
