@@ -127,13 +127,13 @@ def zipf_cdf(alpha: float) -> list[float]:
     return _CDF_CACHE[alpha]
 
 
-def zipf_ids(alpha: float, seed: int, first: int, count: int) -> array:
+def zipf_ids(alpha: float, seed: int, first: int, count: int, shift: int = 0) -> array:
     """Draws number first .. first+count-1 of the Zipf stream with this seed, as key ids.
 
     Draw n (0-based) uses u = (mix64(seed + (n+1)*GAMMA mod 2^64) >> 11) * 2^-53, i.e. output n
     of a SplitMix64 generator seeded with `seed`, as a double in [0, 1). Its rank is the smallest
     r with cdf[r-1] >= u * cdf[N-1] (inverse-CDF sampling, found by binary search), and its key
-    id is rank_to_id(r).
+    id is rank_to_id(r), or with a popularity `shift`, rank_to_id(((r - 1 + shift) mod N) + 1).
     """
     cdf = zipf_cdf(alpha)
     total = cdf[-1]
@@ -148,16 +148,18 @@ def zipf_ids(alpha: float, seed: int, first: int, count: int) -> array:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
         z ^= z >> 31
         r = bisect_left(cdf, (z >> 11) * scale * total) + 1
-        append(((r - 1) * PERM_MUL) % N_KEYS)
+        append((((r - 1 + shift) % N_KEYS) * PERM_MUL) % N_KEYS)
     return out
 
 
-# name -> (alpha, seed, has_scan)
+# name -> (alpha, seed, kind)
 TRACES = {
-    "a": (0.99, 1, False),
-    "b": (0.7, 2, False),
-    "c": (0.99, 3, True),
+    "a": (0.99, 1, "zipf"),
+    "b": (0.7, 2, "zipf"),
+    "c": (0.99, 3, "scan"),
+    "d": (0.99, 4, "shift"),  # extra: the popular set changes halfway
 }
+SHIFT = N_KEYS // 2
 
 
 def checksum(ids: array) -> int:
@@ -173,17 +175,20 @@ def build_trace(name: str, length: int, wl: Workload) -> tuple[array, list[tuple
 
     (a), (b): `length` Zipf draws. (c): draws 0 .. length/2-1, then a scan of the scan_len least
     popular keys (ranks N, N-1, ..., N-scan_len+1, in that order), then draws length/2 ..
-    length-1 of the same stream.
+    length-1 of the same stream. (d): draws 0 .. length/2-1, then draws length/2 .. length-1
+    with ranks shifted by N/2 (the keys that were ranks 500001.. become ranks 1..).
     """
-    alpha, seed, has_scan = TRACES[name]
+    alpha, seed, kind = TRACES[name]
     path = os.path.join(TRACE_DIR, f"{name}-{length}.bin")
-    if has_scan:
-        half = length // 2
+    half = length // 2
+    if kind == "scan":
         segments = [
             ("pre", 0, half),
             ("scan", half, half + wl.scan_len),
             ("post", half + wl.scan_len, length + wl.scan_len),
         ]
+    elif kind == "shift":
+        segments = [("pre", 0, half), ("post", half, length)]
     else:
         segments = [("all", 0, length)]
     total = segments[-1][2]
@@ -193,10 +198,13 @@ def build_trace(name: str, length: int, wl: Workload) -> tuple[array, list[tuple
             ids.fromfile(f, total)
         return ids, segments
     t0 = time.time()
-    if has_scan:
+    if kind == "scan":
         ids = zipf_ids(alpha, seed, 0, half)
         ids.extend(rank_to_id(r) for r in range(N_KEYS, N_KEYS - wl.scan_len, -1))
         ids.extend(zipf_ids(alpha, seed, half, length - half))
+    elif kind == "shift":
+        ids = zipf_ids(alpha, seed, 0, half)
+        ids.extend(zipf_ids(alpha, seed, half, length - half, shift=SHIFT))
     else:
         ids = zipf_ids(alpha, seed, 0, length)
     os.makedirs(TRACE_DIR, exist_ok=True)
@@ -293,9 +301,10 @@ class Ghost:
 
 class CountMinSketch:
     """Caffeine-style frequency sketch: 4 rows of `width` 4-bit counters (saturating at 15), all
-    four incremented per access, estimate = minimum. After `sample_size` counted additions every
-    counter is halved (aging) and the addition count halved. Row indices come from the key hash:
-    row r uses bits [16r, 16r+width_bits) of mix64(hash) ^ hash rotated... (see _index)."""
+    four incremented per access, estimate = minimum. After `sample_size` counted additions (an
+    addition counts when at least one counter grew, as in Caffeine) every counter is halved
+    (aging) and the addition count halved. Row indices come from the 64-bit key hash h and
+    h2 = mix64(h): rows 0..3 use h, h >> 32, h2, h2 >> 32, each masked to width - 1."""
 
     HALVE = bytes(i >> 1 for i in range(256))
 
@@ -341,9 +350,11 @@ class CountMinSketch:
         return min(t[idx[b]], t[idx[b + 1]], t[idx[b + 2]], t[idx[b + 3]])
 
 
-def sketch_for(wl: Workload) -> CountMinSketch:
-    """Width = capacity in keys rounded up to a power of two; halve after 10x capacity additions."""
-    width = 1 << (wl.capacity_keys - 1).bit_length()
+def sketch_for(wl: Workload, widen: int = 1) -> CountMinSketch:
+    """Width = capacity in keys rounded up to a power of two (times `widen`); halve after 10x
+    capacity additions. (Caffeine's own sketch has 16 counters per capacity key in all, i.e. rows
+    4x wider than this: widen=4.)"""
+    width = widen << (wl.capacity_keys - 1).bit_length()
     return CountMinSketch(wl, width, 10 * wl.capacity_keys)
 
 
@@ -381,15 +392,23 @@ class ExactLRU:
 
 
 class StaticTop:
-    """0. A ceiling, not a policy: the most popular keys (by Zipf rank) that fit are cached from
-    their first request on and nothing else ever is (a perfect-knowledge static LFU)."""
+    """0. A ceiling, not a policy: a fixed set of keys chosen knowing the popularity is cached from
+    each key's first request on and nothing else ever is. by_density=False: the most popular keys
+    that fit (a perfect-knowledge static LFU, the best a size-blind policy can do on these
+    independent requests). by_density=True: the keys with the highest popularity per byte, filled
+    greedily (roughly the best a size-aware policy could do)."""
 
-    def __init__(self, wl: Workload, seed: int) -> None:
+    def __init__(self, wl: Workload, seed: int, alpha: float, by_density: bool = False) -> None:
         self.keep = bytearray(wl.n)
+        ranks = range(1, wl.n + 1)
+        if by_density:
+            ranks = sorted(ranks, key=lambda r: r ** -alpha / wl.sizes[rank_to_id(r)], reverse=True)
         used = 0
-        for r in range(1, wl.n + 1):
+        for r in ranks:
             k = rank_to_id(r)
             if used + wl.sizes[k] > wl.capacity:
+                if by_density:
+                    continue
                 break
             used += wl.sizes[k]
             self.keep[k] = 1
@@ -531,21 +550,24 @@ class RedisLFU:
 
 
 class _S3Queues:
-    """One S3-FIFO cache over a byte budget, following libCacheSim's S3FIFO.c (2024):
+    """One S3-FIFO cache, following libCacheSim's S3FIFO.c (2024):
 
     - small FIFO = 10% of the budget, main FIFO = the rest, ghost FIFO of as many ids as main
       holds keys; per-key freq, incremented per hit and saturating at 3.
     - miss: an id found in the ghost is removed from it and inserted into main, otherwise into
       small (into main while nothing has been evicted yet and small is full); freq = 0.
-    - evict (repeated until the new key fits): from main if main is over its share or small is
-      empty, else from small.
+    - eviction step (repeated until the new key fits): from main if main is over its share or
+      small is empty, else from small.
     - small eviction: pop the oldest; if freq >= 2 (move-to-main-threshold = 2, i.e. freq > 1)
       append it to main with freq 0 and continue, else drop it into the ghost and stop.
     - main eviction: pop the oldest; if freq >= 1 append it again with freq - 1 and continue,
       else drop it and stop.
     """
 
-    def __init__(self, budget: int, sizes: list[int], where: bytearray, freq: bytearray) -> None:
+    def __init__(self, budget: int, sizes: list[int], where: bytearray, freq: bytearray,
+                 threshold: int = 2, ghost_ratio: float = 1.0) -> None:
+        self.threshold = threshold
+        self.ghost_ratio = ghost_ratio
         self.small_cap = budget // 10
         self.main_cap = budget - self.small_cap
         self.budget = budget
@@ -556,15 +578,11 @@ class _S3Queues:
         self.small_bytes = self.main_bytes = 0
         self.has_evicted = False
 
-    def miss(self, k: int) -> None:
+    def bytes(self) -> int:
+        return self.small_bytes + self.main_bytes
+
+    def insert(self, k: int, to_main: bool) -> None:
         s = self.sizes[k]
-        to_main = self.ghost.take(k)
-        while self.small_bytes + self.main_bytes + s > self.budget:
-            self.has_evicted = True
-            if self.main_bytes > self.main_cap or not self.small:
-                self._evict_main()
-            else:
-                self._evict_small()
         if to_main or (not self.has_evicted and self.small_bytes >= self.small_cap):
             self.main.append(k)
             self.main_bytes += s
@@ -575,20 +593,30 @@ class _S3Queues:
             self.where[k] = 1
         self.freq[k] = 0
 
+    def evict_step(self) -> int:
+        """One eviction; returns the bytes freed (0 when small only moved keys to main)."""
+        self.has_evicted = True
+        before = self.small_bytes + self.main_bytes
+        if self.main_bytes > self.main_cap or not self.small:
+            self._evict_main()
+        else:
+            self._evict_small()
+        return before - self.small_bytes - self.main_bytes
+
     def _evict_small(self) -> None:
         small, freq, sizes, where = self.small, self.freq, self.sizes, self.where
         while small:
             c = small.popleft()
             s = sizes[c]
             self.small_bytes -= s
-            if freq[c] >= 2:
+            if freq[c] >= self.threshold:
                 self.main.append(c)
                 self.main_bytes += s
                 where[c] = 2
                 freq[c] = 0
             else:
                 where[c] = 0
-                self.ghost.add(c, len(self.main))
+                self.ghost.add(c, int(len(self.main) * self.ghost_ratio))
                 return
 
     def _evict_main(self) -> None:
@@ -606,20 +634,42 @@ class _S3Queues:
 
 
 class S3FIFO:
-    """5. S3-FIFO (exact, shards = 1) and 7b. sharded S3-FIFO: `shards` independent S3-FIFO caches,
-    each over capacity/shards bytes, a key living in the shard its hash picks. This is what kvs
-    gets with per-shard FIFO queues of key hashes touched only under the shard's write lock."""
+    """5. S3-FIFO (exact: shards = 1) and 7b. sharded S3-FIFO: `shards` S3-FIFO instances, a key
+    living in the one its hash picks, each with its own small/main/ghost queues (what kvs gets
+    with per-shard FIFO queues of key hashes touched only under the shard's write lock).
 
-    def __init__(self, wl: Workload, seed: int, shards: int = 1) -> None:
+    budget = "shard": each shard is a separate cache of capacity/shards bytes and evicts only
+    its own keys. budget = "global": one limit for all; each eviction step runs in the shard that
+    currently holds the most bytes (its 10%/90% split taken of capacity/shards)."""
+
+    def __init__(self, wl: Workload, seed: int, shards: int = 1, budget: str = "shard",
+                 threshold: int = 2, ghost_ratio: float = 1.0) -> None:
+        self.size, self.cap = wl.sizes, wl.capacity
         self.where = bytearray(wl.n)
         self.freq = bytearray(wl.n)
         self.shard_of = wl.shard_of(shards)
         self.shards = [
-            _S3Queues(wl.capacity // shards, wl.sizes, self.where, self.freq) for _ in range(shards)
+            _S3Queues(wl.capacity // shards, wl.sizes, self.where, self.freq, threshold, ghost_ratio)
+            for _ in range(shards)
         ]
+        self.global_budget = budget == "global"
+        self.used = 0
+
+    def _miss(self, k: int) -> None:
+        shard = self.shards[self.shard_of[k]]
+        to_main = shard.ghost.take(k)
+        s = self.size[k]
+        if self.global_budget:
+            while self.used + s > self.cap:
+                self.used -= max(self.shards, key=_S3Queues.bytes).evict_step()
+            self.used += s
+        else:
+            while shard.bytes() + s > shard.budget:
+                shard.evict_step()
+        shard.insert(k, to_main)
 
     def run(self, trace: array, lo: int, hi: int) -> int:
-        where, freq, shard_of, shards = self.where, self.freq, self.shard_of, self.shards
+        where, freq, miss = self.where, self.freq, self._miss
         hits = 0
         for j in range(lo, hi):
             k = trace[j]
@@ -628,7 +678,7 @@ class S3FIFO:
                 if freq[k] < 3:
                     freq[k] += 1
             else:
-                shards[shard_of[k]].miss(k)
+                miss(k)
         return hits
 
 
@@ -643,7 +693,8 @@ class WTinyLFU:
     candidate goes. A hit in probation promotes to protected (demoting protected's LRU to
     probation's MRU end when protected overflows)."""
 
-    def __init__(self, wl: Workload, seed: int, window: float = 0.01, protected: float = 0.8) -> None:
+    def __init__(self, wl: Workload, seed: int, window: float = 0.01, protected: float = 0.8,
+                 widen: int = 1) -> None:
         self.size = wl.sizes
         self.win_cap = int(wl.capacity * window)
         self.main_cap = wl.capacity - self.win_cap
@@ -653,7 +704,7 @@ class WTinyLFU:
         self.protected: OrderedDict[int, None] = OrderedDict()
         self.where = bytearray(wl.n)  # 0 absent, 1 window, 2 probation, 3 protected
         self.win_bytes = self.main_bytes = self.prot_bytes = 0
-        self.sketch = sketch_for(wl)
+        self.sketch = sketch_for(wl, widen)
 
     def _admit(self, cand: int) -> None:
         size, where, est = self.size, self.where, self.sketch.estimate
@@ -830,7 +881,7 @@ class SampledTinyLFU:
     TICK = REQ_PER_SEC // 100  # 10 ms
 
     def __init__(self, wl: Workload, seed: int, samples: int = 5, admission: bool = True,
-                 window: float = 0.0) -> None:
+                 window: float = 0.0, widen: int = 1) -> None:
         self.size, self.cap, self.samples, self.admission = wl.sizes, wl.capacity, samples, admission
         self.win_cap = int(wl.capacity * window)
         self.main_cap = wl.capacity - self.win_cap
@@ -840,7 +891,7 @@ class SampledTinyLFU:
         self.window: deque[int] = deque()
         self.win_bytes = self.main_bytes = 0
         self.access = [0] * wl.n
-        self.sketch = sketch_for(wl)
+        self.sketch = sketch_for(wl, widen)
         self.rnd = random.Random(seed).random
 
     def _victim(self) -> tuple[int, int]:
@@ -901,18 +952,48 @@ class SampledTinyLFU:
         return hits
 
 
+def with_metadata(wl: Workload, per_key: int = 0, fixed: int = 0) -> Workload:
+    """The workload as seen by a policy whose own bookkeeping is charged to the cache: `per_key`
+    more bytes per key, and `fixed` bytes taken off the capacity."""
+    import copy
+
+    charged = copy.copy(wl)
+    charged.sizes = [s + per_key for s in wl.sizes]
+    charged.capacity = wl.capacity - fixed
+    return charged
+
+
 # name -> (description, factory(wl, seed))
 POLICIES = {
-    "static-top": ("ceiling: the most popular keys that fit, static", lambda wl, s: StaticTop(wl, s)),
+    # ceilings (know the popularity; not policies)
+    "static-top": ("ceiling: the most popular keys that fit, static",
+                   lambda wl, s, alpha: StaticTop(wl, s, alpha)),
+    "static-density": ("ceiling: the keys most popular per byte that fit, static",
+                       lambda wl, s, alpha: StaticTop(wl, s, alpha, by_density=True)),
+    # Redis's policies and exact LRU
     "lru": ("exact LRU", lambda wl, s: ExactLRU(wl, s)),
     "redis-lru": ("Redis allkeys-lru, 5 samples, pool 16, 1 s clock",
                   lambda wl, s: RedisLRU(wl, s, tick=REQ_PER_SEC)),
     "redis-lru-10ms": ("sampled LRU, 5 samples, pool 16, 10 ms clock",
                        lambda wl, s: RedisLRU(wl, s, tick=REQ_PER_SEC // 100)),
     "redis-lfu": ("Redis allkeys-lfu, 5 samples, pool 16", lambda wl, s: RedisLFU(wl, s)),
+    # the published algorithms
     "s3fifo": ("S3-FIFO (libCacheSim rules)", lambda wl, s: S3FIFO(wl, s, shards=1)),
+    "s3fifo-t1": ("S3-FIFO, small->main when freq >= 1",
+                  lambda wl, s: S3FIFO(wl, s, shards=1, threshold=1)),
+    "s3fifo-ghost0.5": ("S3-FIFO, ghost of half main's key count",
+                        lambda wl, s: S3FIFO(wl, s, ghost_ratio=0.5)),
+    "s3fifo-ghost0": ("S3-FIFO without a ghost", lambda wl, s: S3FIFO(wl, s, ghost_ratio=0.0)),
     "wtinylfu": ("W-TinyLFU (1% window LRU, SLRU 80%)", lambda wl, s: WTinyLFU(wl, s)),
-    "s3fifo-sharded64": ("S3-FIFO per shard, 64 shards", lambda wl, s: S3FIFO(wl, s, shards=64)),
+    "wtinylfu-wide": ("W-TinyLFU, sketch rows 4x wider (Caffeine's size)",
+                      lambda wl, s: WTinyLFU(wl, s, widen=4)),
+    # approximations that fit kvs
+    "s3fifo-sharded64": ("S3-FIFO per shard, 64 shards, budget capacity/64 each",
+                         lambda wl, s: S3FIFO(wl, s, shards=64)),
+    "s3fifo-sharded64g": ("S3-FIFO per shard, 64 shards, global budget, evict from fullest shard",
+                          lambda wl, s: S3FIFO(wl, s, shards=64, budget="global")),
+    "s3fifo-sharded64-meta": ("as s3fifo-sharded64, charging 40 B/key for queue slot + ghost",
+                              lambda wl, s: S3FIFO(with_metadata(wl, per_key=40), s, shards=64)),
     "s3fifo-sampled5": ("sampled S3-FIFO, 5 samples", lambda wl, s: SampledS3FIFO(wl, s, 5)),
     "s3fifo-sampled16": ("sampled S3-FIFO, 16 samples", lambda wl, s: SampledS3FIFO(wl, s, 16)),
     "tinylfu-sampled5": ("sampled TinyLFU + admission, 5 samples",
@@ -923,6 +1004,17 @@ POLICIES = {
                           lambda wl, s: SampledTinyLFU(wl, s, 5, window=0.01)),
     "wtinylfu-sampled16": ("1% FIFO window + sampled TinyLFU main, 16 samples",
                            lambda wl, s: SampledTinyLFU(wl, s, 16, window=0.01)),
+    "tinylfu-sampled5-wide": ("sampled TinyLFU + admission, 5 samples, sketch rows 4x wider",
+                              lambda wl, s: SampledTinyLFU(wl, s, 5, widen=4)),
+    "tinylfu-sampled5-wide-meta": ("as tinylfu-sampled5-wide, charging its 1 MiB sketch",
+                                   lambda wl, s: SampledTinyLFU(with_metadata(wl, fixed=1 << 20),
+                                                                s, 5, widen=4)),
+    "tinylfu-sampled16-wide": ("sampled TinyLFU + admission, 16 samples, sketch rows 4x wider",
+                               lambda wl, s: SampledTinyLFU(wl, s, 16, widen=4)),
+    "wtinylfu-sampled5-wide": ("1% FIFO window + sampled TinyLFU main, 5 samples, rows 4x wider",
+                               lambda wl, s: SampledTinyLFU(wl, s, 5, window=0.01, widen=4)),
+    "wtinylfu-sampled16-wide": ("1% FIFO window + sampled TinyLFU main, 16 samples, rows 4x wider",
+                                lambda wl, s: SampledTinyLFU(wl, s, 16, window=0.01, widen=4)),
 }
 
 
@@ -939,7 +1031,11 @@ def workload() -> Workload:
 def simulate(trace_name: str, policy: str, length: int, seed: int = 42) -> dict:
     wl = workload()
     ids, segments = build_trace(trace_name, length, wl)
-    cache = POLICIES[policy][1](wl, seed)
+    factory = POLICIES[policy][1]
+    if policy.startswith("static-"):  # the ceilings know the popularity
+        cache = factory(wl, seed, TRACES[trace_name][0])
+    else:
+        cache = factory(wl, seed)
     t0 = time.time()
     seg = {}
     for label, lo, hi in segments:
@@ -971,17 +1067,17 @@ def table(path: str = RESULTS) -> str:
             r = json.loads(line)
             latest[(r["trace"], r["policy"])] = r
     lengths = sorted({r["zipf_requests"] for r in latest.values()})
-    rows = ["| policy | (a) zipf 0.99 | (b) zipf 0.7 | (c) overall | (c) after scan | sim time a/b/c (s) |",
-            "|---|---|---|---|---|---|"]
+    columns = [("a", "hit_ratio"), ("b", "hit_ratio"), ("c", "hit_ratio"), ("c", "hit_ratio_post"),
+               ("d", "hit_ratio"), ("d", "hit_ratio_post")]
+    rows = ["| policy | (a) zipf 0.99 | (b) zipf 0.7 | (c) overall | (c) after scan "
+            "| (d) overall | (d) after shift | sim time a/b/c/d (s) |",
+            "|---|---|---|---|---|---|---|---|"]
     for p, (desc, _) in POLICIES.items():
         cells = []
-        times = []
-        for t, key in (("a", "hit_ratio"), ("b", "hit_ratio"), ("c", "hit_ratio"), ("c", "hit_ratio_post")):
+        for t, key in columns:
             r = latest.get((t, p))
             cells.append(f"{100 * r[key]:.2f}%" if r else "–")
-        for t in "abc":
-            r = latest.get((t, p))
-            times.append(f"{r['sim_seconds']:.0f}" if r else "–")
+        times = [f"{latest[(t, p)]['sim_seconds']:.0f}" if (t, p) in latest else "–" for t in "abcd"]
         rows.append(f"| `{p}` ({desc}) | " + " | ".join(cells) + f" | {'/'.join(times)} |")
     rows.append("")
     rows.append(f"Zipf requests per trace: {', '.join(map(str, lengths))}")
@@ -993,7 +1089,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("gen", help="generate (and cache) the traces, printing their checksums")
     g.add_argument("--length", type=int, default=5_000_000, help="Zipf requests per trace")
-    g.add_argument("--traces", default="abc")
+    g.add_argument("--traces", default="abcd")
     r = sub.add_parser("run", help="simulate one or more policies on one or more traces")
     r.add_argument("--length", type=int, default=5_000_000, help="Zipf requests per trace")
     r.add_argument("--traces", default="abc")
