@@ -161,8 +161,9 @@ pub struct ServeArgs {
     maxmemory: Option<u64>,
 
     /// What to do at the memory limit: noeviction (refuse writes that need memory),
-    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random or
-    /// volatile-ttl [default: noeviction].
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random,
+    /// volatile-ttl, or allkeys-s3fifo (kvs's own, scan-resistant; README "kvs as a cache")
+    /// [default: noeviction].
     #[arg(long, value_name = "POLICY")]
     maxmemory_policy: Option<kvs_server::memory::Policy>,
 

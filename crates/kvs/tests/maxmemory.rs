@@ -118,6 +118,7 @@ fn under_each_policy_50_writers_of_1_gb_stay_within_the_stated_margin() {
         "volatile-lfu",
         "volatile-random",
         "volatile-ttl",
+        "allkeys-s3fifo",
         "noeviction",
     ];
     for policy in policies {

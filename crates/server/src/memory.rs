@@ -54,7 +54,7 @@ pub struct MemorySettings {
     #[serde(deserialize_with = "memory_amount")]
     pub maxmemory: u64,
     /// What to do at the limit: `noeviction` (the default: refuse writes that need memory) or
-    /// an eviction policy (README, "kvs as a cache").
+    /// an eviction policy, Redis's or `allkeys-s3fifo` (README, "kvs as a cache").
     #[serde(deserialize_with = "policy")]
     pub maxmemory_policy: Policy,
     /// Keys looked at per eviction step (Redis's `maxmemory-samples`, default 5).

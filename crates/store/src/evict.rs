@@ -104,7 +104,10 @@ fn score(policy: Policy, tracking: &Tracking, seen: &Seen<'_>, now: Millis) -> O
             (u64::from(u8::MAX - counter) << 40) | (idle / 10).min((1 << 40) - 1)
         }
         Policy::VolatileTtl => u64::MAX - 1 - seen.expires_at.unwrap_or(0),
-        Policy::AllKeysRandom | Policy::VolatileRandom | Policy::NoEviction => 0,
+        Policy::AllKeysRandom
+        | Policy::VolatileRandom
+        | Policy::NoEviction
+        | Policy::AllKeysS3Fifo => 0,
     })
 }
 
@@ -149,6 +152,9 @@ impl Store {
             done.exhausted = true;
             return done;
         }
+        if policy == Policy::AllKeysS3Fifo {
+            return self.evict_s3fifo(want, max_keys, now);
+        }
         let samples = samples.max(1);
         let mut pool = self.pool.lock();
         if pool.policy != policy {
@@ -175,6 +181,40 @@ impl Store {
             if let Some(bytes) = self.remove_victim(shard, &key, policy, now) {
                 done.keys += 1;
                 done.bytes += bytes;
+            }
+        }
+        done
+    }
+
+    /// allkeys-s3fifo: each shard keeps its own queues; evictions go round the shards in turn, so
+    /// each gives up keys in proportion to the evictions and the limit stays global.
+    fn evict_s3fifo(&self, want: u64, max_keys: u64, now: Millis) -> Evicted {
+        let mut done = Evicted::default();
+        let n = self.shard_count();
+        let mut empty_in_a_row = 0;
+        while done.bytes < want && done.keys < max_keys {
+            if empty_in_a_row == n {
+                done.exhausted = true;
+                break;
+            }
+            let index = self.evict_cursor.fetch_add(1, Ordering::Relaxed) % n;
+            let mut shard = self.shard_at(index).write();
+            let Some((key, why, bytes)) = shard.s3_evict(now) else {
+                empty_in_a_row += 1;
+                continue;
+            };
+            empty_in_a_row = 0;
+            if self.noting() {
+                let _ = self.submit(&Effects {
+                    revision: self.revision(),
+                    changes: vec![Change::Remove(Bytes::from(Vec::from(key)), why)],
+                });
+            }
+            drop(shard);
+            done.keys += 1;
+            done.bytes += bytes as u64;
+            if why == Removal::Evicted {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
         done

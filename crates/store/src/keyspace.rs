@@ -53,6 +53,8 @@ pub struct Store {
     pub(crate) pool: parking_lot::Mutex<Pool>,
     /// Keys evicted since the store was made.
     pub(crate) evicted: AtomicU64,
+    /// Where allkeys-s3fifo's next eviction looks (it goes round the shards).
+    pub(crate) evict_cursor: AtomicUsize,
     /// Entries removed by FLUSHALL and not yet freed (see [`Store::take_garbage`]).
     garbage: parking_lot::Mutex<Vec<Garbage>>,
     has_garbage: AtomicBool,
@@ -81,6 +83,7 @@ impl Store {
             tracking,
             pool: parking_lot::Mutex::new(Pool::default()),
             evicted: AtomicU64::new(0),
+            evict_cursor: AtomicUsize::new(0),
             garbage: parking_lot::Mutex::new(Vec::new()),
             has_garbage: AtomicBool::new(false),
             hasher: DefaultHashBuilder::default(),

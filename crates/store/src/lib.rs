@@ -18,7 +18,7 @@
 //!    │
 //! handle     access (Keyspace, Call, Transaction, Writer: locking, effects, submission), listing
 //!    │
-//! shards     keyspace (Store: shards, revision, sweep), shard, replay, snapshot, evict
+//! shards     keyspace (Store: shards, revision, sweep), shard, replay, snapshot, evict, s3fifo
 //!    │
 //! records    entry, packed (the compact layout), effects (Change, Effects, Ticket, Commit),
 //!            change (the record codec), error, pattern, usage (policies, the usage word)
@@ -37,6 +37,7 @@ mod packed;
 mod pattern;
 mod replay;
 mod reply;
+mod s3fifo;
 mod shard;
 mod snapshot;
 mod usage;
@@ -70,7 +71,7 @@ mod layering {
         &[
             "entry", "packed", "effects", "change", "error", "pattern", "usage",
         ],
-        &["keyspace", "shard", "replay", "snapshot", "evict"],
+        &["keyspace", "shard", "replay", "snapshot", "evict", "s3fifo"],
         &["access", "listing"],
         &["command", "reply"],
     ];

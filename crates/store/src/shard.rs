@@ -17,9 +17,13 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::effects::Removal;
 use crate::entry::{Entry, Millis};
 use crate::packed::{EntryRef, Packed};
-use crate::usage::{Tracking, size_class};
+use crate::s3fifo::{Queues, Slot};
+use crate::usage::{
+    Policy, Tracking, s3_carried, s3_freq, s3_in_main, s3_ticket, s3_with, size_class,
+};
 
 /// Bytes each bucket of the hash table takes: the entry's pointer and a control byte. The table
 /// is counted whole, spare buckets included, since that is what it allocates (and growing it is
@@ -79,6 +83,8 @@ pub struct Shard {
     bytes: usize,
     /// Change in `bytes` not yet added to the store's total.
     unreported: i64,
+    /// allkeys-s3fifo's queues, while that is the policy (built on first need, dropped after).
+    s3: Option<Box<Queues>>,
 }
 
 /// Where a bucket walk stopped: the bucket to start from next, or the end of the shard.
@@ -200,18 +206,22 @@ impl Shard {
         let entry = decide(live.then_some(current))?;
         let packed = Packed::new(key, &entry);
         // A write is an access: the key keeps its frequency, as Redis keeps an overwritten key's
-        // LFU counter. An expired entry's history ends with it.
-        if live {
-            let word = slot.usage().load(Ordering::Relaxed);
-            packed
-                .usage()
-                .store(self.tracking.touched(word, now), Ordering::Relaxed);
-        }
+        // LFU counter. An expired entry's history ends with it, but not its queue place.
+        let word = slot.usage().load(Ordering::Relaxed);
+        let new_word = if live {
+            self.tracking.touched(word, now)
+        } else {
+            s3_carried(packed.usage().load(Ordering::Relaxed), word)
+        };
+        packed.usage().store(new_word, Ordering::Relaxed);
         let old = std::mem::replace(slot, packed);
         let added = Self::cost(slot, key.len(), entry.expires_at.is_some());
         let removed = Self::cost(&old, key.len(), old.view().expires_at.is_some());
         self.note_expiry(key, old.view().expires_at, entry.expires_at);
         self.account(added, removed);
+        if let Some(q) = self.s3.as_deref_mut() {
+            q.resize(s3_in_main(new_word), removed, added);
+        }
         Ok(live.then_some(old))
     }
 
@@ -228,9 +238,23 @@ impl Shard {
                 .store(slot.usage().load(Ordering::Relaxed), Ordering::Relaxed);
             let old = std::mem::replace(slot, packed);
             let removed = Self::cost(&old, key.len(), old.view().expires_at.is_some());
+            let word = old.usage().load(Ordering::Relaxed);
             self.note_expiry(&key, old.view().expires_at, entry.expires_at);
             self.account(added, removed);
+            if let Some(q) = self.s3.as_deref_mut() {
+                q.resize(s3_in_main(word), removed, added);
+            }
             return Some(old);
+        }
+        self.s3_sync();
+        if let Some(q) = self.s3.as_deref_mut() {
+            let main = q.take_ghost(hash);
+            let ticket = q.ticket();
+            let word = packed.usage().load(Ordering::Relaxed);
+            packed
+                .usage()
+                .store(s3_with(word, main, 0, ticket), Ordering::Relaxed);
+            q.push(main, Slot { hash, ticket }, added);
         }
         let buckets = self.table.num_buckets();
         if self.table.len() == self.table.capacity() {
@@ -274,8 +298,112 @@ impl Shard {
         }
         let expires = packed.view().expires_at;
         self.note_expiry(key, expires, None);
-        self.account(0, Self::cost(&packed, key.len(), expires.is_some()));
+        let cost = Self::cost(&packed, key.len(), expires.is_some());
+        self.account(0, cost);
+        if let Some(q) = self.s3.as_deref_mut() {
+            q.forget(s3_in_main(packed.usage().load(Ordering::Relaxed)), cost);
+        }
         Some(packed)
+    }
+
+    /// Builds allkeys-s3fifo's queues when it became the policy (every key held starts in main,
+    /// as established), and drops them when it stopped being it.
+    fn s3_sync(&mut self) {
+        let active = self.tracking.policy() == Policy::AllKeysS3Fifo;
+        if active == self.s3.is_some() {
+            return;
+        }
+        if !active {
+            self.s3 = None;
+            return;
+        }
+        let mut q = Box::<Queues>::default();
+        for packed in self.table.iter() {
+            let ticket = q.ticket();
+            let word = packed.usage().load(Ordering::Relaxed);
+            packed
+                .usage()
+                .store(s3_with(word, true, 0, ticket), Ordering::Relaxed);
+            let view = packed.view();
+            let cost = Self::cost(packed, packed.key().len(), view.expires_at.is_some());
+            let hash = self.hasher.hash_one(packed.key());
+            q.push(true, Slot { hash, ticket }, cost);
+        }
+        self.s3 = Some(q);
+    }
+
+    /// The entry a queue slot names, if it still does.
+    fn s3_resolve(&self, slot: Slot, main: bool) -> Option<&Packed> {
+        let found = self.table.find(slot.hash, |p| {
+            let word = p.usage().load(Ordering::Relaxed);
+            s3_ticket(word) == slot.ticket && s3_in_main(word) == main
+        })?;
+        (self.hash(found.key()) == slot.hash).then_some(found)
+    }
+
+    /// One eviction by allkeys-s3fifo: moves keys between queues until one goes (at most 4,096
+    /// steps), and returns its key, why it went (an expired key goes as expired) and the bytes
+    /// freed. `None`: nothing in this shard to evict.
+    pub(crate) fn s3_evict(&mut self, now: Millis) -> Option<(Box<[u8]>, Removal, usize)> {
+        self.s3_sync();
+        let mut q = self.s3.take()?;
+        let mut victim = None;
+        for main in [false, true] {
+            if q.stale(main) {
+                let queue = if main { &mut q.main } else { &mut q.small };
+                let mut kept = std::mem::take(queue);
+                kept.retain(|s| self.s3_resolve(*s, main).is_some());
+                *(if main { &mut q.main } else { &mut q.small }) = kept;
+            }
+        }
+        for _ in 0..4096 {
+            let from_small = q.evict_from_small();
+            let Some(slot) = (if from_small {
+                q.small.pop_front()
+            } else {
+                q.main.pop_front()
+            }) else {
+                break;
+            };
+            let Some(packed) = self.s3_resolve(slot, !from_small) else {
+                continue;
+            };
+            let word = packed.usage().load(Ordering::Relaxed);
+            let view = packed.view();
+            let expired = !view.is_live(now);
+            let freq = s3_freq(word);
+            if !expired && from_small && freq >= 2 {
+                let cost = Self::cost(packed, packed.key().len(), view.expires_at.is_some());
+                packed
+                    .usage()
+                    .store(s3_with(word, true, 0, slot.ticket), Ordering::Relaxed);
+                q.promote(slot, cost);
+                continue;
+            }
+            if !expired && !from_small && freq >= 1 {
+                packed.usage().store(
+                    s3_with(word, true, freq - 1, slot.ticket),
+                    Ordering::Relaxed,
+                );
+                q.main.push_back(slot);
+                continue;
+            }
+            if from_small && !expired {
+                q.remember(slot.hash);
+            }
+            let why = if expired {
+                Removal::Expired
+            } else {
+                Removal::Evicted
+            };
+            victim = Some((Box::<[u8]>::from(packed.key()), why));
+            break;
+        }
+        self.s3 = Some(q);
+        let (key, why) = victim?;
+        let before = self.bytes;
+        self.remove(&key);
+        Some((key, why, before.saturating_sub(self.bytes)))
     }
 
     /// Number of keys held, including expired ones not yet reclaimed.
@@ -383,6 +511,7 @@ impl Shard {
     /// Removes every key and hands the entries back, to be freed by the caller, in its own time.
     pub(crate) fn take_all(&mut self) -> Garbage {
         self.layout_epoch += 1;
+        self.s3 = None;
         self.account(0, self.bytes);
         self.bytes = 0;
         Garbage {
@@ -401,6 +530,7 @@ impl Shard {
         }
         self.expiries.clear();
         self.account(0, self.bytes);
+        self.s3 = None;
     }
 
     /// Shows `visit` up to `n` held entries (expired or not), walking the table from a bucket

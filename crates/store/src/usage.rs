@@ -8,7 +8,8 @@
 //! ```text
 //! bits  0..32  last access, in hundredths of a second since the Unix epoch (wraps every 497 days)
 //! bits 32..40  access frequency: Redis's logarithmic LFU counter (new keys start at 5)
-//! bits 40..64  reserved for policies that keep more state per key
+//! bits 40..64  allkeys-s3fifo's state: bit 40 the queue (0 small, 1 main), bits 41-42 the
+//!              frequency (0 to 3), bits 43-63 a ticket naming the key's place in its queue
 //! ```
 //!
 //! The LFU counter follows Redis exactly (`lfu-log-factor`, `lfu-decay-time`), so `OBJECT FREQ`
@@ -49,6 +50,10 @@ pub enum Policy {
     VolatileRandom,
     /// The keys with an expiry that expire soonest.
     VolatileTtl,
+    /// S3-FIFO (SOSP 2023) among all keys: new keys pass through a small FIFO queue and only
+    /// those read again while in it reach the main queue, so one pass over many cold keys cannot
+    /// flush the keys in use (kvs's own; see `bench/cachesim`).
+    AllKeysS3Fifo,
 }
 
 impl Policy {
@@ -62,6 +67,7 @@ impl Policy {
         Policy::VolatileLfu,
         Policy::VolatileRandom,
         Policy::VolatileTtl,
+        Policy::AllKeysS3Fifo,
     ];
 
     /// The policy's name, as `CONFIG GET maxmemory-policy` answers it.
@@ -75,6 +81,7 @@ impl Policy {
             Policy::VolatileLfu => "volatile-lfu",
             Policy::VolatileRandom => "volatile-random",
             Policy::VolatileTtl => "volatile-ttl",
+            Policy::AllKeysS3Fifo => "allkeys-s3fifo",
         }
     }
 
@@ -227,8 +234,53 @@ impl Tracking {
             counter = decayed(word, now, self.decay_minutes());
             counter = log_incr(counter, self.log_factor(), random_unit());
         }
-        with_counter(stamp(now), counter)
+        let mut kept = word & S3_MASK;
+        if self.policy() == Policy::AllKeysS3Fifo {
+            kept = s3_with_freq(kept, (s3_freq(kept) + 1).min(3));
+        }
+        with_counter(stamp(now), counter) | kept
     }
+}
+
+const S3_MAIN: u64 = 1 << 40;
+const S3_FREQ_SHIFT: u32 = 41;
+const S3_TICKET_SHIFT: u32 = 43;
+/// The bits of a word that belong to allkeys-s3fifo.
+const S3_MASK: u64 = !((1 << 40) - 1);
+/// Tickets are 21 bits: they tell apart the keys of one shard that share a hash-table probe
+/// group, a handful at most, and wrap after two million inserts into that shard.
+pub(crate) const S3_TICKET_MASK: u32 = (1 << 21) - 1;
+
+/// Whether the key is in allkeys-s3fifo's main queue (else its small one).
+pub(crate) fn s3_in_main(word: u64) -> bool {
+    word & S3_MAIN != 0
+}
+
+/// allkeys-s3fifo's frequency: reads since the key entered its queue, up to 3.
+pub(crate) fn s3_freq(word: u64) -> u8 {
+    ((word >> S3_FREQ_SHIFT) & 3) as u8
+}
+
+/// The ticket naming the key's place in its allkeys-s3fifo queue.
+pub(crate) fn s3_ticket(word: u64) -> u32 {
+    (word >> S3_TICKET_SHIFT) as u32 & S3_TICKET_MASK
+}
+
+fn s3_with_freq(word: u64, freq: u8) -> u64 {
+    (word & !(3 << S3_FREQ_SHIFT)) | (u64::from(freq.min(3)) << S3_FREQ_SHIFT)
+}
+
+/// A new word for a key whose old entry had `old`: it keeps its place in allkeys-s3fifo's
+/// queue (with no reads counted yet) and nothing else.
+pub(crate) fn s3_carried(fresh: u64, old: u64) -> u64 {
+    s3_with_freq((fresh & !S3_MASK) | (old & S3_MASK), 0)
+}
+
+/// `word` with its allkeys-s3fifo state set.
+pub(crate) fn s3_with(word: u64, main: bool, freq: u8, ticket: u32) -> u64 {
+    let base = word & !S3_MASK;
+    let queue = if main { S3_MAIN } else { 0 };
+    s3_with_freq(base | queue, freq) | (u64::from(ticket & S3_TICKET_MASK) << S3_TICKET_SHIFT)
 }
 
 /// The time part of a word for `now`.

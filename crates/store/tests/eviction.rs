@@ -266,3 +266,78 @@ fn object_idletime_and_freq_follow_the_policy_as_redis_does() {
         Reply::Integer(6 | 7)
     ));
 }
+
+/// Writes `keys` cold keys once each, as a scan through a read-through cache would, keeping the
+/// store at `capacity` keys by evicting one key per write once full. Returns how many of the
+/// `hot` keys written and read before the scan survive it.
+fn scan_survivors(policy: Policy, hot: u64, capacity: u64, keys: u64) -> u64 {
+    let store = store_with(policy);
+    let mut now = NOW;
+    let write = |store: &Store, key: String, now: u64| {
+        run(store, &format!("SET {key} v"), now);
+        if store.held() > capacity {
+            store.evict(u64::MAX, 1, 5, now);
+        }
+    };
+    for i in 0..hot {
+        write(&store, format!("hot{i}"), now);
+    }
+    // The hot keys are read a few times, as a working set is, before the scan.
+    for _ in 0..3 {
+        for i in 0..hot {
+            now += 1;
+            run(&store, &format!("GET hot{i}"), now);
+        }
+    }
+    for i in 0..capacity - hot {
+        write(&store, format!("warm{i}"), now);
+    }
+    for i in 0..keys {
+        now += 1;
+        write(&store, format!("cold{i}"), now);
+    }
+    (0..hot)
+        .filter(|i| exists(&store, &format!("hot{i}"), now))
+        .count() as u64
+}
+
+#[test]
+fn allkeys_s3fifo_keeps_the_working_set_through_a_scan_that_flushes_lru() {
+    let (hot, capacity, scan) = (300, 2_000, 10_000);
+    let s3fifo = scan_survivors(Policy::AllKeysS3Fifo, hot, capacity, scan);
+    let lru = scan_survivors(Policy::AllKeysLru, hot, capacity, scan);
+    assert!(
+        s3fifo >= hot * 95 / 100,
+        "allkeys-s3fifo kept only {s3fifo} of {hot} hot keys through the scan"
+    );
+    assert!(
+        lru <= hot / 10,
+        "the scan should flush LRU's hot keys, yet {lru} of {hot} survived"
+    );
+}
+
+#[test]
+fn allkeys_s3fifo_evicts_in_insertion_order_what_was_not_read_and_rebuilds_on_a_switch() {
+    // One shard: its queue order is the store's.
+    let store = Store::with_shards(1);
+    store.tracking().set_policy(Policy::AllKeysS3Fifo);
+    for i in 0..100 {
+        run(&store, &format!("SET k{i} v"), NOW);
+    }
+    // Nothing was read: small-queue keys go first, in insertion order.
+    let done = store.evict(u64::MAX, 10, 5, NOW);
+    assert_eq!(done.keys, 10);
+    for i in 0..10 {
+        assert!(!exists(&store, &format!("k{i}"), NOW), "k{i} was first in");
+    }
+    assert!(exists(&store, "k10", NOW));
+    // Switching policy and back rebuilds the queues from what is held.
+    store.tracking().set_policy(Policy::AllKeysLru);
+    run(&store, "SET other v", NOW);
+    store.tracking().set_policy(Policy::AllKeysS3Fifo);
+    run(&store, "SET k0 again", NOW);
+    let all = store.evict(u64::MAX, 1_000, 5, NOW);
+    assert_eq!(all.keys, 92, "every key can still be evicted");
+    assert!(all.exhausted);
+    assert_eq!(store.held(), 0);
+}
