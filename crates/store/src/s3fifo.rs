@@ -39,6 +39,8 @@ pub(crate) struct Queues {
     /// How many times each hash is in `ghost`.
     ghosts: HashMap<u64, u32>,
     next_ticket: u32,
+    /// Whether this shard has evicted anything yet.
+    pub(crate) evicted_any: bool,
 }
 
 impl Queues {
@@ -52,6 +54,16 @@ impl Queues {
     /// Whether a key with this hash was evicted from the small queue lately (and forgets it).
     pub(crate) fn take_ghost(&mut self, hash: u64) -> bool {
         self.ghosts.remove(&hash).is_some()
+    }
+
+    /// Which queue a new key with this hash enters: main if it was evicted from small lately, or
+    /// while the cache is still filling (nothing evicted yet) and small already holds its tenth,
+    /// as libCacheSim's S3-FIFO does; small otherwise.
+    pub(crate) fn admit_to_main(&mut self, hash: u64) -> bool {
+        self.take_ghost(hash)
+            || (!self.evicted_any
+                && self.small_bytes > 0
+                && self.small_bytes * 10 >= self.small_bytes + self.main_bytes)
     }
 
     /// Remembers a key evicted from the small queue; the ghost holds about as many keys as main.

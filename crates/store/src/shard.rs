@@ -248,7 +248,7 @@ impl Shard {
         }
         self.s3_sync();
         if let Some(q) = self.s3.as_deref_mut() {
-            let main = q.take_ghost(hash);
+            let main = q.admit_to_main(hash);
             let ticket = q.ticket();
             let word = packed.usage().load(Ordering::Relaxed);
             packed
@@ -347,6 +347,7 @@ impl Shard {
     pub(crate) fn s3_evict(&mut self, now: Millis) -> Option<(Box<[u8]>, Removal, usize)> {
         self.s3_sync();
         let mut q = self.s3.take()?;
+        q.evicted_any = true;
         let mut victim = None;
         for main in [false, true] {
             if q.stale(main) {
