@@ -12,8 +12,6 @@ use common::{TestServer, client};
 use kvs_server::{Engine, FsyncPolicy, Persistence};
 use kvs_wal::SimulatedDisk;
 use redis::aio::MultiplexedConnection;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 async fn durable(dir: &std::path::Path, fsync: FsyncPolicy) -> TestServer {
     let dir = dir.to_path_buf();
@@ -45,17 +43,7 @@ async fn cmd<T: redis::FromRedisValue>(con: &mut MultiplexedConnection, args: &[
 }
 
 async fn line(s: &TestServer, request: &str) -> String {
-    let stream = TcpStream::connect(s.line).await.expect("connect");
-    let (r, mut w) = stream.into_split();
-    w.write_all(format!("{request}\n").as_bytes())
-        .await
-        .expect("send");
-    let mut reply = String::new();
-    BufReader::new(r)
-        .read_line(&mut reply)
-        .await
-        .expect("reply");
-    reply
+    common::line_request(s, request).await
 }
 
 /// PUTs a value at `path` over HTTP and returns the version it got.

@@ -5,14 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{TestServer, client};
 use kvs_server::{FsyncPolicy, Persistence};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
@@ -56,22 +52,9 @@ fn error_text(e: &redis::RedisError) -> String {
     format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
 }
 
-/// One line-protocol request and its reply line.
+/// One line-protocol request and its reply line, without the newline.
 async fn line(s: &TestServer, request: &str) -> String {
-    let stream = TcpStream::connect(s.line).await.expect("connect");
-    let (r, mut w) = stream.into_split();
-    w.write_all(format!("{request}\n").as_bytes())
-        .await
-        .expect("send");
-    let mut reply = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        BufReader::new(r).read_line(&mut reply),
-    )
-    .await
-    .expect("a reply in time")
-    .expect("read");
-    reply.trim_end().to_owned()
+    common::line_request(s, request).await.trim_end().to_owned()
 }
 
 /// A value of `n` bytes that differs per key.

@@ -107,6 +107,28 @@ impl Drop for TestServer {
     }
 }
 
+/// Sends one line-protocol request on a connection of its own and returns the reply line, its
+/// newline included (5 s at most).
+pub async fn line_request(s: &TestServer, request: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(s.line)
+        .await
+        .expect("connect");
+    let (r, mut w) = stream.into_split();
+    w.write_all(format!("{request}\n").as_bytes())
+        .await
+        .expect("send");
+    let mut reply = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        BufReader::new(r).read_line(&mut reply),
+    )
+    .await
+    .expect("a reply in time")
+    .expect("read");
+    reply
+}
+
 /// A client that neither follows redirects nor pools across tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
