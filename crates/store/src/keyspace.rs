@@ -188,7 +188,10 @@ impl Store {
     /// choosing, as Redis's lazyfree does: FLUSHALL only swaps each shard's table for an empty
     /// one under the locks. Cheap when there are none.
     pub fn take_garbage(&self) -> Option<Vec<Garbage>> {
-        if !self.has_garbage.swap(false, Ordering::AcqRel) {
+        // A plain load first: every command asks, and a swap would write a shared cache line.
+        if !self.has_garbage.load(Ordering::Acquire)
+            || !self.has_garbage.swap(false, Ordering::AcqRel)
+        {
             return None;
         }
         let taken = std::mem::take(&mut *self.garbage.lock());
