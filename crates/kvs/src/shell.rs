@@ -187,7 +187,7 @@ pub(crate) fn show(frame: &Frame, indent: usize) -> String {
         Frame::Integer(n) => format!("(integer) {n}"),
         Frame::Bulk(b) => quoted(b),
         Frame::Null | Frame::NullArray => "(nil)".to_owned(),
-        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => items(v, ")"),
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) | Frame::Many(v) => items(v, ")"),
         Frame::Map(pairs) => {
             if pairs.is_empty() {
                 return "(empty hash)".to_owned();

@@ -30,6 +30,8 @@ pub struct Config {
     pub tls: crate::tls::TlsSettings,
     /// The memory limit and the eviction policy (README, "kvs as a cache").
     pub memory: crate::memory::MemorySettings,
+    /// Keyspace notifications and the output limit of subscribers.
+    pub pubsub: crate::pubsub::PubSubSettings,
 }
 
 /// Who may connect (README, "Securing kvs").
@@ -68,6 +70,7 @@ impl Default for Config {
             security: Security::default(),
             tls: crate::tls::TlsSettings::default(),
             memory: crate::memory::MemorySettings::default(),
+            pubsub: crate::pubsub::PubSubSettings::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ impl Config {
             return bad("timeouts must be longer than zero");
         }
         self.memory.validate().map_err(ConfigError::Invalid)?;
+        self.pubsub.resolve().map_err(ConfigError::Invalid)?;
         let p = &self.persistence;
         if p.segment_size < 4096 || p.snapshot_after < 4096 {
             return bad("segment_size and snapshot_after must be at least 4096 bytes");

@@ -13,6 +13,7 @@ use crate::config::Persistence;
 use crate::feed::{Feed, MemoryCommit, Start, Subscription};
 use crate::memory::Memory;
 use crate::persistence::{Durability, PersistenceError, SnapshotDone};
+use crate::pubsub::PubSub;
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
 /// cheap enough to run directly on an async worker; waiting for the log is asynchronous.
@@ -28,6 +29,8 @@ pub struct Engine {
     in_memory: Option<Arc<MemoryCommit>>,
     /// The memory limit and what counts against it.
     memory: Memory,
+    /// Channels and their subscribers, and keyspace notifications.
+    pubsub: Arc<PubSub>,
 }
 
 impl Default for Engine {
@@ -60,6 +63,7 @@ impl Engine {
             feed,
             in_memory: Some(memory),
             memory: Memory::default(),
+            pubsub: Arc::default(),
         }
     }
 
@@ -106,7 +110,13 @@ impl Engine {
             feed,
             in_memory: None,
             memory: Memory::default(),
+            pubsub: Arc::default(),
         }
+    }
+
+    /// Pub/sub channels and keyspace notifications.
+    pub fn pubsub(&self) -> &Arc<PubSub> {
+        &self.pubsub
     }
 
     /// The change feed, e.g. to set how much history it keeps.

@@ -355,6 +355,7 @@ mod tests {
                 Bytes::copy_from_slice(key.as_bytes()),
                 Removal::Deleted,
             )],
+            events: Vec::new(),
         }
     }
 

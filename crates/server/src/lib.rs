@@ -17,6 +17,7 @@ mod line;
 mod listener;
 pub mod memory;
 pub mod persistence;
+pub mod pubsub;
 pub mod resp;
 mod server;
 pub mod tls;

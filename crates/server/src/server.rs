@@ -128,6 +128,9 @@ impl Server {
             }
         };
         engine.memory().configure(&config.memory, engine.store());
+        let (flags, limit) = config.pubsub.resolve().map_err(ConfigError::Invalid)?;
+        engine.pubsub().set_limit(limit);
+        engine.pubsub().set_notify_flags(flags);
         Ok(Self {
             config,
             engine: Arc::new(engine),
@@ -193,6 +196,7 @@ impl Server {
         tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
         tasks.spawn(crate::memory::watch(self.engine.clone(), stop.clone()));
+        tasks.spawn(crate::pubsub::notify(self.engine.clone(), stop.clone()));
         tasks.spawn(snapshots_when_the_log_grows(
             self.engine.clone(),
             stop.clone(),

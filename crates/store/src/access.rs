@@ -18,7 +18,7 @@ use std::ops::Deref;
 use bytes::Bytes;
 use parking_lot::RwLockWriteGuard;
 
-use crate::effects::{Noted, Removal, Ticket};
+use crate::effects::{Event, Noted, Removal, Ticket};
 use crate::entry::{Entry, Millis};
 use crate::keyspace::Store;
 use crate::packed::{EntryRef, Packed};
@@ -75,7 +75,11 @@ impl Writer<'_> {
     ) -> Result<Option<Packed>, E> {
         let noted = self.noted;
         self.shard.update(key, now, |current| {
+            let created = current.is_none();
             let entry = decide(current)?;
+            if created {
+                noted.event(Event::New, key);
+            }
             noted.put(key, &entry);
             Ok(entry)
         })
@@ -83,9 +87,18 @@ impl Writer<'_> {
 
     /// Stores `entry` under `key`, replacing whatever was there; returns the previous entry
     /// (which may be an expired one the caller must treat as absent).
-    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) -> Option<Packed> {
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry, now: Millis) -> Option<Packed> {
         self.noted.put(&key, &entry);
-        self.shard.put(key, entry)
+        let old = self.shard.put(key.clone(), entry);
+        if old.as_ref().is_none_or(|o| !o.is_live(now)) {
+            self.noted.event(Event::New, &key);
+        }
+        old
+    }
+
+    /// Notes that the command raised `event` on `key` (keyspace notifications).
+    pub(crate) fn event(&self, event: Event, key: &[u8]) {
+        self.noted.event(event, key);
     }
 
     /// Removes `key` and returns its entry, expired or not.
@@ -196,7 +209,7 @@ impl Keyspace for Call<'_> {
 
     fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Writer<'_>) -> R) -> R {
         let mut guard = self.store.shard_at(self.store.shard_index(key)).write();
-        self.noted.arm(self.store.noting());
+        self.noted.arm(self.store.noting(), self.store.notifying());
         let out = f(&mut Writer {
             shard: &mut guard,
             noted: &self.noted,
@@ -225,7 +238,7 @@ impl Keyspace for Call<'_> {
             .iter()
             .map(|&i| self.store.shard_at(i).write())
             .collect();
-        self.noted.arm(self.store.noting());
+        self.noted.arm(self.store.noting(), self.store.notifying());
         let shards = guards
             .iter_mut()
             .map(|g| Writer {
@@ -254,7 +267,7 @@ impl Keyspace for Call<'_> {
         let mut guards: Vec<_> = (0..self.store.shard_count())
             .map(|i| self.store.shard_at(i).write())
             .collect();
-        self.noted.arm(self.store.noting());
+        self.noted.arm(self.store.noting(), self.store.notifying());
         let mut shards: Vec<Writer<'_>> = guards
             .iter_mut()
             .map(|g| Writer {
@@ -335,7 +348,7 @@ impl<'a> Transaction<'a> {
             held[i] = Some(RefCell::new(store.shard_at(i).write()));
         }
         let noted = Noted::new();
-        noted.arm(store.noting());
+        noted.arm(store.noting(), store.notifying());
         Self {
             store,
             noted,

@@ -201,7 +201,11 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
             _ => return Err(BadRecord("unknown change kind")),
         });
     }
-    Ok(Effects { revision, changes })
+    Ok(Effects {
+        revision,
+        changes,
+        events: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -40,6 +40,45 @@ pub enum Change {
     Flush,
 }
 
+/// A keyspace event a command raised, named as Redis names it (keyspace notifications). Expiries
+/// and evictions are not listed here: their [`Removal`]s say so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The key did not exist before this write (Redis's `new`, flag `n`).
+    New,
+    Set,
+    Append,
+    Setrange,
+    Incrby,
+    Incrbyfloat,
+    Del,
+    Expire,
+    Persist,
+    RenameFrom,
+    RenameTo,
+    CopyTo,
+}
+
+impl Event {
+    /// Redis's name for it, as it appears on `__keyevent@0__:<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::New => "new",
+            Event::Set => "set",
+            Event::Append => "append",
+            Event::Setrange => "setrange",
+            Event::Incrby => "incrby",
+            Event::Incrbyfloat => "incrbyfloat",
+            Event::Del => "del",
+            Event::Expire => "expire",
+            Event::Persist => "persist",
+            Event::RenameFrom => "rename_from",
+            Event::RenameTo => "rename_to",
+            Event::CopyTo => "copy_to",
+        }
+    }
+}
+
 /// The changes of one command or one block, applied at one instant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
@@ -47,6 +86,9 @@ pub struct Effects {
     /// they put, so versions continue above it after a restart.
     pub revision: u64,
     pub changes: Vec<Change>,
+    /// The keyspace events the commands raised, in order, with their keys. Noted only while
+    /// someone listens for them ([`crate::Store::set_notifying`]); never written to the log.
+    pub events: Vec<(Event, Bytes)>,
 }
 
 /// A place in the commit pipeline: what a reply waits for before it is sent.
@@ -94,7 +136,10 @@ pub trait Commit: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub(crate) struct Noted {
     changes: RefCell<Vec<Change>>,
+    events: RefCell<Vec<(Event, Bytes)>>,
     armed: Cell<bool>,
+    /// Keyspace events are noted too.
+    notify: Cell<bool>,
 }
 
 impl Noted {
@@ -102,9 +147,19 @@ impl Noted {
         Self::default()
     }
 
-    /// Whether the scope whose locks were just taken notes its changes.
-    pub(crate) fn arm(&self, on: bool) {
+    /// Whether the scope whose locks were just taken notes its changes, and its events.
+    pub(crate) fn arm(&self, on: bool, notify: bool) {
         self.armed.set(on);
+        self.notify.set(on && notify);
+    }
+
+    /// Notes that a command raised `event` on `key`.
+    pub(crate) fn event(&self, event: Event, key: &[u8]) {
+        if self.notify.get() {
+            self.events
+                .borrow_mut()
+                .push((event, Bytes::copy_from_slice(key)));
+        }
     }
 
     /// Notes that `key` now holds `entry`.
@@ -137,7 +192,12 @@ impl Noted {
     /// Takes what was noted since the last call, stamped with `revision`; `None` if nothing.
     pub(crate) fn take(&self, revision: u64) -> Option<Effects> {
         let changes = std::mem::take(&mut *self.changes.borrow_mut());
-        (!changes.is_empty()).then_some(Effects { revision, changes })
+        let events = std::mem::take(&mut *self.events.borrow_mut());
+        (!changes.is_empty()).then_some(Effects {
+            revision,
+            changes,
+            events,
+        })
     }
 }
 
@@ -159,17 +219,29 @@ mod tests {
     fn nothing_is_noted_unless_armed() {
         let off = Noted::new();
         off.remove(b"k", Removal::Deleted);
+        off.event(Event::Del, b"k");
         assert_eq!(off.take(1), None);
         let on = Noted::new();
-        on.arm(true);
+        on.arm(true, true);
         on.remove(b"k", Removal::Deleted);
+        on.event(Event::Del, b"k");
         on.flush();
         assert_eq!(
             on.take(4),
             Some(Effects {
                 revision: 4,
-                changes: vec![Change::Flush]
+                changes: vec![Change::Flush],
+                events: vec![(Event::Del, Bytes::from_static(b"k"))],
             })
+        );
+        let quiet = Noted::new();
+        quiet.arm(true, false);
+        quiet.remove(b"k", Removal::Deleted);
+        quiet.event(Event::Del, b"k");
+        assert_eq!(
+            quiet.take(2).map(|e| e.events.len()),
+            Some(0),
+            "events only when notifying"
         );
         assert_eq!(on.take(5), None, "taken once");
     }

@@ -208,6 +208,7 @@ impl Store {
                 let _ = self.submit(&Effects {
                     revision: self.revision(),
                     changes: vec![Change::Remove(Bytes::from(Vec::from(key)), why)],
+                    events: Vec::new(),
                 });
             }
             drop(shard);
@@ -293,6 +294,7 @@ impl Store {
             let _ = self.submit(&Effects {
                 revision: self.revision(),
                 changes: vec![Change::Remove(Bytes::copy_from_slice(key), why)],
+                events: Vec::new(),
             });
         }
         drop(shard);

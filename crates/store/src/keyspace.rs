@@ -47,6 +47,8 @@ pub struct Store {
     /// Whether writes note their effects and submit them to `commit` now. Read by each write
     /// scope once its locks are taken (see [`Store::start_noting`]).
     noting: AtomicBool,
+    /// Whether writes also note the keyspace events they raise (see [`Store::set_notifying`]).
+    notifying: AtomicBool,
     /// The eviction policy and the memory entries take, shared with every shard.
     pub(crate) tracking: Arc<Tracking>,
     /// The best eviction candidates seen so far (see [`crate::evict`]).
@@ -91,6 +93,7 @@ impl Store {
             sweep_cursor: AtomicUsize::new(0),
             commit: None,
             noting: AtomicBool::new(false),
+            notifying: AtomicBool::new(false),
         }
     }
 
@@ -164,6 +167,7 @@ impl Store {
                 let _ = self.submit(&Effects {
                     revision: self.revision(),
                     changes,
+                    events: Vec::new(),
                 });
             }
             drop(shard);
@@ -238,6 +242,18 @@ impl Store {
     /// Whether writes note their effects and submit them to a pipeline.
     pub(crate) fn noting(&self) -> bool {
         self.noting.load(Ordering::Acquire)
+    }
+
+    /// Whether the effects of writes list the keyspace events each command raised (Redis's
+    /// names: `set`, `del`, `expire`, ...), for keyspace notifications. Off, writes cost nothing
+    /// extra for it. Events are noted only while effects are ([`Store::start_noting`]).
+    pub fn set_notifying(&self, on: bool) {
+        self.notifying.store(on, Ordering::Release);
+    }
+
+    /// Whether writes note keyspace events.
+    pub(crate) fn notifying(&self) -> bool {
+        self.notifying.load(Ordering::Relaxed)
     }
 
     /// Hands `effects` to the pipeline; `None` when there is none. Call it with the shard locks of

@@ -52,7 +52,7 @@ pub use command::{
 };
 pub use command::{Applied, Watched};
 pub use command::{data_spec, data_spec_lowercase, data_specs};
-pub use effects::{Change, Commit, Effects, Removal, Ticket};
+pub use effects::{Change, Commit, Effects, Event, Removal, Ticket};
 pub use entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 pub use error::CommandError;
 pub use evict::{Evicted, POOL_SIZE};

@@ -10,7 +10,9 @@ impl Store {
     /// Applies a journal or snapshot record, as recovery does. Entries already expired at `now`
     /// are dropped instead of stored. Versions continue after the highest one seen.
     pub fn replay(&self, record: &[u8], now: Millis) -> Result<(), BadRecord> {
-        let Effects { revision, changes } = decode(record)?;
+        let Effects {
+            revision, changes, ..
+        } = decode(record)?;
         self.raise_revision(revision);
         for change in changes {
             match change {

@@ -36,6 +36,9 @@ pub enum Frame {
     },
     BigNumber(String),
     Push(Vec<Frame>),
+    /// Several replies, sent one after another: how a command that answers more than once
+    /// (SUBSCRIBE confirms each channel on its own) gives its answer. Never read from the wire.
+    Many(Vec<Frame>),
 }
 
 impl Frame {
@@ -69,6 +72,11 @@ impl Frame {
             Frame::Array(items) => aggregate(out, b'*', items, version),
             Frame::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, version),
             Frame::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, version),
+            Frame::Many(frames) => {
+                for frame in frames {
+                    frame.encode(version, out);
+                }
+            }
             Frame::Map(pairs) => {
                 let (marker, count) = if resp3 {
                     (b'%', pairs.len())

@@ -301,6 +301,7 @@ pub(crate) enum Denied {
     /// The command (full name, `config|get` for a subcommand).
     Command(&'static str),
     Key(Bytes),
+    Channel(Bytes),
 }
 
 impl Denied {
@@ -312,6 +313,10 @@ impl Denied {
             }
             Denied::Key(_) => {
                 "this user has no permissions to access one of the keys used as arguments".into()
+            }
+            Denied::Channel(_) => {
+                "this user has no permissions to access one of the channels used as arguments"
+                    .into()
             }
         }
     }
@@ -326,6 +331,10 @@ impl Denied {
                 "This user has no permissions to access the '{}' key",
                 String::from_utf8_lossy(key)
             ),
+            Denied::Channel(channel) => format!(
+                "This user has no permissions to access the '{}' channel",
+                String::from_utf8_lossy(channel)
+            ),
         }
     }
 
@@ -334,6 +343,7 @@ impl Denied {
         match self {
             Denied::Command(name) => ("command", (*name).to_owned()),
             Denied::Key(key) => ("key", String::from_utf8_lossy(key).into_owned()),
+            Denied::Channel(channel) => ("channel", String::from_utf8_lossy(channel).into_owned()),
         }
     }
 }
@@ -491,14 +501,42 @@ impl User {
         if !allowed {
             return Err(Denied::Command(spec.name));
         }
-        if self.selector.all_keys {
+        if !self.selector.all_keys {
+            for (i, position) in spec.keys.positions(argv).into_iter().enumerate() {
+                let Some(key) = argv.get(position) else {
+                    continue;
+                };
+                self.check_key(key, spec.access.of(argv, i))?;
+            }
+        }
+        self.check_channels(spec.name, argv)
+    }
+
+    /// Whether the user may use the channels a pub/sub request names, as Redis checks them: a
+    /// channel (SUBSCRIBE, SSUBSCRIBE, PUBLISH, SPUBLISH) must match one of the user's channel
+    /// patterns, and a pattern (PSUBSCRIBE) must be one of them, literally.
+    fn check_channels(&self, command: &str, argv: &[Bytes]) -> Result<(), Denied> {
+        if self.selector.all_channels {
             return Ok(());
         }
-        for (i, position) in spec.keys.positions(argv).into_iter().enumerate() {
-            let Some(key) = argv.get(position) else {
-                continue;
-            };
-            self.check_key(key, spec.access.of(argv, i))?;
+        let rest = argv.get(1..).unwrap_or_default();
+        let (names, literal) = match command {
+            "subscribe" | "ssubscribe" => (rest, false),
+            "psubscribe" => (rest, true),
+            "publish" | "spublish" => (&rest[..rest.len().min(1)], false),
+            _ => return Ok(()),
+        };
+        for name in names {
+            let allowed = self.selector.channels.iter().any(|p| {
+                if literal {
+                    p.as_bytes() == &name[..]
+                } else {
+                    glob_match(p.as_bytes(), name, false)
+                }
+            });
+            if !allowed {
+                return Err(Denied::Channel(name.clone()));
+            }
         }
         Ok(())
     }

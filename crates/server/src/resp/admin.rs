@@ -219,6 +219,17 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
             "lfu-decay-time",
             shared.engine.store().tracking().decay_minutes().to_string(),
         ),
+        (
+            "notify-keyspace-events",
+            crate::pubsub::notify_flags_text(shared.engine.pubsub().notify_flags()),
+        ),
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal 0 0 0 slave 0 0 0 pubsub {}",
+                shared.engine.pubsub().limit()
+            ),
+        ),
     ];
     let Some((sub, rest)) = args.split_first() else {
         return Frame::Error(CommandError::WrongArity("config".into()).to_string());
@@ -259,6 +270,8 @@ enum Change {
     Samples(usize),
     LogFactor(u32),
     DecayTime(u32),
+    NotifyKeyspaceEvents(u32),
+    PubsubLimit(Option<crate::pubsub::OutputLimit>),
 }
 
 /// `CONFIG SET name value [name value ...]`: every value is checked before any is applied, so
@@ -310,6 +323,14 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                 Ok(n) => Change::DecayTime(n as u32),
                 Err(e) => return e,
             },
+            "notify-keyspace-events" => match crate::pubsub::parse_notify_flags(&value) {
+                Some(flags) => Change::NotifyKeyspaceEvents(flags),
+                None => return failed("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+            },
+            "client-output-buffer-limit" => match pubsub_limit(&value) {
+                Ok(limit) => Change::PubsubLimit(limit),
+                Err(why) => return failed(why),
+            },
             _ if params.iter().any(|(p, _)| *p == name) => {
                 return failed("can't set immutable config");
             }
@@ -341,19 +362,58 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::Samples(n) => memory.set_samples(n),
             Change::LogFactor(n) => tracking.set_log_factor(n),
             Change::DecayTime(n) => tracking.set_decay_minutes(n),
+            Change::NotifyKeyspaceEvents(flags) => shared.engine.pubsub().set_notify_flags(flags),
+            Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),
+            Change::PubsubLimit(None) => {}
         }
     }
     Frame::ok()
 }
 
+/// `client-output-buffer-limit` as `CONFIG SET` takes it: `<class> <hard> <soft> <seconds>`
+/// groups. kvs bounds the `pubsub` class; `normal` and `replica` may only be set to no limit,
+/// which is what they are.
+/// The new pubsub limit, or `None` when the value names only the other classes.
+fn pubsub_limit(value: &str) -> Result<Option<crate::pubsub::OutputLimit>, &'static str> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.");
+    }
+    let mut pubsub = None;
+    for group in words.chunks_exact(4) {
+        let limit = crate::pubsub::OutputLimit::parse(&group[1..].join(" ")).map_err(
+            |_| "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        )?;
+        match group[0].to_ascii_lowercase().as_str() {
+            "pubsub" => pubsub = Some(limit),
+            "normal" | "replica" | "slave" if limit.hard == 0 && limit.soft == 0 => {}
+            "normal" | "replica" | "slave" => {
+                return Err(
+                    "kvs limits the output of pubsub clients only: normal and replica limits must be 0 0 0",
+                );
+            }
+            _ => return Err("Invalid client class specified in buffer limit configuration."),
+        }
+    }
+    Ok(pubsub)
+}
+
 /// One line of `CLIENT LIST` / `CLIENT INFO`.
 pub(crate) fn client_line(id: u64, c: &ClientInfo) -> String {
     format!(
-        "id={id} addr={} laddr={} name={} age={} db=0 flags=N user={} resp={}\n",
+        "id={id} addr={} laddr={} name={} age={} db=0 sub={} psub={} ssub={} flags={} user={} resp={}\n",
         c.addr,
         c.local,
         c.name,
         c.since.elapsed().as_secs(),
+        c.pubsub.0,
+        c.pubsub.1,
+        c.pubsub.2,
+        if c.pubsub.0 + c.pubsub.1 + c.pubsub.2 > 0 {
+            "P"
+        } else {
+            "N"
+        },
         c.user,
         c.resp
     )

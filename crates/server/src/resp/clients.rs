@@ -24,6 +24,8 @@ pub(crate) struct ClientInfo {
     pub(crate) memory: Arc<AtomicUsize>,
     /// Cancelled by `CLIENT KILL`; the connection closes after its current request.
     pub(crate) kill: CancellationToken,
+    /// Channels, patterns and shard channels it is subscribed to.
+    pub(crate) pubsub: (usize, usize, usize),
 }
 
 /// Open connections and lifetime counters.

@@ -19,6 +19,7 @@ use super::persistence::{self, Awaited};
 use super::session::Session;
 use crate::commit::Uncommitted;
 use crate::listener::ByteStream;
+use crate::pubsub::Mailbox;
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
 const READ_CHUNK: usize = 16 * 1024;
@@ -78,6 +79,23 @@ impl Held {
     }
 }
 
+/// Whether `frame` is made of push frames, which CLIENT REPLY OFF does not silence.
+fn pushes(frame: &Frame) -> bool {
+    match frame {
+        Frame::Push(_) => true,
+        Frame::Many(frames) => !frames.is_empty() && frames.iter().all(pushes),
+        _ => false,
+    }
+}
+
+/// Resolves when messages may be waiting in `mailbox`; never without one.
+async fn mail(mailbox: Option<&Mailbox>) {
+    match mailbox {
+        Some(mailbox) => mailbox.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one connection from `peer` (which reached the server at `local`) until it closes, is
 /// killed, or `stop` is cancelled between requests.
 pub(crate) async fn run<S: ByteStream>(
@@ -98,13 +116,18 @@ pub(crate) async fn run<S: ByteStream>(
         user: "default".into(),
         memory: memory.clone(),
         kill: kill.clone(),
+        pubsub: (0, 0, 0),
     });
     let memory_limit = shared.config.limits.maxmemory_clients;
     // What this connection's buffers hold: its input (with the record of a request's arguments
     // while it arrives) and its output.
-    let buffers = |decoder: &RequestDecoder, input: &BytesMut, output: &BytesMut| {
-        input.capacity() + (decoder.held(input) - input.len()) + output.capacity()
-    };
+    let buffers =
+        |decoder: &RequestDecoder, input: &BytesMut, output: &BytesMut, session: &Session| {
+            input.capacity()
+                + (decoder.held(input) - input.len())
+                + output.capacity()
+                + session.mailbox().map_or(0, |m| m.pending())
+        };
     let limits = RequestLimits {
         max_bulk_len: shared.config.limits.max_value_size,
         max_query_buffer: shared.config.limits.client_query_buffer_limit,
@@ -122,14 +145,44 @@ pub(crate) async fn run<S: ByteStream>(
     let stopped = stop.cancelled();
     let killed = kill.cancelled();
     tokio::pin!(stopped, killed);
+    // Writes everything in a buffer, unless the connection is killed first: a client that
+    // stopped reading cannot hold its connection open once it is cut off.
+    macro_rules! send {
+        ($buf:expr) => {
+            tokio::select! {
+                biased;
+                _ = &mut killed => false,
+                r = stream.write_all($buf) => r.is_ok(),
+            }
+        };
+    }
     'connection: loop {
         loop {
             decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
                     progressed = true;
+                    // Messages delivered before this request go out before its reply.
+                    if let Some(mailbox) = session.mailbox() {
+                        mailbox.drain_into(&mut output);
+                    }
                     let answer = session.handle(&argv);
+                    if std::mem::take(&mut session.drain_before_reply)
+                        && let Some(mailbox) = session.mailbox()
+                    {
+                        mailbox.drain_into(&mut output);
+                    }
                     let awaited = session.take_awaited();
+                    let answer = if session.take_silent() {
+                        // CLIENT REPLY OFF or SKIP: only push frames (subscription
+                        // confirmations) are still sent.
+                        match answer.ready() {
+                            Ok(frame) if pushes(&frame) => Uncommitted::nothing_written(frame),
+                            _ => continue,
+                        }
+                    } else {
+                        answer
+                    };
                     match answer.ready() {
                         Ok(frame) if held.replies.is_empty() && awaited.is_none() => {
                             frame.encode(session.version(), &mut output);
@@ -147,7 +200,7 @@ pub(crate) async fn run<S: ByteStream>(
                     // A long pipeline's replies go out in pieces rather than pile up.
                     if output.len() >= FLUSH_AT || held.replies.len() >= MAX_HELD {
                         held.release(&shared, &mut output).await;
-                        if stream.write_all(&output).await.is_err() {
+                        if !send!(&output) {
                             break 'connection;
                         }
                         output.clear();
@@ -157,7 +210,7 @@ pub(crate) async fn run<S: ByteStream>(
                 Err(e) => {
                     held.release(&shared, &mut output).await;
                     Frame::Error(format!("ERR {e}")).encode(Version::Resp2, &mut output);
-                    let _ = stream.write_all(&output).await;
+                    send!(&output);
                     tracing::debug!(%peer, error = %e, "closing a connection after a protocol error");
                     break 'connection;
                 }
@@ -165,7 +218,7 @@ pub(crate) async fn run<S: ByteStream>(
         }
         held.release(&shared, &mut output).await;
         if !output.is_empty() {
-            if stream.write_all(&output).await.is_err() {
+            if !send!(&output) {
                 break;
             }
             output.clear();
@@ -186,16 +239,23 @@ pub(crate) async fn run<S: ByteStream>(
         input.reserve(READ_CHUNK);
         // A kill (CLIENT KILL) or a stop that is ready wins over bytes that are ready too, so a
         // killed client never gets an answer to a request it sent after the kill.
+        let mailbox = session.mailbox().cloned();
         let read = tokio::select! {
             biased;
             _ = &mut killed => break,
             _ = &mut stopped => break,
+            () = mail(mailbox.as_deref()) => {
+                if let Some(mailbox) = &mailbox {
+                    mailbox.drain_into(&mut output);
+                }
+                continue;
+            }
             r = stream.read_buf(&mut input) => r,
             () = crate::line::sleep_until_some(deadline) => {
                 let timeout = shared.config.limits.body_timeout.as_secs_f64();
                 Frame::Error(format!("ERR request timeout: the request did not complete within {timeout} s"))
                     .encode(session.version(), &mut output);
-                let _ = stream.write_all(&output).await;
+                send!(&output);
                 break;
             }
         };
@@ -203,9 +263,11 @@ pub(crate) async fn run<S: ByteStream>(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        shared
-            .clients
-            .account(&memory, buffers(&decoder, &input, &output), memory_limit);
+        shared.clients.account(
+            &memory,
+            buffers(&decoder, &input, &output, &session),
+            memory_limit,
+        );
     }
     let _ = stream.shutdown().await;
     shared.clients.unregister(id);

@@ -14,6 +14,7 @@ use super::persistence::Awaited;
 use super::{Shared, admin};
 use crate::acl::{Denied, LogEntry, User};
 use crate::commit::Uncommitted;
+use crate::pubsub::{Mailbox, Subscriptions};
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
@@ -51,6 +52,19 @@ pub(crate) struct Session {
     /// Whether the connection may run commands that need authentication: it authenticated, or
     /// the default user needs no password.
     pub(crate) authenticated: bool,
+    /// Channels, patterns and shard channels subscribed to, and the mailbox their messages wait
+    /// in; made at the first subscription.
+    pub(crate) subs: Option<Subscriptions>,
+    /// The last request ended subscriptions: messages delivered before it must be sent before
+    /// its reply.
+    pub(crate) drain_before_reply: bool,
+    /// `CLIENT REPLY OFF`: no replies are sent (messages and subscription confirmations still
+    /// are, as Redis sends them).
+    pub(crate) replies_off: bool,
+    /// `CLIENT REPLY SKIP`: the next request's reply is not sent.
+    pub(crate) skip_next: bool,
+    /// The reply of the request just handled is not sent.
+    pub(crate) silent: bool,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -75,7 +89,39 @@ impl Session {
             multi_failed: false,
             watched: Vec::new(),
             awaited: None,
+            subs: None,
+            drain_before_reply: false,
+            replies_off: false,
+            skip_next: false,
+            silent: false,
         }
+    }
+
+    /// The connection's subscriptions, made (with its mailbox) on first use.
+    pub(crate) fn subscriptions(&mut self) -> &mut Subscriptions {
+        let (id, version) = (self.id, self.version);
+        let shared = self.shared.clone();
+        let subs = self.subs.get_or_insert_with(|| {
+            let kill = shared.clients.get(id).map(|c| c.kill).unwrap_or_default();
+            Subscriptions::new(
+                shared.engine.pubsub().clone(),
+                Mailbox::new(id, version, kill),
+            )
+        });
+        let counts = subs.counts();
+        shared.clients.update(id, |c| c.pubsub = counts);
+        subs
+    }
+
+    /// The mailbox subscribed messages wait in, once the connection has subscribed.
+    pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
+        self.subs.as_ref().map(|s| &s.mailbox)
+    }
+
+    /// Whether the connection is in RESP2's subscribed mode, where only the pub/sub commands,
+    /// PING, QUIT and RESET are allowed.
+    pub(crate) fn subscribed_resp2(&self) -> bool {
+        self.version == Version::Resp2 && self.subs.as_ref().is_some_and(|s| s.total() > 0)
     }
 
     /// The snapshot the reply just returned by [`Session::handle`] must wait for (SAVE).
@@ -93,8 +139,22 @@ impl Session {
         self.closing
     }
 
-    /// Answers one request. The answer may be sent once its writes are durable.
+    /// Answers one request. The answer may be sent once its writes are durable, and is not
+    /// sent at all if [`Session::take_silent`] says so.
     pub(crate) fn handle(&mut self, argv: &[Bytes]) -> Uncommitted<Frame> {
+        let skipped = std::mem::take(&mut self.skip_next);
+        let answer = self.answer(argv);
+        self.silent |= skipped || self.replies_off;
+        answer
+    }
+
+    /// Whether the reply just returned by [`Session::handle`] must not be sent (CLIENT REPLY);
+    /// asking resets it.
+    pub(crate) fn take_silent(&mut self) -> bool {
+        std::mem::take(&mut self.silent)
+    }
+
+    fn answer(&mut self, argv: &[Bytes]) -> Uncommitted<Frame> {
         self.shared
             .clients
             .commands_processed
@@ -108,6 +168,26 @@ impl Session {
             return Uncommitted::nothing_written(Frame::err(
                 "the user this connection authenticated as no longer exists",
             ));
+        }
+        if let Some(found) = found
+            && self.subscribed_resp2()
+            && !matches!(
+                found.spec().name,
+                "subscribe"
+                    | "psubscribe"
+                    | "ssubscribe"
+                    | "unsubscribe"
+                    | "punsubscribe"
+                    | "sunsubscribe"
+                    | "ping"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            return Uncommitted::nothing_written(Frame::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                found.spec().name
+            )));
         }
         if self.multi.is_some() {
             return self.queue(found, argv);
@@ -222,10 +302,17 @@ impl Session {
 
     /// Runs a connection command after checking its arity and subcommand.
     fn run(&mut self, c: &'static SessionCommand, argv: &[Bytes]) -> Frame {
-        match command::check(&c.spec, argv) {
+        let answer = match command::check(&c.spec, argv) {
             Ok(()) => (c.run)(self, &argv[1..]),
             Err(e) => e,
+        };
+        if c.spec.has(Flag::Pubsub)
+            && let Some(subs) = &self.subs
+        {
+            let counts = subs.counts();
+            self.shared.clients.update(self.id, |c| c.pubsub = counts);
         }
+        answer
     }
 
     /// A request arriving between MULTI and EXEC: queue it, refuse it (which dooms the block),
@@ -379,6 +466,7 @@ impl Session {
         let reason = match denied {
             Denied::Command(_) => "no permission to execute the command or subcommand",
             Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
         };
         Some(Frame::Error(format!(
             "NOPERM ACLs rules changed between the moment the transaction was accumulated and \

@@ -2,6 +2,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
@@ -48,7 +49,10 @@ impl Append {
                 ))
             });
             match written {
-                Ok(_) => Reply::Integer(len as i64),
+                Ok(_) => {
+                    shard.event(Event::Append, &self.key);
+                    Reply::Integer(len as i64)
+                }
                 Err(e) => e.into(),
             }
         })

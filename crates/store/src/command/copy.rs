@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, int, is};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -67,7 +68,9 @@ impl Copy {
                     modified_at: now,
                     ..entry
                 },
+                now,
             );
+            dest.event(Event::CopyTo, &self.to);
             Reply::Integer(1)
         })
     }

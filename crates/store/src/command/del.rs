@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -29,8 +30,11 @@ impl Del {
                 let Some(shard) = locked.shard(key) else {
                     continue;
                 };
-                if let Some(entry) = shard.remove(key) {
-                    removed += i64::from(entry.is_live(now));
+                if let Some(entry) = shard.remove(key)
+                    && entry.is_live(now)
+                {
+                    removed += 1;
+                    shard.event(Event::Del, key);
                 }
             }
             Reply::Integer(removed)

@@ -1,6 +1,7 @@
 use bytes::Bytes;
 
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::reply::Reply;
 use super::spec::Spec;
@@ -37,7 +38,10 @@ impl Delete {
                 };
             }
             match shard.remove(&self.key) {
-                Some(entry) => Reply::Deleted(entry.to_entry()),
+                Some(entry) => {
+                    shard.event(Event::Del, &self.key);
+                    Reply::Deleted(entry.to_entry())
+                }
                 None => Reply::NotFound,
             }
         })

@@ -1,6 +1,7 @@
 use bytes::Bytes;
 
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::reply::Reply;
 use super::spec::Spec;
@@ -35,7 +36,15 @@ impl Expire {
                 })
             });
             match written {
-                Ok(_) => Reply::ExpirySet { version },
+                Ok(_) => {
+                    let event = if self.at.is_some() {
+                        Event::Expire
+                    } else {
+                        Event::Persist
+                    };
+                    shard.event(event, &self.key);
+                    Reply::ExpirySet { version }
+                }
                 Err(()) => Reply::NotFound,
             }
         })

@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, int, is};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -109,6 +110,7 @@ impl ExpireIf {
             }
             if new <= now {
                 shard.remove(&self.key);
+                shard.event(Event::Del, &self.key);
                 return Reply::Integer(1);
             }
             let entry = Entry {
@@ -116,7 +118,8 @@ impl ExpireIf {
                 expires_at: Some(new),
                 ..current.to_entry()
             };
-            shard.put(self.key.clone(), entry);
+            shard.put(self.key.clone(), entry, now);
+            shard.event(Event::Expire, &self.key);
             Reply::Integer(1)
         })
     }

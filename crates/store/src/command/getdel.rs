@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -26,6 +27,7 @@ impl GetDel {
             if shard.live(&self.key, now).is_none() {
                 return Reply::Nil;
             }
+            shard.event(Event::Del, &self.key);
             shard.remove(&self.key).map(|e| e.value_bytes()).into()
         })
     }

@@ -3,6 +3,7 @@ use bytes::Bytes;
 use super::parse::{Args, int, is};
 use super::set::ExpiryUpdate;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -62,17 +63,28 @@ impl GetEx {
             });
         }
         ks.write(&self.key, |shard| {
+            let mut persisted = false;
             let written = shard.update(&self.key, now, |current| {
                 let current = current.ok_or(())?;
+                persisted = current.expires_at.is_some();
                 Ok(Entry {
                     version: ks.next_version(),
                     expires_at: self.expiry.resolve(now, current.expires_at),
                     ..current.to_entry()
                 })
             });
-            match written {
-                Ok(previous) => previous.map(|e| e.value_bytes()).into(),
-                Err(()) => Reply::Nil,
+            match (written, self.expiry) {
+                (Ok(previous), expiry) => {
+                    match expiry {
+                        ExpiryUpdate::At(_) | ExpiryUpdate::After(_) => {
+                            shard.event(Event::Expire, &self.key)
+                        }
+                        ExpiryUpdate::Clear if persisted => shard.event(Event::Persist, &self.key),
+                        ExpiryUpdate::Clear | ExpiryUpdate::Keep => {}
+                    }
+                    previous.map(|e| e.value_bytes()).into()
+                }
+                (Err(()), _) => Reply::Nil,
             }
         })
     }

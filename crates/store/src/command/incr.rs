@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, int};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
@@ -52,7 +53,10 @@ impl IncrBy {
                 ))
             });
             match written {
-                Ok(_) => Reply::Integer(result),
+                Ok(_) => {
+                    shard.event(Event::Incrby, &self.key);
+                    Reply::Integer(result)
+                }
                 Err(e) => e.into(),
             }
         })

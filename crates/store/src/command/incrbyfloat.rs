@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::{Args, float};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
@@ -52,7 +53,10 @@ impl IncrByFloat {
                 ))
             });
             match written {
-                Ok(_) => Reply::Bulk(Bytes::from(text)),
+                Ok(_) => {
+                    shard.event(Event::Incrbyfloat, &self.key);
+                    Reply::Bulk(Bytes::from(text))
+                }
                 Err(e) => e.into(),
             }
         })

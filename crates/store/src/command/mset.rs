@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -56,7 +57,9 @@ impl MSet {
                         modified_at: now,
                         expires_at: None,
                     },
+                    now,
                 );
+                shard.event(Event::Set, key);
             }
             if self.only_if_none_exist {
                 Reply::Integer(1)

@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -31,6 +32,9 @@ impl Persist {
                 }),
                 _ => Err(()),
             });
+            if written.is_ok() {
+                shard.event(Event::Persist, &self.key);
+            }
             Reply::Integer(i64::from(written.is_ok()))
         })
     }

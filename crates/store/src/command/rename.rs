@@ -2,6 +2,7 @@ use bytes::Bytes;
 
 use super::parse::Args;
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{Entry, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -49,9 +50,11 @@ impl Rename {
                 let version = ks.next_version();
                 if let Some(s) = locked.shard(&self.from) {
                     s.remove(&self.from);
+                    s.event(Event::RenameFrom, &self.from);
                 }
                 if let Some(s) = locked.shard(&self.to) {
-                    s.put(self.to.clone(), Entry { version, ..entry });
+                    s.put(self.to.clone(), Entry { version, ..entry }, now);
+                    s.event(Event::RenameTo, &self.to);
                 }
             }
             if self.only_if_new {

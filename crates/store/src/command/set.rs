@@ -3,6 +3,7 @@ use bytes::Bytes;
 use super::Condition;
 use super::parse::{Args, int, is};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Millis, Value};
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -195,6 +196,12 @@ impl Set {
                     expires_at: expiry.resolve(now, current.and_then(|e| e.expires_at)),
                 })
             });
+            if written.is_ok() {
+                shard.event(Event::Set, &key);
+                if matches!(expiry, ExpiryUpdate::At(_) | ExpiryUpdate::After(_)) {
+                    shard.event(Event::Expire, &key);
+                }
+            }
             match (reply, written) {
                 (SetReply::Stored, Ok(previous)) => Reply::Stored {
                     version,

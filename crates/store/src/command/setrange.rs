@@ -3,6 +3,7 @@ use bytes::{Bytes, BytesMut};
 use super::append::MAX_VALUE_LEN;
 use super::parse::{Args, int};
 use crate::access::Keyspace;
+use crate::effects::Event;
 use crate::entry::Millis;
 use crate::packed::EntryRef;
 use crate::error::CommandError;
@@ -58,7 +59,10 @@ impl SetRange {
                 ))
             });
             match written {
-                Ok(_) => Reply::Integer(len as i64),
+                Ok(_) => {
+                    shard.event(Event::Setrange, &self.key);
+                    Reply::Integer(len as i64)
+                }
                 Err(e) => e.into(),
             }
         })

@@ -1,5 +1,5 @@
-//! `CLIENT` and its subcommands: ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT,
-//! NO-TOUCH, HELP.
+//! `CLIENT` and its subcommands: ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, REPLY,
+//! NO-EVICT, NO-TOUCH, HELP.
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
@@ -110,6 +110,13 @@ pub(super) const COMMANDS: &[SessionCommand] = &[SessionCommand {
                 "CLIENT NO-EVICT on",
             ),
             sub(
+                "client|reply",
+                3,
+                false,
+                "Instruct the server whether to reply to commands",
+                "CLIENT REPLY OFF",
+            ),
+            sub(
                 "client|no-touch",
                 3,
                 false,
@@ -149,6 +156,24 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
         },
         (b"getname", _) => session.name.clone().map_or(Frame::Null, Frame::Bulk),
         (b"setinfo", _) => Frame::ok(),
+        (b"reply", [mode]) => match mode.to_ascii_lowercase().as_slice() {
+            b"on" => {
+                session.replies_off = false;
+                Frame::ok()
+            }
+            b"off" => {
+                session.replies_off = true;
+                session.silent = true;
+                Frame::ok()
+            }
+            b"skip" => {
+                // Redis ignores SKIP while replies are off.
+                session.skip_next = !session.replies_off;
+                session.silent = true;
+                Frame::ok()
+            }
+            _ => Frame::Error(CommandError::Syntax.to_string()),
+        },
         (b"no-evict" | b"no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
         (b"no-evict" | b"no-touch", _) => Frame::Error(CommandError::Syntax.to_string()),
         (b"info", _) => {

@@ -112,7 +112,15 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
     },
 ];
 
-fn ping(_: &mut Session, args: &[Bytes]) -> Frame {
+fn ping(session: &mut Session, args: &[Bytes]) -> Frame {
+    // In RESP2's subscribed mode PING answers as a message would: ["pong", argument or ""].
+    if session.subscribed_resp2() {
+        return match args {
+            [] => Frame::Array(vec![Frame::bulk("pong"), Frame::bulk("")]),
+            [msg] => Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(msg.clone())]),
+            _ => super::arity("ping"),
+        };
+    }
     match args {
         [] => Frame::Simple("PONG".into()),
         [msg] => Frame::Bulk(msg.clone()),
@@ -193,6 +201,9 @@ fn reset(session: &mut Session, _: &[Bytes]) -> Frame {
     session.multi = None;
     session.multi_failed = false;
     session.watched.clear();
+    // Every subscription ends; messages already delivered go out first.
+    session.subs = None;
+    session.drain_before_reply = true;
     let id = session.id;
     session.shared.clients.update(id, |c| {
         c.name.clear();
@@ -259,6 +270,9 @@ fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         );
     }
     session.version = version;
+    if let Some(mailbox) = session.mailbox() {
+        mailbox.set_version(version);
+    }
     if let Some(n) = name {
         session.set_name(Some(n));
     }

@@ -11,6 +11,7 @@ mod acl;
 mod client;
 mod connection;
 mod memory;
+mod pubsub;
 mod server;
 mod transactions;
 
@@ -36,6 +37,7 @@ const GROUPS: &[&[SessionCommand]] = &[
     transactions::COMMANDS,
     acl::COMMANDS,
     memory::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// What a name is, by the table.
