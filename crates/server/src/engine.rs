@@ -138,6 +138,58 @@ impl Engine {
         Subscription::new(self.feed.clone(), next)
     }
 
+    /// The position of the latest change submitted, once the feed is open: every change a read
+    /// made after this call can see has this position or a smaller one.
+    pub fn feed_position(&self) -> Option<u64> {
+        self.feed
+            .is_open()
+            .then(|| self.sequenced(|next| next.saturating_sub(1)))
+    }
+
+    /// The changes at positions from `from` up to (not including) `until`, read back from the
+    /// log, about `max_bytes` of them at most: for a listener resuming from before what the
+    /// feed holds in memory (after a restart, say). Only changes already committed are read.
+    pub fn log_items(
+        &self,
+        from: u64,
+        until: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<crate::feed::FeedItem>, crate::feed::FeedError> {
+        let compacted = |oldest| crate::feed::FeedError::Compacted {
+            wanted: from,
+            oldest,
+        };
+        let Some(d) = &self.durability else {
+            return Err(compacted(until));
+        };
+        let log = d.log();
+        let until = until.min(log.progress().acknowledged);
+        if from >= until {
+            return Ok(Vec::new());
+        }
+        let records = kvs_wal::read_records(&*log.storage(), from, until, max_bytes).map_err(
+            |e| match e {
+                kvs_wal::TailError::Removed { oldest, .. } => compacted(oldest),
+                kvs_wal::TailError::Io(why) => {
+                    tracing::warn!("cannot read the log back for a listener: {why}");
+                    compacted(until)
+                }
+            },
+        )?;
+        records
+            .into_iter()
+            .map(
+                |(position, payload)| match kvs_store::change::decode(&payload) {
+                    Ok(effects) => Ok(crate::feed::FeedItem { position, effects }),
+                    Err(e) => {
+                        tracing::warn!("a log record read back for a listener is malformed: {e}");
+                        Err(compacted(position + 1))
+                    }
+                },
+            )
+            .collect()
+    }
+
     /// Runs `f` with the position the next submission of effects gets, with none in between.
     fn sequenced<R>(&self, f: impl FnOnce(u64) -> R) -> R {
         match (&self.durability, &self.in_memory) {

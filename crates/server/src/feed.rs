@@ -107,6 +107,11 @@ pub struct Feed {
     closed: AtomicBool,
     max_items: AtomicUsize,
     max_bytes: AtomicUsize,
+    /// Cancelled when the server begins to shut down: long-lived listeners (watch streams,
+    /// blocking reads) end, and their clients resume from where they were.
+    stopping: tokio_util::sync::CancellationToken,
+    /// Listeners cut off for falling behind.
+    dropped: AtomicU64,
 }
 
 impl Default for Feed {
@@ -143,7 +148,45 @@ impl Feed {
             closed: AtomicBool::new(false),
             max_items: AtomicUsize::new(limits.history_items.max(1)),
             max_bytes: AtomicUsize::new(limits.history_bytes.max(1)),
+            stopping: tokio_util::sync::CancellationToken::new(),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Tells long-lived listeners the server is shutting down (see [`Feed::stopping`]).
+    pub fn stop_listeners(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Resolves once the server begins to shut down.
+    pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.stopping.cancelled()
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Counts a listener cut off for falling behind (a watch sent `overflow`).
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Listeners cut off for falling behind, since the server started.
+    pub fn dropped_listeners(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many listeners are subscribed now.
+    pub fn listeners(&self) -> usize {
+        self.listeners.load(Ordering::Relaxed)
+    }
+
+    /// The oldest position the history holds, and how many items it holds.
+    pub fn span(&self) -> (u64, usize) {
+        let history = self.history.lock();
+        (history.oldest, history.items.len())
     }
 
     /// Changes how much history is kept; takes effect with the next item recorded.
@@ -274,6 +317,11 @@ impl Subscription {
         self.next
     }
 
+    /// Moves this subscription to deliver `position` (or the first item after it) next.
+    pub(crate) fn seek(&mut self, position: u64) {
+        self.next = position;
+    }
+
     /// The next committed item, if one is there now.
     pub fn try_next(&mut self) -> Result<Option<Arc<FeedItem>>, FeedError> {
         let item = self.feed.get(self.next)?;
@@ -316,8 +364,16 @@ pub(crate) struct MemoryCommit {
 
 impl MemoryCommit {
     pub(crate) fn new(feed: Arc<Feed>) -> Self {
+        // Positions start at the time in microseconds, so those of a later run of the server
+        // are greater than any a client kept from an earlier one (which would have had to make
+        // more than a million writes a second, all its life, to get ahead): a client resuming
+        // from a position this run never gave is told its history is gone, never shown wrong
+        // changes. Microseconds keep ids below 2^53, exact as JavaScript numbers.
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
         Self {
-            next: Mutex::new(1),
+            next: Mutex::new(start.max(1)),
             feed,
         }
     }

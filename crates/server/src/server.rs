@@ -281,6 +281,7 @@ impl Server {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         stop.cancel();
+        self.engine.feed().stop_listeners();
         tasks.close();
         if tokio::time::timeout(DRAIN_DEADLINE, tasks.wait())
             .await

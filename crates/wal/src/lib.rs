@@ -14,6 +14,7 @@ mod recovery;
 mod simulated;
 mod snapshot;
 mod storage;
+mod tail;
 
 pub use frame::{Damage, FRAME_HEADER, FrameReader, Item, MARK_LEN, encode as encode_frame};
 pub use header::{FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION, segment_name, snapshot_name};
@@ -22,3 +23,4 @@ pub use recovery::{Recovered, RecoveryError, RecoveryOptions, Replay, recover};
 pub use simulated::SimulatedDisk;
 pub use snapshot::{SnapshotInfo, SnapshotWriter};
 pub use storage::{Directory, LOCK_FILE, LogFile, Storage};
+pub use tail::{TailError, read_records};

@@ -10,6 +10,8 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     allow: Option<&'static str>,
+    /// `"oldest"` in the body: the first change a watch can still resume from.
+    oldest: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            oldest: None,
         }
     }
 
@@ -106,6 +109,29 @@ impl ApiError {
         )
     }
 
+    /// A watch asked to resume from before the history kept (etcd's compaction): the client
+    /// must list again, then watch from the listing's position.
+    pub(crate) fn history_compacted(wanted: u64, oldest: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::GONE,
+            "history_compacted",
+            format!(
+                "the changes after {wanted} are no longer all kept; list the keys again and watch from the position the listing gives (the oldest change kept is {oldest})"
+            ),
+        );
+        e.oldest = Some(oldest);
+        e
+    }
+
+    /// The server is shutting down and takes no new watches.
+    pub(crate) fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "kvs is shutting down; try again once it is back",
+        )
+    }
+
     pub(crate) fn request_timeout() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -117,7 +143,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some(oldest) = self.oldest {
+            body["oldest"] = oldest.into();
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(allow) = self.allow {
             response

@@ -12,10 +12,12 @@ use kvs_store::{
 };
 use percent_encoding::percent_decode;
 
+use super::auth::Caller;
 use super::conditions::{
     Comparison, Tags, etag, http_date, parse_tags, write_condition, write_expiry,
 };
 use super::error::ApiError;
+use super::watch::{self, Scope, Watch};
 use super::{AppState, body, query};
 
 const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE";
@@ -29,8 +31,28 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     let result = match key_of(&parts, state.limits.max_key_len) {
         _ if !allowed => Err(ApiError::method_not_allowed(ALLOW)),
         Err(e) => Err(e),
+        Ok(key) if parts.method == Method::GET && query::param(&parts.uri, "watch").is_some() => {
+            let caller = parts.extensions.get::<Caller>().cloned();
+            Watch::read(&parts.uri, &parts.headers, Scope::Key(key), caller)
+                .and_then(|w| watch::start(&state.engine, w))
+        }
+        Ok(key) if parts.method == Method::GET || parts.method == Method::HEAD => {
+            match watch::blocking(&parts.uri) {
+                Err(e) => Err(e),
+                Ok(None) => get(&state, key, &parts.headers, parts.method == Method::GET).await,
+                Ok(Some((wait, index))) => {
+                    watch::wait_for_key(&state.engine, &key, wait, index).await;
+                    let version = state.engine.version_of(&key).unwrap_or(0);
+                    let with_body = parts.method == Method::GET;
+                    let mut response = get(&state, key, &parts.headers, with_body)
+                        .await
+                        .unwrap_or_else(IntoResponse::into_response);
+                    watch::index_header(&mut response, version);
+                    Ok(response)
+                }
+            }
+        }
         Ok(key) => match parts.method {
-            Method::GET => get(&state, key, &parts.headers, true).await,
             Method::HEAD => get(&state, key, &parts.headers, false).await,
             Method::DELETE => delete(&state, key, &parts.headers).await,
             _ => put(&state, key, &parts, body).await,

@@ -11,6 +11,7 @@ use super::auth::Caller;
 use super::conditions::rfc3339;
 use super::error::ApiError;
 use super::keys::unexpected;
+use super::watch::{self, Scope, Watch};
 use super::{AppState, query};
 
 /// Keys per page when the client names no limit.
@@ -23,9 +24,30 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         return ApiError::method_not_allowed("GET, HEAD").into_response();
     }
     let caller = request.extensions().get::<Caller>().cloned();
-    list(&state, request.uri(), caller)
+    let uri = request.uri();
+    let prefix = Bytes::from(query::param(uri, "prefix").unwrap_or_default());
+    if *request.method() == Method::GET && query::param(uri, "watch").is_some() {
+        return Watch::read(uri, request.headers(), Scope::Prefix(prefix), caller)
+            .and_then(|w| watch::start(&state.engine, w))
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    match watch::blocking(uri) {
+        Err(e) => return e.into_response(),
+        Ok(Some((wait, index))) => {
+            watch::wait_for_prefix(&state.engine, &prefix, wait, index).await
+        }
+        Ok(None) => {}
+    }
+    // Taken before the listing: every change it can show is at this position or before, so a
+    // watch or a blocking read from here misses nothing.
+    let position = state.engine.feed_position();
+    let mut response = list(&state, uri, caller)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(position) = position {
+        watch::index_header(&mut response, position);
+    }
+    response
 }
 
 /// A page of keys. Keys the caller may not read are left out of it (so a page can hold fewer

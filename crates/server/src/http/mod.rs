@@ -12,6 +12,7 @@ mod listing;
 mod openapi;
 mod person;
 mod query;
+mod watch;
 
 use std::sync::Arc;
 
