@@ -31,6 +31,8 @@ pub struct Engine {
     memory: Memory,
     /// Channels and their subscribers, and keyspace notifications.
     pubsub: Arc<PubSub>,
+    /// Serializes changes of `notify-keyspace-events`.
+    notify_lock: parking_lot::Mutex<()>,
 }
 
 impl Default for Engine {
@@ -64,6 +66,7 @@ impl Engine {
             in_memory: Some(memory),
             memory: Memory::default(),
             pubsub: Arc::default(),
+            notify_lock: parking_lot::Mutex::new(()),
         }
     }
 
@@ -111,12 +114,35 @@ impl Engine {
             in_memory: None,
             memory: Memory::default(),
             pubsub: Arc::default(),
+            notify_lock: parking_lot::Mutex::new(()),
         }
     }
 
     /// Pub/sub channels and keyspace notifications.
     pub fn pubsub(&self) -> &Arc<PubSub> {
         &self.pubsub
+    }
+
+    /// Sets `notify-keyspace-events`, from the next position of the feed on: every write that
+    /// begins after this returns is published as these flags say, and every earlier one as the
+    /// flags before (the notifier reads the feed in order, and may be behind). Turning them on
+    /// opens the feed and makes writes note their events.
+    pub fn set_notify_flags(&self, flags: u32) {
+        let _one_at_a_time = self.notify_lock.lock();
+        let on = crate::pubsub::delivers(flags);
+        if !on && !self.feed.is_open() {
+            // Never on, nothing to stop: the feed stays closed, and writes cost nothing extra.
+            self.pubsub.set_notify_flags(flags, None);
+            return;
+        }
+        if on {
+            self.store.set_notifying(true);
+        }
+        let from = self.subscribe(Start::Next).position();
+        if !on {
+            self.store.set_notifying(false);
+        }
+        self.pubsub.set_notify_flags(flags, Some(from));
     }
 
     /// The change feed, e.g. to set how much history it keeps.
@@ -265,18 +291,25 @@ impl Engine {
                 "the log refused the write".into(),
             ))
         };
-        match (ticket, &self.durability) {
-            (None, _) => Ok(Committed::nothing()),
-            (Some(Ticket::Refused), _) => Err(refused()),
+        let proof = match (ticket, &self.durability) {
+            (None, _) => return Ok(Committed::nothing()),
+            (Some(Ticket::Refused), _) => return Err(refused()),
             // Kept in memory: a write is committed once it has its place in the feed.
-            (Some(ticket @ Ticket::Queued(_)), None) => Ok(Committed::up_to(ticket)),
+            (Some(ticket @ Ticket::Queued(_)), None) => Committed::up_to(ticket),
             (Some(Ticket::Queued(lsn)), Some(d)) => d
                 .log()
                 .wait(lsn)
                 .await
                 .map(|()| Committed::up_to(Ticket::Queued(lsn)))
-                .map_err(|e| CommandError::LogUnavailable(e.0.to_string())),
+                .map_err(|e| CommandError::LogUnavailable(e.0.to_string()))?,
+        };
+        // With keyspace notifications on, a write is answered after its events are published.
+        if let Some(Ticket::Queued(position)) = ticket
+            && self.store.notifying()
+        {
+            self.pubsub.events_published(position).await;
         }
+        Ok(proof)
     }
 
     /// Waits for `answer`'s writes, then gives the answer; `refused` makes the error answer when

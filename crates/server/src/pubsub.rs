@@ -16,7 +16,7 @@
 //! **Keyspace notifications** (`notify-keyspace-events`) are published by [`notify`], a task
 //! that reads the change feed: every committed write, from any door, in commit order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -310,6 +310,15 @@ pub struct PubSub {
     /// `notify-keyspace-events`, as flag bits.
     notify: AtomicU32,
     notify_changed: Notify,
+    /// Changes of `notify-keyspace-events` the notifier has yet to reach, each with the first
+    /// feed position it applies to: a write is published as the flags were when it was made,
+    /// however late the notifier gets to it (see [`crate::Engine::set_notify_flags`]).
+    schedule: Mutex<VecDeque<(u64, u32)>>,
+    /// The notifier has published the events of every position below this; `u64::MAX` while
+    /// it is idle. A write is answered only once its events are out (see
+    /// [`PubSub::events_published`]).
+    notified_upto: AtomicU64,
+    progressed: Notify,
 }
 
 impl Default for PubSub {
@@ -329,6 +338,9 @@ impl PubSub {
             published: AtomicU64::new(0),
             notify: AtomicU32::new(0),
             notify_changed: Notify::new(),
+            schedule: Mutex::new(VecDeque::new()),
+            notified_upto: AtomicU64::new(u64::MAX),
+            progressed: Notify::new(),
         }
     }
 
@@ -459,8 +471,32 @@ impl PubSub {
         self.notify.load(Ordering::Acquire)
     }
 
-    /// Sets `notify-keyspace-events`; the notifier starts or stops publishing.
-    pub fn set_notify_flags(&self, flags: u32) {
+    /// Resolves once the keyspace events of the write at feed position `position` are
+    /// published, so a write is answered after its events, as Redis does: a client that makes
+    /// a write and then publishes a message of its own has its subscribers see the event first.
+    pub(crate) async fn events_published(&self, position: u64) {
+        loop {
+            let progressed = self.progressed.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if self.notified_upto.load(Ordering::Acquire) > position {
+                return;
+            }
+            progressed.await;
+        }
+    }
+
+    fn set_notified_upto(&self, position: u64) {
+        self.notified_upto.store(position, Ordering::Release);
+        self.progressed.notify_waiters();
+    }
+
+    /// Sets `notify-keyspace-events` for the writes from feed position `from` on (`None`: the
+    /// notifier has never run and need not start).
+    pub(crate) fn set_notify_flags(&self, flags: u32, from: Option<u64>) {
+        if let Some(from) = from {
+            self.schedule.lock().push_back((from, flags));
+        }
         self.notify.store(flags, Ordering::Release);
         self.notify_changed.notify_waiters();
     }
@@ -643,7 +679,7 @@ pub fn notify_flags_text(flags: u32) -> String {
 }
 
 /// Whether `flags` deliver anything at all: a class and at least one of `K` and `E`.
-fn delivers(flags: u32) -> bool {
+pub(crate) fn delivers(flags: u32) -> bool {
     flags & (NOTIFY_KEYSPACE | NOTIFY_KEYEVENT) != 0
         && flags & !(NOTIFY_KEYSPACE | NOTIFY_KEYEVENT) != 0
 }
@@ -706,37 +742,67 @@ fn publish_events(pubsub: &PubSub, flags: u32, effects: &Effects) {
 /// while they are on, writes note the events they raise.
 pub(crate) async fn notify(engine: Arc<Engine>, stop: CancellationToken) {
     let pubsub = engine.pubsub().clone();
+    // The flags in force at the position the notifier has reached.
+    let mut flags = 0;
     loop {
-        // Wait until notifications are on.
-        loop {
+        // Idle until notifications are turned on.
+        let from = loop {
             let changed = pubsub.notify_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if delivers(pubsub.notify_flags()) {
-                break;
+            if let Some(&(from, _)) = pubsub.schedule.lock().front() {
+                break from;
             }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = changed => {}
             }
-        }
-        engine.store().set_notifying(true);
-        let mut feed = engine.subscribe(Start::Next);
+        };
+        let mut feed = engine.subscribe(Start::At(from));
+        pubsub.set_notified_upto(from);
         loop {
-            let flags = pubsub.notify_flags();
-            if !delivers(flags) {
-                engine.store().set_notifying(false);
-                break;
+            // Flags changed at or before the next position apply from it on.
+            {
+                let mut schedule = pubsub.schedule.lock();
+                while let Some(&(at, new)) = schedule.front()
+                    && at <= feed.position()
+                {
+                    flags = new;
+                    schedule.pop_front();
+                }
+                if !delivers(flags) && schedule.is_empty() {
+                    pubsub.set_notified_upto(u64::MAX);
+                    break;
+                }
             }
             let changed = pubsub.notify_changed.notified();
             let item = tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    pubsub.set_notified_upto(u64::MAX);
+                    return;
+                }
                 () = changed => continue,
                 item = feed.next() => item,
             };
             match item {
-                Ok(item) => publish_events(&pubsub, flags, &item.effects),
-                Err(FeedError::Closed) => return,
+                Ok(item) => {
+                    let mut schedule = pubsub.schedule.lock();
+                    while let Some(&(at, new)) = schedule.front()
+                        && at <= item.position
+                    {
+                        flags = new;
+                        schedule.pop_front();
+                    }
+                    drop(schedule);
+                    if delivers(flags) {
+                        publish_events(&pubsub, flags, &item.effects);
+                    }
+                    pubsub.set_notified_upto(item.position + 1);
+                }
+                Err(FeedError::Closed) => {
+                    pubsub.set_notified_upto(u64::MAX);
+                    return;
+                }
                 Err(FeedError::Compacted { wanted, oldest }) => {
                     tracing::warn!(
                         "keyspace notifications fell behind the change feed: events from position {wanted} to {oldest} were not published"

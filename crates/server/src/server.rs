@@ -130,7 +130,7 @@ impl Server {
         engine.memory().configure(&config.memory, engine.store());
         let (flags, limit) = config.pubsub.resolve().map_err(ConfigError::Invalid)?;
         engine.pubsub().set_limit(limit);
-        engine.pubsub().set_notify_flags(flags);
+        engine.set_notify_flags(flags);
         Ok(Self {
             config,
             engine: Arc::new(engine),

@@ -252,7 +252,7 @@ impl Store {
     }
 
     /// Whether writes note keyspace events.
-    pub(crate) fn notifying(&self) -> bool {
+    pub fn notifying(&self) -> bool {
         self.notifying.load(Ordering::Relaxed)
     }
 

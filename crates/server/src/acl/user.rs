@@ -501,7 +501,8 @@ impl User {
         if !allowed {
             return Err(Denied::Command(spec.name));
         }
-        if !self.selector.all_keys {
+        // A pub/sub command's key positions hold shard channels: checked as channels below.
+        if !self.selector.all_keys && !spec.has(Flag::Pubsub) {
             for (i, position) in spec.keys.positions(argv).into_iter().enumerate() {
                 let Some(key) = argv.get(position) else {
                     continue;

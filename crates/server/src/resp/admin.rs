@@ -362,7 +362,7 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::Samples(n) => memory.set_samples(n),
             Change::LogFactor(n) => tracking.set_log_factor(n),
             Change::DecayTime(n) => tracking.set_decay_minutes(n),
-            Change::NotifyKeyspaceEvents(flags) => shared.engine.pubsub().set_notify_flags(flags),
+            Change::NotifyKeyspaceEvents(flags) => shared.engine.set_notify_flags(flags),
             Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),
             Change::PubsubLimit(None) => {}
         }

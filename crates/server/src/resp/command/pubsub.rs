@@ -3,20 +3,14 @@
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
-use kvs_store::{Category, Flag, Spec};
+use kvs_store::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 
 use super::SessionCommand;
 use crate::pubsub::Kind;
 use crate::resp::session::Session;
 
 const SUBSCRIBING: &[Flag] = &[Flag::Pubsub, Flag::Noscript, Flag::Loading, Flag::Stale];
-const PUBLISHING: &[Flag] = &[
-    Flag::Pubsub,
-    Flag::Loading,
-    Flag::Stale,
-    Flag::Fast,
-    Flag::MayReplicate,
-];
+const PUBLISHING: &[Flag] = &[Flag::Pubsub, Flag::Loading, Flag::Stale, Flag::Fast];
 const SLOW: &[Category] = &[Category::Pubsub, Category::Slow];
 const FAST: &[Category] = &[Category::Pubsub, Category::Fast];
 
@@ -37,6 +31,21 @@ const fn spec(
         summary,
         example,
         ..Spec::BLANK
+    }
+}
+
+/// A shard channel's spec: its channels sit where keys do (so a cluster could route them by
+/// slot, and COMMAND INFO shows them as Redis does), but they are channels, not keys: ACL checks
+/// them as channels.
+const fn shard(spec: Spec, last: i64) -> Spec {
+    Spec {
+        keys: KeySpec::Range {
+            first: 1,
+            last,
+            step: 1,
+        },
+        access: KeyAccess::Each(Access::NONE),
+        ..spec
     }
 }
 
@@ -88,24 +97,30 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
         run: |s, args| unsubscribe(s, Kind::Pattern, args),
     },
     SessionCommand {
-        spec: spec(
-            "ssubscribe",
-            -2,
-            SUBSCRIBING,
-            SLOW,
-            "Listen for messages published to the given shard channels",
-            "SSUBSCRIBE orders",
+        spec: shard(
+            spec(
+                "ssubscribe",
+                -2,
+                SUBSCRIBING,
+                SLOW,
+                "Listen for messages published to the given shard channels",
+                "SSUBSCRIBE orders",
+            ),
+            -1,
         ),
         run: |s, args| subscribe(s, Kind::Shard, args),
     },
     SessionCommand {
-        spec: spec(
-            "sunsubscribe",
+        spec: shard(
+            spec(
+                "sunsubscribe",
+                -1,
+                SUBSCRIBING,
+                SLOW,
+                "Stop listening for messages posted to the given shard channels",
+                "SUNSUBSCRIBE orders",
+            ),
             -1,
-            SUBSCRIBING,
-            SLOW,
-            "Stop listening for messages posted to the given shard channels",
-            "SUNSUBSCRIBE orders",
         ),
         run: |s, args| unsubscribe(s, Kind::Shard, args),
     },
@@ -121,13 +136,16 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
         run: publish,
     },
     SessionCommand {
-        spec: spec(
-            "spublish",
-            3,
-            PUBLISHING,
-            FAST,
-            "Post a message to a shard channel",
-            "SPUBLISH orders hello",
+        spec: shard(
+            spec(
+                "spublish",
+                3,
+                PUBLISHING,
+                FAST,
+                "Post a message to a shard channel",
+                "SPUBLISH orders hello",
+            ),
+            1,
         ),
         run: spublish,
     },
@@ -146,7 +164,7 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
                     "pubsub|help",
                     2,
                     &[Flag::Loading, Flag::Stale],
-                    SLOW,
+                    &[Category::Slow],
                     "Show helpful text about the different subcommands",
                     "PUBSUB HELP",
                 ),
@@ -187,7 +205,7 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
                 "pubsub",
                 -2,
                 &[],
-                SLOW,
+                &[Category::Slow],
                 "A container for Pub/Sub commands",
                 "PUBSUB CHANNELS",
             )
