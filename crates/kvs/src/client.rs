@@ -32,8 +32,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// The base URL of the HTTP API.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// `request` with the credentials, if any were given.
-    fn authorize(
+    pub(crate) fn authorize(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, Failure> {
@@ -133,7 +138,7 @@ fn unreachable(server: &Server, e: &reqwest::Error) -> Failure {
 }
 
 /// The server's JSON error message, or the status line.
-async fn refusal(response: reqwest::Response) -> Failure {
+pub(crate) async fn refusal(response: reqwest::Response) -> Failure {
     let status = response.status();
     let message = response
         .json::<serde_json::Value>()

@@ -1,11 +1,12 @@
-//! The `kvs` command line: `kvs serve` runs the server; `get`, `put`, `del`, `ls` and `shell`
-//! talk to one; `bench` measures one. Exit status: 0 success, 1 no such key, 2 bad usage, 3 server
+//! The `kvs` command line: `kvs serve` runs the server; `get`, `put`, `del`, `ls`, `watch` and
+//! `shell` talk to one; `bench` measures one. Exit status: 0 success, 1 no such key, 2 bad usage, 3 server
 //! unreachable or refusing.
 
 mod bench;
 mod client;
 mod serve;
 mod shell;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,9 @@ enum Commands {
     Del(client::DelArgs),
     /// List keys by prefix, one per line, in byte order.
     Ls(client::LsArgs),
+    /// Print changes to keys under a prefix as they happen; reconnects and resumes by itself.
+    /// Exit 4 if the changes to resume from are gone (list again, then watch).
+    Watch(watch::WatchArgs),
     /// An interactive Redis-protocol shell with history and line editing.
     Shell(shell::ShellArgs),
     /// Measure a running server: throughput, errors and latency percentiles over RESP, HTTP or
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Commands::Put(args) => return client::put(args),
         Commands::Del(args) => return client::del(args),
         Commands::Ls(args) => return client::ls(args),
+        Commands::Watch(args) => return watch::run(args),
         Commands::Shell(args) => return shell::run(args),
         Commands::Bench(args) => return bench::run(args),
     };

@@ -19,7 +19,8 @@ pub struct ServeArgs {
     /// segment_size, truncate_corrupt_log; under [security]: requirepass, aclfile, protected_mode;
     /// under [tls]: cert_file, key_file, ca_cert_file, http, resp, line, auth_clients; under
     /// [feed]: history_items, history_bytes; under [memory]: maxmemory, maxmemory_policy,
-    /// maxmemory_samples, lfu_log_factor, lfu_decay_time.
+    /// maxmemory_samples, lfu_log_factor, lfu_decay_time; under [pubsub]:
+    /// notify_keyspace_events, client_output_buffer_limit.
     #[arg(long, short, value_name = "FILE", env = "KVS_CONFIG")]
     config: Option<PathBuf>,
 
@@ -171,6 +172,33 @@ pub struct ServeArgs {
     /// [default: 5].
     #[arg(long, value_name = "N")]
     maxmemory_samples: Option<usize>,
+
+    /// How much recent change history watchers can resume from: a number of changes
+    /// (`100000`, the default count) or a size (`64mb`, the default size). Older positions
+    /// answer 410 unless the log still has them.
+    #[arg(long, value_name = "CHANGES|SIZE", value_parser = parse_history)]
+    watch_history: Option<History>,
+
+    /// Keyspace events published on pub/sub channels, in Redis's letters (`KEA`: every event
+    /// on both kinds of channel) [default: none].
+    #[arg(long, value_name = "FLAGS")]
+    notify_keyspace_events: Option<String>,
+}
+
+/// `--watch-history`: a count of changes, or a size with a unit.
+#[derive(Clone, Copy, Debug)]
+enum History {
+    Items(usize),
+    Bytes(usize),
+}
+
+fn parse_history(text: &str) -> Result<History, String> {
+    if let Ok(n) = text.trim().parse::<usize>() {
+        return Ok(History::Items(n));
+    }
+    kvs_server::memory::parse_memory(text)
+        .map(|b| History::Bytes(b as usize))
+        .map_err(|_| format!("expected a number of changes or a size such as 64mb, not {text:?}"))
 }
 
 fn parse_yes_no(text: &str) -> Result<bool, String> {
@@ -276,6 +304,14 @@ impl ServeArgs {
         }
         if let Some(v) = self.maxmemory_samples {
             m.maxmemory_samples = v;
+        }
+        match self.watch_history {
+            Some(History::Items(n)) => config.feed.history_items = n,
+            Some(History::Bytes(n)) => config.feed.history_bytes = n,
+            None => {}
+        }
+        if let Some(v) = &self.notify_keyspace_events {
+            config.pubsub.notify_keyspace_events = v.clone();
         }
         config.validate()?;
         Ok(config)
