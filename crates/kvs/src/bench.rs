@@ -7,6 +7,7 @@
 mod cache;
 mod codec;
 mod connection;
+mod feeds;
 mod http;
 mod line;
 mod report;
@@ -112,6 +113,34 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_name = "TRACE")]
     trace: Option<cache::TraceName>,
 
+    /// Instead of GETs and SETs, measure pub/sub over RESP: --publishers connections PUBLISH
+    /// (-P in flight each) to --channels channels, --subscribers connections SUBSCRIBE to them;
+    /// prints deliveries per second and publish-to-receive latency as JSON (bench/pubsub.sh).
+    #[arg(long, conflicts_with = "trace")]
+    pubsub: bool,
+
+    /// Instead of GETs and SETs, measure HTTP watches: this many watchers of one prefix (on
+    /// --http-port) while -c RESP connections SET keys under it (-P in flight each); prints
+    /// events delivered per second and write-to-event latency as JSON.
+    #[arg(long, value_name = "WATCHERS", conflicts_with_all = ["trace", "pubsub"])]
+    watch: Option<usize>,
+
+    /// The HTTP port for --watch.
+    #[arg(long, default_value_t = 9000)]
+    http_port: u16,
+
+    /// Publishing connections for --pubsub.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+
+    /// Subscribing connections for --pubsub.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+
+    /// Channels for --pubsub: publisher and subscriber i use channel i mod this.
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+
     /// Zipf draws in the --trace (trace c adds its scan).
     #[arg(long, value_name = "N", default_value_t = 5_000_000,
           value_parser = clap::value_parser!(u64).range(2..=100_000_000))]
@@ -181,6 +210,38 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
                 connections,
             ))
             .map_err(|e| Failure(3, e))?;
+        println!("{summary}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.pubsub || args.watch.is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure(3, format!("cannot start: {e}")))?;
+        let duration = args.duration.unwrap_or(DEFAULT_DURATION);
+        let size = usize::try_from(args.value_size).unwrap_or(usize::MAX);
+        let pipeline = usize::try_from(args.pipeline).unwrap_or(1);
+        let summary = match args.watch {
+            Some(watchers) => runtime.block_on(feeds::watch(feeds::WatchPlan {
+                resp: authority.clone(),
+                http: format!("{}:{}", args.host, args.http_port),
+                watchers,
+                writers: usize::try_from(args.connections).unwrap_or(1),
+                size,
+                pipeline,
+                duration,
+            })),
+            None => runtime.block_on(feeds::pubsub(feeds::PubSubPlan {
+                authority: authority.clone(),
+                publishers: args.publishers,
+                subscribers: args.subscribers,
+                channels: args.channels,
+                size,
+                pipeline,
+                duration,
+            })),
+        }
+        .map_err(|e| Failure(3, e))?;
         println!("{summary}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -204,13 +204,15 @@ impl Mailbox {
         self.out.lock().buf.len()
     }
 
-    /// Appends one encoded message; `false` if this cut the subscriber off.
-    fn deliver(&self, message: &[u8], limit: OutputLimit, now: Instant) -> bool {
+    /// Appends one encoded message. The subscriber is not woken here: the caller wakes it
+    /// (with [`Wakes`]) once it has published all it has to, so a pipeline of messages costs
+    /// one wake-up and one write per subscriber, not one per message.
+    fn deliver(&self, message: &[u8], limit: OutputLimit, now: Instant) -> Delivery {
         let mut out = self.out.lock();
         if out.closed {
-            return true;
+            return Delivery::Queued { first: false };
         }
-        let was_empty = out.buf.is_empty();
+        let first = out.buf.is_empty();
         out.buf.extend_from_slice(message);
         let held = out.buf.len() as u64;
         let over_hard = limit.hard > 0 && held > limit.hard;
@@ -232,13 +234,35 @@ impl Mailbox {
                 "disconnecting a subscriber that fell behind: its unsent messages passed client-output-buffer-limit pubsub {limit}"
             );
             self.kill.cancel();
-            return false;
+            return Delivery::CutOff;
         }
-        drop(out);
-        if was_empty {
-            self.ready.notify_one();
+        Delivery::Queued { first }
+    }
+}
+
+enum Delivery {
+    /// Queued; `first` if the mailbox was empty (its connection must be woken).
+    Queued { first: bool },
+    /// The subscriber fell too far behind and is being disconnected.
+    CutOff,
+}
+
+/// Subscribers with new messages, to wake once publishing is done.
+#[derive(Debug, Default)]
+pub(crate) struct Wakes(Vec<Arc<Mailbox>>);
+
+impl Wakes {
+    /// Wakes every connection with new messages.
+    pub(crate) fn wake_all(&mut self) {
+        for mailbox in self.0.drain(..) {
+            mailbox.ready.notify_one();
         }
-        true
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 
@@ -394,8 +418,9 @@ impl PubSub {
     }
 
     /// Publishes `message` on `channel` to its subscribers and to the patterns that match it;
-    /// how many received it (Redis's PUBLISH answer).
-    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+    /// how many received it (Redis's PUBLISH answer). The subscribers to wake are added to
+    /// `wakes`.
+    pub(crate) fn publish(&self, channel: &[u8], message: &[u8], wakes: &mut Wakes) -> usize {
         self.published.fetch_add(1, Ordering::Relaxed);
         let limit = self.limit();
         let now = Instant::now();
@@ -405,7 +430,7 @@ impl PubSub {
             if let Some(subscribers) = channels.get(channel) {
                 let mut encoded = Encoded::new(&[b"message", channel, message]);
                 for mailbox in subscribers {
-                    self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now);
+                    self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now, wakes);
                 }
                 receivers += subscribers.len();
             }
@@ -417,7 +442,7 @@ impl PubSub {
             }
             let mut encoded = Encoded::new(&[b"pmessage", pattern, channel, message]);
             for mailbox in subscribers {
-                self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now);
+                self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now, wakes);
             }
             receivers += subscribers.len();
         }
@@ -425,7 +450,7 @@ impl PubSub {
     }
 
     /// Publishes `message` on the shard channel `channel` (SPUBLISH).
-    pub fn publish_shard(&self, channel: &[u8], message: &[u8]) -> usize {
+    pub(crate) fn publish_shard(&self, channel: &[u8], message: &[u8], wakes: &mut Wakes) -> usize {
         self.published.fetch_add(1, Ordering::Relaxed);
         let limit = self.limit();
         let now = Instant::now();
@@ -435,14 +460,25 @@ impl PubSub {
         };
         let mut encoded = Encoded::new(&[b"smessage", channel, message]);
         for mailbox in subscribers {
-            self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now);
+            self.deliver(mailbox, encoded.bytes(mailbox.version()), limit, now, wakes);
         }
         subscribers.len()
     }
 
-    fn deliver(&self, mailbox: &Mailbox, message: &[u8], limit: OutputLimit, now: Instant) {
-        if !mailbox.deliver(message, limit, now) {
-            self.disconnected.fetch_add(1, Ordering::Relaxed);
+    fn deliver(
+        &self,
+        mailbox: &Arc<Mailbox>,
+        message: &[u8],
+        limit: OutputLimit,
+        now: Instant,
+        wakes: &mut Wakes,
+    ) {
+        match mailbox.deliver(message, limit, now) {
+            Delivery::Queued { first: true } => wakes.0.push(mailbox.clone()),
+            Delivery::Queued { first: false } => {}
+            Delivery::CutOff => {
+                self.disconnected.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -717,6 +753,7 @@ pub(crate) fn events_of(effects: &Effects) -> impl Iterator<Item = (u32, &'stati
 
 /// Publishes the keyspace events of `effects` as `flags` select them.
 fn publish_events(pubsub: &PubSub, flags: u32, effects: &Effects) {
+    let mut wakes = Wakes::default();
     let mut channel = Vec::new();
     for (class, name, key) in events_of(effects) {
         if flags & class == 0 {
@@ -726,13 +763,13 @@ fn publish_events(pubsub: &PubSub, flags: u32, effects: &Effects) {
             channel.clear();
             channel.extend_from_slice(b"__keyspace@0__:");
             channel.extend_from_slice(key);
-            pubsub.publish(&channel, name.as_bytes());
+            pubsub.publish(&channel, name.as_bytes(), &mut wakes);
         }
         if flags & NOTIFY_KEYEVENT != 0 {
             channel.clear();
             channel.extend_from_slice(b"__keyevent@0__:");
             channel.extend_from_slice(name.as_bytes());
-            pubsub.publish(&channel, key);
+            pubsub.publish(&channel, key, &mut wakes);
         }
     }
 }
@@ -854,7 +891,9 @@ mod tests {
         fast_subs.add(Kind::Pattern, &Bytes::from_static(b"n*"));
         let mut received = BytesMut::new();
         for _ in 0..100 {
-            assert_eq!(pubsub.publish(b"news", &[b'x'; 50]), 2);
+            let mut wakes = Wakes::default();
+            assert_eq!(pubsub.publish(b"news", &[b'x'; 50], &mut wakes), 2);
+            wakes.wake_all();
             fast.drain_into(&mut received);
         }
         assert!(slow_kill.is_cancelled(), "the slow subscriber is cut off");
@@ -880,17 +919,26 @@ mod tests {
             soft_seconds: 5,
         };
         let start = Instant::now();
+        let queued = |d: Delivery| matches!(d, Delivery::Queued { .. });
         assert!(
-            mailbox.deliver(&[0; 20], limit, start),
+            queued(mailbox.deliver(&[0; 20], limit, start)),
             "over: the clock starts"
         );
-        assert!(mailbox.deliver(&[0; 1], limit, start + Duration::from_secs(4)));
-        assert!(!mailbox.deliver(&[0; 1], limit, start + Duration::from_secs(5)));
+        assert!(queued(mailbox.deliver(
+            &[0; 1],
+            limit,
+            start + Duration::from_secs(4)
+        )));
+        assert!(!queued(mailbox.deliver(
+            &[0; 1],
+            limit,
+            start + Duration::from_secs(5)
+        )));
         let drained = Mailbox::new(2, Version::Resp2, CancellationToken::new());
-        assert!(drained.deliver(&[0; 20], limit, start));
+        assert!(queued(drained.deliver(&[0; 20], limit, start)));
         drained.drain_into(&mut BytesMut::new());
         assert!(
-            drained.deliver(&[0; 20], limit, start + Duration::from_secs(6)),
+            queued(drained.deliver(&[0; 20], limit, start + Duration::from_secs(6))),
             "draining restarts the clock"
         );
     }

@@ -164,6 +164,9 @@ async fn connection<S: ByteStream>(
     let mut output = Vec::new();
     let mut eof = false;
     // Made once: see the RESP connection loop.
+    // A token of this connection's own, cancelled with the server's: waiting on the shared one
+    // would make every connection take the same locks on every poll.
+    let stop = stop.child_token();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {

@@ -129,6 +129,7 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
         ],
     );
     section("Persistence", super::persistence::info(&shared.engine));
+    let pubsub = shared.engine.pubsub();
     section(
         "Stats",
         vec![
@@ -152,6 +153,28 @@ pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
                 clients.evicted.load(Ordering::Relaxed).to_string(),
             ),
             kv("oom_rejected_commands", m.rejected_commands.to_string()),
+            kv(
+                "pubsub_channels",
+                pubsub.distinct(crate::pubsub::Kind::Channel).to_string(),
+            ),
+            kv(
+                "pubsub_patterns",
+                pubsub.distinct(crate::pubsub::Kind::Pattern).to_string(),
+            ),
+            kv(
+                "pubsubshard_channels",
+                pubsub.distinct(crate::pubsub::Kind::Shard).to_string(),
+            ),
+            kv("pubsub_messages_published", pubsub.published().to_string()),
+            kv(
+                "client_output_buffer_limit_disconnections",
+                pubsub.disconnected().to_string(),
+            ),
+            kv("watchers", shared.engine.feed().listeners().to_string()),
+            kv(
+                "watchers_dropped_slow",
+                shared.engine.feed().dropped_listeners().to_string(),
+            ),
         ],
     );
     let keys = store.len(now);

@@ -140,8 +140,12 @@ pub(crate) async fn run<S: ByteStream>(
     let mut held = Held::default();
     let mut partial_since: Option<tokio::time::Instant> = None;
     let mut progressed = false;
+    let mut mail_wakes: u64 = 0;
     // Made once per connection: a fresh `cancelled()` per read would register with (and leave)
     // the tokens' waiter lists, shared by every connection, on every request.
+    // A token of this connection's own, cancelled with the server's: waiting on the shared one
+    // would make every connection take the same locks on every poll.
+    let stop = stop.child_token();
     let stopped = stop.cancelled();
     let killed = kill.cancelled();
     tokio::pin!(stopped, killed);
@@ -149,10 +153,12 @@ pub(crate) async fn run<S: ByteStream>(
     // stopped reading cannot hold its connection open once it is cut off.
     macro_rules! send {
         ($buf:expr) => {
+            // The write is polled first: it usually completes at once, and looking at the
+            // kill token costs a lock.
             tokio::select! {
                 biased;
-                _ = &mut killed => false,
                 r = stream.write_all($buf) => r.is_ok(),
+                _ = &mut killed => false,
             }
         };
     }
@@ -199,6 +205,7 @@ pub(crate) async fn run<S: ByteStream>(
                     }
                     // A long pipeline's replies go out in pieces rather than pile up.
                     if output.len() >= FLUSH_AT || held.replies.len() >= MAX_HELD {
+                        session.wakes.wake_all();
                         held.release(&shared, &mut output).await;
                         if !send!(&output) {
                             break 'connection;
@@ -216,6 +223,8 @@ pub(crate) async fn run<S: ByteStream>(
                 }
             }
         }
+        // The subscribers this batch published to are woken once, together.
+        session.wakes.wake_all();
         held.release(&shared, &mut output).await;
         if !output.is_empty() {
             if !send!(&output) {
@@ -240,16 +249,25 @@ pub(crate) async fn run<S: ByteStream>(
         // A kill (CLIENT KILL) or a stop that is ready wins over bytes that are ready too, so a
         // killed client never gets an answer to a request it sent after the kill.
         let mailbox = session.mailbox().cloned();
+        // Messages for a subscriber come first: they are most of what it is woken for, and a
+        // kill or stop that is ready is still seen before the next request is read. (A subscriber
+        // cut off for falling behind has its mailbox emptied, so the kill wins then.)
         let read = tokio::select! {
             biased;
-            _ = &mut killed => break,
-            _ = &mut stopped => break,
             () = mail(mailbox.as_deref()) => {
                 if let Some(mailbox) = &mailbox {
                     mailbox.drain_into(&mut output);
                 }
+                // A busy channel keeps this branch ready: look at the kill and the stop now and
+                // then, so neither waits for the channel to go quiet.
+                mail_wakes += 1;
+                if mail_wakes.is_multiple_of(16) && (kill.is_cancelled() || stop.is_cancelled()) {
+                    break;
+                }
                 continue;
             }
+            _ = &mut killed => break,
+            _ = &mut stopped => break,
             r = stream.read_buf(&mut input) => r,
             () = crate::line::sleep_until_some(deadline) => {
                 let timeout = shared.config.limits.body_timeout.as_secs_f64();

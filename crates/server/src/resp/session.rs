@@ -14,7 +14,7 @@ use super::persistence::Awaited;
 use super::{Shared, admin};
 use crate::acl::{Denied, LogEntry, User};
 use crate::commit::Uncommitted;
-use crate::pubsub::{Mailbox, Subscriptions};
+use crate::pubsub::{Mailbox, Subscriptions, Wakes};
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
@@ -65,6 +65,8 @@ pub(crate) struct Session {
     pub(crate) skip_next: bool,
     /// The reply of the request just handled is not sent.
     pub(crate) silent: bool,
+    /// Subscribers this connection published to, woken once its batch of requests is done.
+    pub(crate) wakes: Wakes,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -94,6 +96,7 @@ impl Session {
             replies_off: false,
             skip_next: false,
             silent: false,
+            wakes: Wakes::default(),
         }
     }
 

@@ -275,16 +275,16 @@ fn publish(session: &mut Session, args: &[Bytes]) -> Frame {
     let [channel, message] = args else {
         return super::arity("publish");
     };
-    let pubsub = session.shared.engine.pubsub();
-    Frame::Integer(pubsub.publish(channel, message) as i64)
+    let pubsub = session.shared.engine.pubsub().clone();
+    Frame::Integer(pubsub.publish(channel, message, &mut session.wakes) as i64)
 }
 
 fn spublish(session: &mut Session, args: &[Bytes]) -> Frame {
     let [channel, message] = args else {
         return super::arity("spublish");
     };
-    let pubsub = session.shared.engine.pubsub();
-    Frame::Integer(pubsub.publish_shard(channel, message) as i64)
+    let pubsub = session.shared.engine.pubsub().clone();
+    Frame::Integer(pubsub.publish_shard(channel, message, &mut session.wakes) as i64)
 }
 
 fn pubsub(session: &mut Session, args: &[Bytes]) -> Frame {
