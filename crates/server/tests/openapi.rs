@@ -1063,6 +1063,46 @@ async fn every_documented_operation_answers_as_documented() {
     t.send("/kvs", t.req(Method::HEAD, "/kvs?limit=0"), 400)
         .await;
 
+    // Blocking reads answer once, with X-Kvs-Index; resuming a watch from an id the server never
+    // gave is 410 with the oldest position kept. (A watch's stream never ends by itself, so its
+    // events are checked in tests/watch.rs.)
+    let a = t
+        .send(
+            "/kvs",
+            t.req(Method::GET, "/kvs?prefix=list/&wait=100ms"),
+            200,
+        )
+        .await;
+    let index = a.header("x-kvs-index").to_owned();
+    assert!(index.parse::<u64>().is_ok(), "X-Kvs-Index {index:?}");
+    t.send(
+        "/kvs",
+        t.req(
+            Method::GET,
+            &format!("/kvs?prefix=list/&wait=100ms&index={index}"),
+        ),
+        200,
+    )
+    .await;
+    t.send(
+        "/kvs",
+        t.req(Method::GET, "/kvs?watch&since=99999999999999999"),
+        410,
+    )
+    .await;
+    t.send(
+        "/kvs/{key}",
+        t.req(Method::GET, "/kvs/list/a?watch&since=99999999999999999"),
+        410,
+    )
+    .await;
+    t.send(
+        "/kvs/{key}",
+        t.req(Method::GET, "/kvs/list/a?wait=100ms&index=0"),
+        200,
+    )
+    .await;
+
     // PUT and POST /person/update.
     let a = t
         .send(
