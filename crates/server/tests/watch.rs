@@ -503,6 +503,29 @@ async fn a_thousand_watchers_on_one_prefix_all_see_every_change() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_idle_stream_gets_heartbeats() {
+    let s = TestServer::start().await;
+    let mut response = common::client()
+        .get(s.url("/kvs?prefix=quiet/&watch&heartbeat=200ms"))
+        .send()
+        .await
+        .expect("watch");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while text.matches(": keep-alive\n\n").count() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("heartbeats within 5 s")
+            .expect("read")
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.starts_with("retry: 1000\n\n"), "{text:?}");
+    assert!(!text.contains("data:"), "no events: {text:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_ends_streams_cleanly() {
     let s = TestServer::start().await;
     let mut sse = Sse::open(&s.url("/kvs/k?watch&heartbeat=100ms"), None)
