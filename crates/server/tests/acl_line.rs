@@ -6,62 +6,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, client};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use common::{Line, TestServer, client};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-struct Line {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-}
-
-impl Line {
-    async fn connect(s: &TestServer) -> Self {
-        let (r, w) = TcpStream::connect(s.line)
-            .await
-            .expect("connect")
-            .into_split();
-        Self {
-            reader: BufReader::new(r),
-            writer: w,
-        }
-    }
-
-    async fn send(&mut self, line: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("send");
-        self.read().await
-    }
-
-    async fn read(&mut self) -> String {
-        let mut reply = String::new();
-        tokio::time::timeout(Duration::from_secs(5), self.reader.read_line(&mut reply))
-            .await
-            .expect("a reply within 5 s")
-            .expect("read");
-        reply.trim_end().to_owned()
-    }
-
-    /// The error code of a JSON error line.
-    async fn code(&mut self, line: &str) -> i64 {
-        let reply = self.send(line).await;
-        let v: serde_json::Value =
-            serde_json::from_str(&reply).unwrap_or_else(|_| panic!("not an error line: {reply}"));
-        v["errorcode"].as_i64().expect("a code")
-    }
+/// The error code of a JSON error line.
+async fn code(line: &mut Line, request: &str) -> i64 {
+    let reply = line.send(request).await;
+    let v: serde_json::Value =
+        serde_json::from_str(&reply).unwrap_or_else(|_| panic!("not an error line: {reply}"));
+    v["errorcode"].as_i64().expect("a code")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_password_is_required_and_only_short_lines_come_before_it() {
     let s = TestServer::with(|c| c.security.requirepass = Some("s3cret".into())).await;
     let mut line = Line::connect(&s).await;
-    assert_eq!(line.code("cmd=get | key=k").await, 21);
-    assert_eq!(line.code("cmd=create | key=k | body=v").await, 21);
-    assert_eq!(line.code("cmd=auth | body=wrong").await, 21);
-    assert_eq!(line.code("cmd=auth | key=nobody | body=s3cret").await, 21);
+    assert_eq!(code(&mut line, "cmd=get | key=k").await, 21);
+    assert_eq!(code(&mut line, "cmd=create | key=k | body=v").await, 21);
+    assert_eq!(code(&mut line, "cmd=auth | body=wrong").await, 21);
+    assert_eq!(
+        code(&mut line, "cmd=auth | key=nobody | body=s3cret").await,
+        21
+    );
     assert_eq!(line.send("cmd=auth | body=s3cret").await, "OK");
     assert_eq!(line.send("cmd=create | key=k | body=v").await, "v");
     assert_eq!(line.send("cmd=get | key=k").await, "v");
@@ -73,7 +39,7 @@ async fn a_password_is_required_and_only_short_lines_come_before_it() {
     // Before authenticating, a line over 16 KiB closes the connection.
     let mut long = Line::connect(&s).await;
     let body = "x".repeat(20 * 1024);
-    assert_eq!(long.code(&format!("cmd=auth | body={body}")).await, 8);
+    assert_eq!(code(&mut long, &format!("cmd=auth | body={body}")).await, 8);
     let mut rest = String::new();
     let n = long.reader.read_line(&mut rest).await.unwrap_or(0);
     assert_eq!(n, 0, "closed after the long line");
@@ -188,7 +154,7 @@ async fn the_same_user_gets_the_same_answer_on_every_door() {
     let mut writer = Line::connect(&s).await;
     assert_eq!(writer.send("cmd=auth | key=writer | body=pw").await, "OK");
     assert_eq!(writer.send("cmd=update | key=w | body=1").await, "1");
-    assert_eq!(writer.code("cmd=get | key=w").await, 22);
+    assert_eq!(code(&mut writer, "cmd=get | key=w").await, 22);
     // That refusal came only from the line door: its log entry names the connection's address.
     let log: Vec<redis::Value> = redis::cmd("ACL")
         .arg("LOG")

@@ -9,8 +9,6 @@ use std::time::Duration;
 use common::TestServer;
 use kvs_server::{FeedItem, Start};
 use kvs_store::{Change, Removal};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// One Server-Sent Event.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -149,35 +147,6 @@ impl Rng {
     }
 }
 
-/// A line-protocol connection kept open for many requests.
-struct Line {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Line {
-    async fn connect(s: &TestServer) -> Self {
-        let (r, w) = TcpStream::connect(s.line)
-            .await
-            .expect("connect")
-            .into_split();
-        Self {
-            reader: BufReader::new(r),
-            writer: w,
-        }
-    }
-
-    async fn request(&mut self, line: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("send");
-        let mut reply = String::new();
-        self.reader.read_line(&mut reply).await.expect("reply");
-        reply
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_watcher_cut_at_random_points_sees_every_committed_change_once_in_order() {
     const CHANGES: usize = 100_000;
@@ -246,14 +215,14 @@ async fn a_watcher_cut_at_random_points_sees_every_committed_change_once_in_orde
         }));
     }
     for w in 0..2 {
-        let mut line = Line::connect(&s).await;
+        let mut line = common::Line::connect(&s).await;
         writers.push(tokio::spawn(async move {
             for i in 0..per_writer {
                 let key = format!("w_l{w}_{}", i % 25);
                 let reply = if i % 6 == 5 {
-                    line.request(&format!("cmd=delete | key={key}")).await
+                    line.send(&format!("cmd=delete | key={key}")).await
                 } else {
-                    line.request(&format!("cmd=update | key={key} | body={i}"))
+                    line.send(&format!("cmd=update | key={key} | body={i}"))
                         .await
                 };
                 assert!(!reply.is_empty());

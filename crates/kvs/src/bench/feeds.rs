@@ -94,6 +94,33 @@ async fn read_frames(
     Ok(())
 }
 
+/// Sends `pipeline` commands that `one` writes, back to back, then reads their replies, until
+/// `duration` after `started`; counts the commands answered in `sent`.
+async fn closed_loop(
+    mut stream: TcpStream,
+    started: Instant,
+    (duration, pipeline): (Duration, usize),
+    sent: Arc<AtomicU64>,
+    mut one: impl FnMut(&mut Vec<u8>) + Send + 'static,
+) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = Vec::new();
+    while started.elapsed() < duration {
+        out.clear();
+        for _ in 0..pipeline {
+            one(&mut out);
+        }
+        if stream.write_all(&out).await.is_err()
+            || read_frames(&mut stream, &mut buf, pipeline, |_| {})
+                .await
+                .is_err()
+        {
+            break;
+        }
+        sent.fetch_add(pipeline as u64, Ordering::Relaxed);
+    }
+}
+
 /// The summary of a run, as JSON.
 fn summary(
     kind: &str,
@@ -174,31 +201,19 @@ pub async fn pubsub(plan: PubSubPlan) -> Result<serde_json::Value, String> {
     let started = Instant::now();
     let mut publishers = tokio::task::JoinSet::new();
     for p in 0..plan.publishers {
-        let mut stream = TcpStream::connect(&plan.authority)
+        let stream = TcpStream::connect(&plan.authority)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", plan.authority))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sent, size, pipeline, duration) =
-            (sent.clone(), plan.size, plan.pipeline, plan.duration);
+        let size = plan.size;
         let channel = channel(p);
-        publishers.spawn(async move {
-            let mut buf = BytesMut::with_capacity(16 * 1024);
-            let mut out = Vec::new();
-            while started.elapsed() < duration {
-                out.clear();
-                for _ in 0..pipeline {
-                    command(&[b"PUBLISH", channel.as_bytes(), &stamped(size)], &mut out);
-                }
-                if stream.write_all(&out).await.is_err()
-                    || read_frames(&mut stream, &mut buf, pipeline, |_| {})
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-                sent.fetch_add(pipeline as u64, Ordering::Relaxed);
-            }
-        });
+        publishers.spawn(closed_loop(
+            stream,
+            started,
+            (plan.duration, plan.pipeline),
+            sent.clone(),
+            move |out| command(&[b"PUBLISH", channel.as_bytes(), &stamped(size)], out),
+        ));
     }
     while publishers.join_next().await.is_some() {}
     let elapsed = started.elapsed();
@@ -279,33 +294,23 @@ pub async fn watch(plan: WatchPlan) -> Result<serde_json::Value, String> {
     let started = Instant::now();
     let mut writers = tokio::task::JoinSet::new();
     for w in 0..plan.writers {
-        let mut stream = TcpStream::connect(&plan.resp)
+        let stream = TcpStream::connect(&plan.resp)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", plan.resp))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sent, size, pipeline, duration) =
-            (sent.clone(), plan.size, plan.pipeline, plan.duration);
-        writers.spawn(async move {
-            let mut buf = BytesMut::with_capacity(16 * 1024);
-            let mut out = Vec::new();
-            let mut i = 0u64;
-            while started.elapsed() < duration {
-                out.clear();
-                for _ in 0..pipeline {
-                    let key = format!("bench:watch:{w}:{}", i % 1000);
-                    i += 1;
-                    command(&[b"SET", key.as_bytes(), &stamped(size)], &mut out);
-                }
-                if stream.write_all(&out).await.is_err()
-                    || read_frames(&mut stream, &mut buf, pipeline, |_| {})
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-                sent.fetch_add(pipeline as u64, Ordering::Relaxed);
-            }
-        });
+        let size = plan.size;
+        let mut i = 0u64;
+        writers.spawn(closed_loop(
+            stream,
+            started,
+            (plan.duration, plan.pipeline),
+            sent.clone(),
+            move |out| {
+                let key = format!("bench:watch:{w}:{}", i % 1000);
+                i += 1;
+                command(&[b"SET", key.as_bytes(), &stamped(size)], out);
+            },
+        ));
     }
     while writers.join_next().await.is_some() {}
     let elapsed = started.elapsed();

@@ -129,6 +129,49 @@ pub async fn line_request(s: &TestServer, request: &str) -> String {
     reply
 }
 
+/// A line-protocol connection kept open for many requests.
+pub struct Line {
+    pub reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    pub writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Line {
+    pub async fn connect(s: &TestServer) -> Self {
+        let (r, w) = tokio::net::TcpStream::connect(s.line)
+            .await
+            .expect("connect")
+            .into_split();
+        Self {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    /// Sends one request and gives its reply line, without the newline.
+    pub async fn send(&mut self, line: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("send");
+        self.read().await
+    }
+
+    /// The next reply line, without the newline (5 s at most).
+    pub async fn read(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        let mut reply = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.reader.read_line(&mut reply),
+        )
+        .await
+        .expect("a reply within 5 s")
+        .expect("read");
+        reply.trim_end().to_owned()
+    }
+}
+
 /// A client that neither follows redirects nor pools across tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
