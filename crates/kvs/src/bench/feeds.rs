@@ -36,9 +36,36 @@ pub struct WatchPlan {
     pub duration: Duration,
 }
 
-/// Latencies gathered from every receiver.
+/// Latencies and deliveries gathered from every receiver.
 struct Shared {
     latency: std::sync::Mutex<Histogram<u64>>,
+    delivered: AtomicU64,
+}
+
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            latency: std::sync::Mutex::new(histogram()),
+            delivered: AtomicU64::new(0),
+        })
+    }
+
+    /// Adds what one receiver counted.
+    fn add(&self, count: u64, latency: &Histogram<u64>) {
+        self.delivered.fetch_add(count, Ordering::Relaxed);
+        if let Ok(mut h) = self.latency.lock() {
+            let _ = h.add(latency);
+        }
+    }
+}
+
+/// A connection with Nagle off.
+async fn connect(addr: &str) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 fn now_micros() -> u64 {
@@ -151,25 +178,19 @@ fn histogram() -> Histogram<u64> {
 /// Publishers and subscribers over RESP: every subscriber subscribes to one channel (in turn),
 /// every publisher publishes to one channel (in turn) with `pipeline` PUBLISHes in flight.
 pub async fn pubsub(plan: PubSubPlan) -> Result<serde_json::Value, String> {
-    let shared = Arc::new(Shared {
-        latency: std::sync::Mutex::new(histogram()),
-    });
-    let delivered = Arc::new(AtomicU64::new(0));
+    let shared = Shared::new();
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let channel = |i: usize| format!("bench:channel:{}", i % plan.channels.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for s in 0..plan.subscribers {
-        let mut stream = TcpStream::connect(&plan.authority)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", plan.authority))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut stream = connect(&plan.authority).await?;
         let mut out = Vec::new();
         command(&[b"SUBSCRIBE", channel(s).as_bytes()], &mut out);
         stream.write_all(&out).await.map_err(|e| e.to_string())?;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         read_frames(&mut stream, &mut buf, 1, |_| {}).await?;
-        let (delivered, shared, stop) = (delivered.clone(), shared.clone(), stop.clone());
+        let (shared, stop) = (shared.clone(), stop.clone());
         tasks.spawn(async move {
             let mut local = histogram();
             let mut count = 0u64;
@@ -192,19 +213,13 @@ pub async fn pubsub(plan: PubSubPlan) -> Result<serde_json::Value, String> {
                     }
                 }
             }
-            delivered.fetch_add(count, Ordering::Relaxed);
-            if let Ok(mut h) = shared.latency.lock() {
-                let _ = h.add(&local);
-            }
+            shared.add(count, &local);
         });
     }
     let started = Instant::now();
     let mut publishers = tokio::task::JoinSet::new();
     for p in 0..plan.publishers {
-        let stream = TcpStream::connect(&plan.authority)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", plan.authority))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stream = connect(&plan.authority).await?;
         let size = plan.size;
         let channel = channel(p);
         publishers.spawn(closed_loop(
@@ -226,7 +241,7 @@ pub async fn pubsub(plan: PubSubPlan) -> Result<serde_json::Value, String> {
         "pubsub",
         elapsed,
         sent.load(Ordering::Relaxed),
-        delivered.load(Ordering::Relaxed),
+        shared.delivered.load(Ordering::Relaxed),
         &latency,
         serde_json::json!({
             "publishers": plan.publishers,
@@ -240,10 +255,7 @@ pub async fn pubsub(plan: PubSubPlan) -> Result<serde_json::Value, String> {
 
 /// HTTP watchers of one prefix, and RESP writers that SET stamped values under it.
 pub async fn watch(plan: WatchPlan) -> Result<serde_json::Value, String> {
-    let shared = Arc::new(Shared {
-        latency: std::sync::Mutex::new(histogram()),
-    });
-    let delivered = Arc::new(AtomicU64::new(0));
+    let shared = Shared::new();
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let client = reqwest::Client::new();
@@ -261,7 +273,7 @@ pub async fn watch(plan: WatchPlan) -> Result<serde_json::Value, String> {
         if response.status() != 200 {
             return Err(format!("watching {url} answered {}", response.status()));
         }
-        let (delivered, shared, stop) = (delivered.clone(), shared.clone(), stop.clone());
+        let (shared, stop) = (shared.clone(), stop.clone());
         tasks.spawn(async move {
             let mut local = histogram();
             let mut count = 0u64;
@@ -285,19 +297,13 @@ pub async fn watch(plan: WatchPlan) -> Result<serde_json::Value, String> {
                     }
                 }
             }
-            delivered.fetch_add(count, Ordering::Relaxed);
-            if let Ok(mut h) = shared.latency.lock() {
-                let _ = h.add(&local);
-            }
+            shared.add(count, &local);
         });
     }
     let started = Instant::now();
     let mut writers = tokio::task::JoinSet::new();
     for w in 0..plan.writers {
-        let stream = TcpStream::connect(&plan.resp)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", plan.resp))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stream = connect(&plan.resp).await?;
         let size = plan.size;
         let mut i = 0u64;
         writers.spawn(closed_loop(
@@ -322,7 +328,7 @@ pub async fn watch(plan: WatchPlan) -> Result<serde_json::Value, String> {
         "watch",
         elapsed,
         sent.load(Ordering::Relaxed),
-        delivered.load(Ordering::Relaxed),
+        shared.delivered.load(Ordering::Relaxed),
         &latency,
         serde_json::json!({
             "watchers": plan.watchers,
