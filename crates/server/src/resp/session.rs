@@ -309,10 +309,9 @@ impl Session {
             Ok(()) => (c.run)(self, &argv[1..]),
             Err(e) => e,
         };
-        if c.spec.has(Flag::Pubsub)
-            && let Some(subs) = &self.subs
-        {
-            let counts = subs.counts();
+        // CLIENT LIST shows the subscriptions (RESET ends them all).
+        if c.spec.has(Flag::Pubsub) || c.spec.name == "reset" {
+            let counts = self.subs.as_ref().map_or((0, 0, 0), Subscriptions::counts);
             self.shared.clients.update(self.id, |c| c.pubsub = counts);
         }
         answer
