@@ -55,6 +55,8 @@ pub struct Store {
     pub(crate) pool: parking_lot::Mutex<Pool>,
     /// Keys evicted since the store was made.
     pub(crate) evicted: AtomicU64,
+    /// Keys the expiry sweep removed since the store was made.
+    expired: AtomicU64,
     /// Where allkeys-s3fifo's next eviction looks (it goes round the shards).
     pub(crate) evict_cursor: AtomicUsize,
     /// Entries removed by FLUSHALL and not yet freed (see [`Store::take_garbage`]).
@@ -85,6 +87,7 @@ impl Store {
             tracking,
             pool: parking_lot::Mutex::new(Pool::default()),
             evicted: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             evict_cursor: AtomicUsize::new(0),
             garbage: parking_lot::Mutex::new(Vec::new()),
             has_garbage: AtomicBool::new(false),
@@ -172,7 +175,30 @@ impl Store {
             }
             drop(shard);
         }
+        if removed > 0 {
+            self.expired.fetch_add(removed as u64, Ordering::Relaxed);
+        }
         removed
+    }
+
+    /// The average time to live left, in milliseconds, of the keys that have one (0 when none
+    /// has): Redis's `avg_ttl`, exact rather than sampled.
+    pub fn average_ttl(&self, now: Millis) -> u64 {
+        let (mut sum, mut count) = (0u128, 0u128);
+        for shard in self.shards.iter() {
+            let (s, n) = shard.read().expiry_sum();
+            sum += s;
+            count += n as u128;
+        }
+        if count == 0 {
+            return 0;
+        }
+        u64::try_from((sum / count).saturating_sub(u128::from(now))).unwrap_or(u64::MAX)
+    }
+
+    /// Keys removed because their time to live ran out, since the store was made.
+    pub fn expired_keys(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
     }
 
     /// Keeps entries removed whole for [`Store::take_garbage`].

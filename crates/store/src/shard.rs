@@ -77,6 +77,8 @@ pub struct Shard {
     /// Keys in byte order, once some listing asked for them.
     order: OnceLock<BTreeSet<Box<[u8]>>>,
     expiries: BTreeSet<(Millis, Box<[u8]>)>,
+    /// The sum of the expiry instants in `expiries`, for the average time to live.
+    expiry_sum: u128,
     /// The policy and counters every shard of the store shares.
     tracking: Arc<Tracking>,
     /// Bytes the entries of this shard take (see [`Shard::cost`]).
@@ -280,12 +282,21 @@ impl Shard {
         if old == new {
             return;
         }
-        if let Some(at) = old {
-            self.expiries.remove(&(at, Box::from(key)));
+        if let Some(at) = old
+            && self.expiries.remove(&(at, Box::from(key)))
+        {
+            self.expiry_sum -= u128::from(at);
         }
-        if let Some(at) = new {
-            self.expiries.insert((at, Box::from(key)));
+        if let Some(at) = new
+            && self.expiries.insert((at, Box::from(key)))
+        {
+            self.expiry_sum += u128::from(at);
         }
+    }
+
+    /// The sum of the expiry instants of the keys that have one, and how many they are.
+    pub(crate) fn expiry_sum(&self) -> (u128, usize) {
+        (self.expiry_sum, self.expiries.len())
     }
 
     /// Removes `key` and returns its entry, expired or not.
@@ -517,7 +528,10 @@ impl Shard {
         self.bytes = 0;
         Garbage {
             table: std::mem::take(&mut self.table),
-            _expiries: std::mem::take(&mut self.expiries),
+            _expiries: {
+                self.expiry_sum = 0;
+                std::mem::take(&mut self.expiries)
+            },
             _order: self.order.get_mut().map(std::mem::take),
         }
     }
@@ -530,6 +544,7 @@ impl Shard {
             order.clear();
         }
         self.expiries.clear();
+        self.expiry_sum = 0;
         self.account(0, self.bytes);
         self.s3 = None;
     }

@@ -313,6 +313,7 @@ impl Model {
                 None
             },
             keys,
+            prefixes: Vec::new(),
         }
     }
 

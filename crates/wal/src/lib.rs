@@ -18,7 +18,9 @@ mod tail;
 
 pub use frame::{Damage, FRAME_HEADER, FrameReader, Item, MARK_LEN, encode as encode_frame};
 pub use header::{FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION, segment_name, snapshot_name};
-pub use log::{Commit, FLUSH_BOUND, FsyncPolicy, Leader, Log, LogFailed, LogOptions, Progress};
+pub use log::{
+    Commit, Counters, FLUSH_BOUND, FsyncPolicy, Leader, Log, LogFailed, LogOptions, Progress,
+};
 pub use recovery::{Recovered, RecoveryError, RecoveryOptions, Replay, recover};
 pub use simulated::SimulatedDisk;
 pub use snapshot::{SnapshotInfo, SnapshotWriter};

@@ -228,6 +228,26 @@ struct Shared {
     on_grown: Hook,
     /// Told each new acknowledged LSN (see [`Log::on_acknowledged`]).
     on_acknowledged: OnceLock<AckHook>,
+    /// The LSN the log was opened at, to count the records appended since.
+    opened_lsn: u64,
+    /// Record bytes written to segments, and fsyncs that made batches durable.
+    written_bytes: AtomicU64,
+    fsyncs: AtomicU64,
+    /// Told how long each of those fsyncs took (see [`Log::on_fsync`]).
+    on_fsync: OnceLock<FsyncHook>,
+}
+
+type FsyncHook = Box<dyn Fn(Duration) + Send + Sync>;
+
+/// What the log has done since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records appended.
+    pub records: u64,
+    /// Bytes of records written to segments (framing included).
+    pub bytes: u64,
+    /// fsyncs that made a batch of records durable.
+    pub fsyncs: u64,
 }
 
 /// The write-ahead log. Share it behind an `Arc`; dropping it closes it.
@@ -284,6 +304,10 @@ impl Log {
             grown_signalled: AtomicBool::new(false),
             on_grown: Box::new(on_grown),
             on_acknowledged: OnceLock::new(),
+            opened_lsn: next_lsn,
+            written_bytes: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            on_fsync: OnceLock::new(),
         });
         let background = std::thread::Builder::new().name("kvs-log".into()).spawn({
             let shared = shared.clone();
@@ -342,6 +366,25 @@ impl Log {
     /// `false` if a hook was already set.
     pub fn on_acknowledged(&self, hook: impl Fn(u64) + Send + Sync + 'static) -> bool {
         self.shared.on_acknowledged.set(Box::new(hook)).is_ok()
+    }
+
+    /// Calls `hook` with the duration of each fsync that makes a batch durable, from the thread
+    /// that ran it (so it must be quick). Set once; `false` if a hook was already set.
+    pub fn on_fsync(&self, hook: impl Fn(Duration) + Send + Sync + 'static) -> bool {
+        self.shared.on_fsync.set(Box::new(hook)).is_ok()
+    }
+
+    /// Records, bytes and fsyncs since the log was opened.
+    pub fn counters(&self) -> Counters {
+        let shared = &self.shared;
+        Counters {
+            records: shared
+                .appended
+                .load(Ordering::Acquire)
+                .saturating_sub(shared.opened_lsn),
+            bytes: shared.written_bytes.load(Ordering::Relaxed),
+            fsyncs: shared.fsyncs.load(Ordering::Relaxed),
+        }
     }
 
     /// The commit wait: resolves once record `lsn` is acknowledged under the fsync policy, or

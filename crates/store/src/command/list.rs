@@ -12,6 +12,8 @@ pub struct List {
     pub prefix: Bytes,
     pub cursor: Option<Bytes>,
     pub limit: usize,
+    /// Rolls keys with this after the prefix up into folders (see [`crate::Page::prefixes`]).
+    pub delimiter: Option<Bytes>,
 }
 
 impl List {
@@ -20,18 +22,27 @@ impl List {
             prefix: prefix.into(),
             cursor,
             limit,
+            delimiter: None,
         }
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
-        Reply::Page(ks.read_every(|shards| {
-            crate::listing::page(
+        Reply::Page(ks.read_every(|shards| match &self.delimiter {
+            Some(d) => crate::listing::page_delimited(
+                shards,
+                &self.prefix,
+                d,
+                self.cursor.as_deref(),
+                self.limit,
+                now,
+            ),
+            None => crate::listing::page(
                 shards,
                 &self.prefix,
                 self.cursor.as_deref(),
                 self.limit,
                 now,
-            )
+            ),
         }))
     }
 }
@@ -61,6 +72,43 @@ mod tests {
             .map(|k| String::from_utf8_lossy(&k.key).into_owned())
             .collect();
         (keys, p.next_cursor.clone())
+    }
+
+    #[test]
+    fn a_delimiter_rolls_keys_up_into_folders_across_pages() {
+        let store = Store::with_shards(4);
+        for k in ["u/a/1", "u/a/2", "u/b", "u/c/x/y", "u/d", "u/\u{ff}/z", "v/1"] {
+            Set::new(k, "v").apply(&store, 0);
+        }
+        let page = |cursor: Option<Bytes>, limit| {
+            let mut l = List::new("u/", cursor, limit);
+            l.delimiter = Some(Bytes::from_static(b"/"));
+            match l.apply(&store, 0) {
+                Reply::Page(p) => p,
+                other => panic!("{other:?}"),
+            }
+        };
+        let all = page(None, 100);
+        let names = |v: &[Bytes]| -> Vec<String> {
+            v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        };
+        assert_eq!(names(&all.prefixes), ["u/a/", "u/c/", "u/\u{ff}/"]);
+        let keys: Vec<Bytes> = all.keys.iter().map(|k| k.key.clone()).collect();
+        assert_eq!(names(&keys), ["u/b", "u/d"]);
+        assert_eq!(all.next_cursor, None);
+        // Two at a time: folders and keys share the limit, and a cursor on a folder resumes
+        // after everything in it.
+        let first = page(None, 2);
+        assert_eq!(names(&first.prefixes), ["u/a/"]);
+        assert_eq!(first.next_cursor.as_deref(), Some(&b"u/b"[..]));
+        let second = page(first.next_cursor, 2);
+        assert_eq!(names(&second.prefixes), ["u/c/"]);
+        assert_eq!(second.next_cursor.as_deref(), Some(&b"u/d"[..]));
+        let third = page(second.next_cursor, 2);
+        assert_eq!(names(&third.prefixes), ["u/\u{ff}/"]);
+        assert!(third.keys.is_empty() && third.next_cursor.is_none());
+        let after_folder = page(Some(Bytes::from_static(b"u/a/")), 1);
+        assert_eq!(after_folder.keys[0].key, Bytes::from_static(b"u/b"));
     }
 
     #[test]

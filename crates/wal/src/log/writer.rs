@@ -56,11 +56,18 @@ impl Segment {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        if self.synced < self.bytes {
-            self.file.sync()?;
-            self.synced = self.bytes;
+        self.sync_timed().map(|_| ())
+    }
+
+    /// Syncs what is not synced yet; how long the fsync took, if there was one.
+    fn sync_timed(&mut self) -> io::Result<Option<Duration>> {
+        if self.synced >= self.bytes {
+            return Ok(None);
         }
-        Ok(())
+        let start = Instant::now();
+        self.file.sync()?;
+        self.synced = self.bytes;
+        Ok(Some(start.elapsed()))
     }
 }
 
@@ -135,8 +142,11 @@ pub(super) fn lead(shared: &Shared, duty: Duty) -> Result<Option<Published>, Log
         Duty::Close => true,
     };
     let written = write_batch(shared, segment, &mut batch).and_then(|()| {
-        if sync {
-            segment.sync()?;
+        if sync && let Some(took) = segment.sync_timed()? {
+            shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Some(hook) = shared.on_fsync.get() {
+                hook(took);
+            }
         }
         Ok(())
     });
@@ -174,7 +184,9 @@ pub(super) fn lead(shared: &Shared, duty: Duty) -> Result<Option<Published>, Log
         }
         writer.segment = None;
     }
-    grown(shared, (batch.bytes.len() - MARK_LEN) as u64);
+    let bytes = (batch.bytes.len() - MARK_LEN) as u64;
+    shared.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+    grown(shared, bytes);
     writer.spare = batch.bytes;
     if writer.spare.capacity() > 16 << 20 {
         writer.spare = Vec::new();
