@@ -95,6 +95,11 @@ impl<T> Uncommitted<T> {
         self.ticket
     }
 
+    /// The answer, to look at (say, to count an error) but never to send before it is released.
+    pub(crate) fn peek(&self) -> &T {
+        &self.value
+    }
+
     /// Whether the answer reports a write.
     pub fn wrote(&self) -> bool {
         self.ticket.is_some()

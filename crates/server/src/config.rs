@@ -32,6 +32,8 @@ pub struct Config {
     pub memory: crate::memory::MemorySettings,
     /// Keyspace notifications and the output limit of subscribers.
     pub pubsub: crate::pubsub::PubSubSettings,
+    /// The console and the slow log.
+    pub observability: crate::stats::ObservabilitySettings,
 }
 
 /// Who may connect (README, "Securing kvs").
@@ -71,6 +73,7 @@ impl Default for Config {
             tls: crate::tls::TlsSettings::default(),
             memory: crate::memory::MemorySettings::default(),
             pubsub: crate::pubsub::PubSubSettings::default(),
+            observability: crate::stats::ObservabilitySettings::default(),
         }
     }
 }

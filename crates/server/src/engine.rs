@@ -14,6 +14,7 @@ use crate::feed::{Feed, MemoryCommit, Start, Subscription};
 use crate::memory::Memory;
 use crate::persistence::{Durability, PersistenceError, SnapshotDone};
 use crate::pubsub::PubSub;
+use crate::stats::Stats;
 
 /// Shared by every connection. Executing a command takes only the affected shard's lock, so it is
 /// cheap enough to run directly on an async worker; waiting for the log is asynchronous.
@@ -33,6 +34,8 @@ pub struct Engine {
     pubsub: Arc<PubSub>,
     /// Serializes changes of `notify-keyspace-events`.
     notify_lock: parking_lot::Mutex<()>,
+    /// What the server counts about itself (see [`crate::stats`]).
+    stats: Arc<Stats>,
 }
 
 impl Default for Engine {
@@ -67,6 +70,7 @@ impl Engine {
             memory: Memory::default(),
             pubsub: Arc::default(),
             notify_lock: parking_lot::Mutex::new(()),
+            stats: Arc::default(),
         }
     }
 
@@ -105,6 +109,11 @@ impl Engine {
             persistence.data_dir.display(),
             persistence.fsync
         );
+        let stats = Arc::new(Stats::default());
+        durability.log().on_fsync({
+            let stats = stats.clone();
+            move |took| stats.fsync.record(crate::stats::nanos(took))
+        });
         Self {
             store,
             started: Instant::now(),
@@ -115,6 +124,7 @@ impl Engine {
             memory: Memory::default(),
             pubsub: Arc::default(),
             notify_lock: parking_lot::Mutex::new(()),
+            stats,
         }
     }
 
@@ -262,9 +272,39 @@ impl Engine {
         {
             return Uncommitted::nothing_written(Reply::Error(refusal));
         }
+        let lookup = matches!(
+            command,
+            Command::Get(_) | Command::GetDel(_) | Command::GetEx(_) | Command::MGet(_)
+        );
         let applied = self.store.apply(command, now_millis());
+        if lookup {
+            self.count_lookups(&applied.value);
+        }
         self.free_flushed();
         Uncommitted::new(applied)
+    }
+
+    /// Counts a read's keys that were found (hits) and not (misses), as `INFO`'s
+    /// `keyspace_hits` and `keyspace_misses` do.
+    fn count_lookups(&self, reply: &Reply) {
+        let (hits, misses) = match reply {
+            Reply::NotFound | Reply::Nil => (0, 1),
+            Reply::Array(items) => {
+                let misses = items
+                    .iter()
+                    .filter(|r| matches!(r, Reply::Nil | Reply::NotFound))
+                    .count() as u64;
+                (items.len() as u64 - misses, misses)
+            }
+            Reply::Error(_) => (0, 0),
+            _ => (1, 0),
+        };
+        self.stats.lookups(hits, misses);
+    }
+
+    /// What the server counts about itself.
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// Frees what a FLUSHALL removed on a thread of its own, so neither the shards nor this

@@ -20,6 +20,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod resp;
 mod server;
+pub mod stats;
 pub mod tls;
 
 /// jemalloc, for every program that runs a kvs server (the `kvs` binary and the tests alike):

@@ -62,6 +62,8 @@ pub(crate) trait Door: Send + Sync + 'static {
     const REFUSAL: &'static [u8];
     /// Where the door's connections run.
     const PLACEMENT: Placement;
+    /// The door its connections are counted under.
+    const COUNTED_AS: crate::stats::Door;
 
     /// Serves one admitted connection until it ends. On `stop`, stops taking new requests and
     /// returns once the requests already taken are answered.
@@ -80,6 +82,32 @@ pub(crate) struct Connections {
     pub(crate) stop: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) threads: Arc<ConnectionThreads>,
+    /// Where connections are counted.
+    pub(crate) stats: Arc<crate::stats::Stats>,
+}
+
+/// Counts a connection as open until it is dropped.
+struct Open(Arc<crate::stats::Stats>, crate::stats::Door);
+
+impl Open {
+    fn new(stats: &Arc<crate::stats::Stats>, door: crate::stats::Door) -> Self {
+        let counts = &stats.connections[door as usize];
+        counts
+            .accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counts
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open(stats.clone(), door)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections[self.1 as usize]
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Accepts connections for `door` until `connections.stop` is cancelled, then returns (closing
@@ -110,6 +138,9 @@ pub(crate) async fn serve<D: Door>(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            connections.stats.connections[D::COUNTED_AS as usize]
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // One line per interval however many are refused, so a flood cannot flood the log.
             if let Some(refused) = refusals.note(Instant::now()) {
                 tracing::warn!(
@@ -130,6 +161,7 @@ pub(crate) async fn serve<D: Door>(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let counted = Open::new(&connections.stats, D::COUNTED_AS);
         let door = door.clone();
         let stop = connections.stop.clone();
         let tls = tls.clone();
@@ -157,6 +189,7 @@ pub(crate) async fn serve<D: Door>(
                 }
             }
             drop(slot);
+            drop(counted);
         };
         match D::PLACEMENT {
             Placement::Workers => {
@@ -326,6 +359,7 @@ mod tests {
         const NAME: &'static str = "counting";
         const REFUSAL: &'static [u8] = b"busy\n";
         const PLACEMENT: Placement = Placement::ConnectionThreads;
+        const COUNTED_AS: crate::stats::Door = crate::stats::Door::Resp;
 
         async fn serve<S: ByteStream>(&self, mut stream: S, _: Addresses, stop: CancellationToken) {
             self.served.fetch_add(1, Ordering::SeqCst);
@@ -365,6 +399,7 @@ mod tests {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             threads: Arc::new(ConnectionThreads::start(1).expect("threads")),
+            stats: Arc::default(),
         };
         let door = Counting {
             served: served.clone(),

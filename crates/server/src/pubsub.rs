@@ -331,6 +331,8 @@ pub struct PubSub {
     disconnected: AtomicU64,
     /// Messages published (PUBLISH, SPUBLISH and keyspace notifications).
     published: AtomicU64,
+    /// Connections with at least one subscription.
+    subscribers: AtomicU64,
     /// `notify-keyspace-events`, as flag bits.
     notify: AtomicU32,
     notify_changed: Notify,
@@ -360,6 +362,7 @@ impl PubSub {
             limit: Mutex::new(limit),
             disconnected: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            subscribers: AtomicU64::new(0),
             notify: AtomicU32::new(0),
             notify_changed: Notify::new(),
             schedule: Mutex::new(VecDeque::new()),
@@ -394,6 +397,11 @@ impl PubSub {
     /// Messages published since the server started.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
+    }
+
+    /// Connections with at least one subscription.
+    pub fn subscribers(&self) -> u64 {
+        self.subscribers.load(Ordering::Relaxed)
     }
 
     /// Adds `mailbox` to the receivers of `name`.
@@ -569,8 +577,12 @@ impl Subscriptions {
 
     /// Subscribes to `name`, if not already.
     pub(crate) fn add(&mut self, kind: Kind, name: &Bytes) {
+        let first = self.total() == 0;
         if self.set(kind).insert(name.clone()) {
             self.pubsub.subscribe(kind, name, &self.mailbox);
+            if first {
+                self.pubsub.subscribers.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -578,6 +590,9 @@ impl Subscriptions {
     pub(crate) fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
         if self.set(kind).remove(name) {
             self.pubsub.unsubscribe(kind, name, &self.mailbox);
+            if self.total() == 0 {
+                self.pubsub.subscribers.fetch_sub(1, Ordering::Relaxed);
+            }
             true
         } else {
             false
@@ -619,6 +634,9 @@ impl Subscriptions {
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
+        if self.total() > 0 {
+            self.pubsub.subscribers.fetch_sub(1, Ordering::Relaxed);
+        }
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             for name in std::mem::take(self.set(kind)) {
                 self.pubsub.unsubscribe(kind, &name, &self.mailbox);

@@ -28,10 +28,32 @@ pub(crate) struct LogEntry {
 #[derive(Debug, Default)]
 pub(crate) struct AclLog {
     entries: VecDeque<LogEntry>,
+    /// Refusals by reason (`auth`, `command`, `key`, `channel`) since the last
+    /// `CONFIG RESETSTAT`: INFO's `acl_access_denied_*`. `ACL LOG RESET` leaves them.
+    denied: [u64; 4],
 }
 
+/// The reasons a refusal is logged under, in the order of [`AclLog::denied`].
+pub(crate) const REASONS: [&str; 4] = ["auth", "command", "key", "channel"];
+
 impl AclLog {
+    /// Refusals for `reason` since the last reset of the counters.
+    pub(crate) fn denied(&self, reason: &str) -> u64 {
+        REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.denied[i])
+    }
+
+    /// `CONFIG RESETSTAT`.
+    pub(crate) fn reset_counters(&mut self) {
+        self.denied = [0; 4];
+    }
+
     pub(crate) fn add(&mut self, entry: LogEntry) {
+        if let Some(i) = REASONS.iter().position(|r| *r == entry.reason) {
+            self.denied[i] += 1;
+        }
         let similar = self.entries.iter().position(|e| {
             e.reason == entry.reason
                 && e.context == entry.context

@@ -53,6 +53,20 @@ impl KeyPattern {
         }
     }
 
+    /// Whether this pattern may grant reading some key that starts with `prefix`: the part of
+    /// the pattern before its first wildcard and `prefix` agree as far as both go.
+    fn may_read_under(&self, prefix: &[u8]) -> bool {
+        let pattern = self.pattern.as_bytes();
+        let literal = pattern
+            .iter()
+            .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+            .map_or(pattern, |i| &pattern[..i]);
+        let n = literal.len().min(prefix.len());
+        self.read
+            && literal[..n] == prefix[..n]
+            && (literal.len() < pattern.len() || literal.len() >= prefix.len())
+    }
+
     fn grants(&self, need: Access, key: &[u8]) -> bool {
         (self.read || !need.read)
             && (self.write || !need.write)
@@ -558,6 +572,11 @@ impl User {
     }
 
     /// Whether the user may use `key` as `need` says.
+    /// Whether the user may read some key under `prefix` (for a listing's folders).
+    pub(crate) fn may_read_under(&self, prefix: &[u8]) -> bool {
+        self.selector.all_keys || self.selector.keys.iter().any(|p| p.may_read_under(prefix))
+    }
+
     pub(crate) fn check_key(&self, key: &Bytes, need: Access) -> Result<(), Denied> {
         if self.selector.all_keys || self.selector.keys.iter().any(|p| p.grants(need, key)) {
             Ok(())

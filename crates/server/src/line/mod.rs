@@ -35,6 +35,7 @@ use crate::acl::{Acl, User};
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
+use crate::stats::{Class, Door as StatsDoor};
 
 const NOT_FOUND: u32 = 10;
 /// The seed's "Error unknown": what deleting a missing key answers.
@@ -121,6 +122,7 @@ impl Caller {
 
 impl Door for LineDoor {
     const NAME: &'static str = "line protocol";
+    const COUNTED_AS: crate::stats::Door = crate::stats::Door::Line;
     /// The seed's argument-exception code with kvs's words: `error_line("too many connections",
     /// ARGUMENT)`, spelled out so it can be a constant (a unit test keeps the two equal).
     const REFUSAL: &'static [u8] =
@@ -185,10 +187,12 @@ async fn connection<S: ByteStream>(
                         closing = true;
                         break;
                     }
+                    let started = std::time::Instant::now();
                     let (reply, stop_now) = match gate(acl, &mut caller, &request) {
                         Some(refusal) => refusal,
                         None => answer(engine, limits, &request).await,
                     };
+                    count(engine, &request, started, peer);
                     output.extend_from_slice(&reply);
                     if stop_now {
                         closing = true;
@@ -266,6 +270,49 @@ pub(crate) async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Counts a request: its class and latency, and the slow log (with the request's fields,
+/// `body` left out when it is a password).
+fn count(
+    engine: &Engine,
+    request: &LineRequest,
+    started: std::time::Instant,
+    peer: std::net::SocketAddr,
+) {
+    let took = started.elapsed();
+    let cmd = request.get("cmd").map(|c| c.to_ascii_lowercase());
+    let class = match cmd.as_deref() {
+        Some(b"get") => Class::Read,
+        Some(b"create" | b"update" | b"delete") => Class::Write,
+        _ => Class::Other,
+    };
+    let stats = engine.stats();
+    stats.request(StatsDoor::Line, class, took);
+    stats.slowlog.note(
+        took,
+        StatsDoor::Line,
+        || {
+            let secret = cmd.as_deref() == Some(b"auth");
+            request
+                .fields
+                .iter()
+                .map(|(name, value)| {
+                    let value = if secret && name == "body" {
+                        &b"(redacted)"[..]
+                    } else {
+                        &value[..]
+                    };
+                    let mut field = Vec::with_capacity(name.len() + 1 + value.len());
+                    field.extend_from_slice(name.as_bytes());
+                    field.push(b'=');
+                    field.extend_from_slice(value);
+                    bytes::Bytes::from(field)
+                })
+                .collect()
+        },
+        || (peer.to_string(), String::new()),
+    );
 }
 
 /// Authentication and permissions: the answer to `cmd=auth`, or a refusal; `None` when the

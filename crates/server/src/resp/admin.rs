@@ -1,4 +1,4 @@
-//! The bodies of INFO and CONFIG, and the CLIENT LIST / KILL formats.
+//! The bodies of CONFIG, and the CLIENT LIST / KILL formats.
 
 use std::sync::atomic::Ordering;
 
@@ -8,189 +8,10 @@ use kvs_store::{CommandError, glob_match};
 
 use super::Shared;
 use super::clients::ClientInfo;
-use crate::engine::now_millis;
-use crate::memory::{Report, human, parse_memory};
+use crate::memory::parse_memory;
 
 /// The Redis version whose command semantics kvs follows; clients read it to pick features.
 pub(crate) const REDIS_VERSION: &str = "7.0.0";
-
-/// `INFO [section ...]`: server, clients, memory, persistence, stats, keyspace.
-pub(crate) fn info(shared: &Shared, args: &[Bytes]) -> Frame {
-    let wanted: Vec<String> = args
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-        .collect();
-    let show = |s: &str| {
-        wanted.is_empty()
-            || wanted
-                .iter()
-                .any(|w| w == s || w == "all" || w == "default" || w == "everything")
-    };
-    let clients = &shared.clients;
-    let store = shared.engine.store();
-    let now = now_millis();
-    let mut out = String::new();
-    let mut section = |name: &str, lines: Vec<(String, String)>| {
-        if !show(&name.to_ascii_lowercase()) {
-            return;
-        }
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!("# {name}\r\n"));
-        for (k, v) in lines {
-            out.push_str(&format!("{k}:{v}\r\n"));
-        }
-    };
-    let kv = |k: &str, v: String| (k.to_owned(), v);
-    section(
-        "Server",
-        vec![
-            kv("redis_version", REDIS_VERSION.to_owned()),
-            kv("kvs_version", env!("CARGO_PKG_VERSION").to_owned()),
-            kv("redis_mode", "standalone".to_owned()),
-            kv("os", std::env::consts::OS.to_owned()),
-            kv("arch_bits", (usize::BITS).to_string()),
-            kv("process_id", std::process::id().to_string()),
-            kv("tcp_port", shared.config.resp.port().to_string()),
-            kv(
-                "uptime_in_seconds",
-                shared.engine.uptime().as_secs().to_string(),
-            ),
-        ],
-    );
-    section(
-        "Clients",
-        vec![
-            kv("connected_clients", clients.count().to_string()),
-            kv(
-                "maxclients",
-                shared.config.limits.max_connections.to_string(),
-            ),
-        ],
-    );
-    let m = Report::now(&shared.engine, Some(clients.memory() as u64));
-    let percent = |part: u64, whole: u64| {
-        if whole == 0 {
-            "0.00%".to_owned()
-        } else {
-            format!("{:.2}%", part as f64 * 100.0 / whole as f64)
-        }
-    };
-    section(
-        "Memory",
-        vec![
-            kv("used_memory", m.used_memory.to_string()),
-            kv("used_memory_human", human(m.used_memory)),
-            kv("used_memory_rss", m.used_memory_rss.to_string()),
-            kv("used_memory_rss_human", human(m.used_memory_rss)),
-            kv("used_memory_peak", m.used_memory_peak.to_string()),
-            kv("used_memory_peak_human", human(m.used_memory_peak)),
-            kv(
-                "used_memory_peak_perc",
-                percent(m.used_memory, m.used_memory_peak),
-            ),
-            kv("used_memory_dataset", m.used_memory_dataset.to_string()),
-            kv(
-                "used_memory_dataset_perc",
-                percent(m.used_memory_dataset, m.used_memory),
-            ),
-            kv("allocator_allocated", m.allocator_allocated.to_string()),
-            kv("allocator_active", m.allocator_active.to_string()),
-            kv("allocator_resident", m.allocator_resident.to_string()),
-            kv("maxmemory", m.maxmemory.to_string()),
-            kv("maxmemory_human", human(m.maxmemory)),
-            kv("maxmemory_policy", m.maxmemory_policy.clone()),
-            kv(
-                "mem_fragmentation_ratio",
-                format!("{:.2}", m.mem_fragmentation_ratio),
-            ),
-            kv(
-                "mem_fragmentation_bytes",
-                (m.used_memory_rss as i64 - m.used_memory as i64).to_string(),
-            ),
-            kv(
-                "mem_not_counted_for_evict",
-                m.mem_not_counted_for_evict.to_string(),
-            ),
-            kv(
-                "mem_clients_normal",
-                m.mem_clients_normal.unwrap_or(0).to_string(),
-            ),
-            kv(
-                "maxmemory_clients",
-                shared.config.limits.maxmemory_clients.to_string(),
-            ),
-            kv("mem_allocator", "jemalloc-5.3.0".to_owned()),
-            kv(
-                "lazyfree_pending_objects",
-                shared.engine.store().pending_free().to_string(),
-            ),
-        ],
-    );
-    section("Persistence", super::persistence::info(&shared.engine));
-    let pubsub = shared.engine.pubsub();
-    section(
-        "Stats",
-        vec![
-            kv(
-                "total_connections_received",
-                clients
-                    .connections_received
-                    .load(Ordering::Relaxed)
-                    .to_string(),
-            ),
-            kv(
-                "total_commands_processed",
-                clients
-                    .commands_processed
-                    .load(Ordering::Relaxed)
-                    .to_string(),
-            ),
-            kv("evicted_keys", m.evicted_keys.to_string()),
-            kv(
-                "evicted_clients",
-                clients.evicted.load(Ordering::Relaxed).to_string(),
-            ),
-            kv("oom_rejected_commands", m.rejected_commands.to_string()),
-            kv(
-                "pubsub_channels",
-                pubsub.distinct(crate::pubsub::Kind::Channel).to_string(),
-            ),
-            kv(
-                "pubsub_patterns",
-                pubsub.distinct(crate::pubsub::Kind::Pattern).to_string(),
-            ),
-            kv(
-                "pubsubshard_channels",
-                pubsub.distinct(crate::pubsub::Kind::Shard).to_string(),
-            ),
-            kv("pubsub_messages_published", pubsub.published().to_string()),
-            kv(
-                "client_output_buffer_limit_disconnections",
-                pubsub.disconnected().to_string(),
-            ),
-            kv("watchers", shared.engine.feed().listeners().to_string()),
-            kv(
-                "watchers_dropped_slow",
-                shared.engine.feed().dropped_listeners().to_string(),
-            ),
-        ],
-    );
-    let keys = store.len(now);
-    let mut keyspace = Vec::new();
-    if keys > 0 {
-        keyspace.push(kv(
-            "db0",
-            format!("keys={keys},expires={},avg_ttl=0", store.expiring()),
-        ));
-    }
-    section("Keyspace", keyspace);
-    Frame::Verbatim {
-        format: *b"txt",
-        text: Bytes::from(out),
-    }
-}
 
 /// `CONFIG GET pattern...` over the settings kvs has; `CONFIG SET` (only `requirepass` is
 /// settable at run time yet); `CONFIG RESETSTAT`.
@@ -247,6 +68,14 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
             crate::pubsub::notify_flags_text(shared.engine.pubsub().notify_flags()),
         ),
         (
+            "slowlog-log-slower-than",
+            shared.engine.stats().slowlog.slower_than().to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            shared.engine.stats().slowlog.max_len().to_string(),
+        ),
+        (
             "client-output-buffer-limit",
             format!(
                 "normal 0 0 0 slave 0 0 0 pubsub {}",
@@ -277,6 +106,8 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
                 .clients
                 .connections_received
                 .store(0, Ordering::Relaxed);
+            shared.engine.stats().reset();
+            shared.acl.log.lock().reset_counters();
             Frame::ok()
         }
         other => Frame::err(format!(
@@ -294,6 +125,8 @@ enum Change {
     LogFactor(u32),
     DecayTime(u32),
     NotifyKeyspaceEvents(u32),
+    SlowerThan(i64),
+    SlowlogMaxLen(usize),
     PubsubLimit(Option<crate::pubsub::OutputLimit>),
 }
 
@@ -350,6 +183,14 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                 Some(flags) => Change::NotifyKeyspaceEvents(flags),
                 None => return failed("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
             },
+            "slowlog-log-slower-than" => match value.trim().parse::<i64>() {
+                Ok(n) => Change::SlowerThan(n),
+                Err(_) => return failed("argument couldn't be parsed into an integer"),
+            },
+            "slowlog-max-len" => match int(i64::MAX as u64, 0) {
+                Ok(n) => Change::SlowlogMaxLen(usize::try_from(n).unwrap_or(usize::MAX)),
+                Err(e) => return e,
+            },
             "client-output-buffer-limit" => match pubsub_limit(&value) {
                 Ok(limit) => Change::PubsubLimit(limit),
                 Err(why) => return failed(why),
@@ -386,6 +227,8 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::LogFactor(n) => tracking.set_log_factor(n),
             Change::DecayTime(n) => tracking.set_decay_minutes(n),
             Change::NotifyKeyspaceEvents(flags) => shared.engine.set_notify_flags(flags),
+            Change::SlowerThan(n) => shared.engine.stats().slowlog.set_slower_than(n),
+            Change::SlowlogMaxLen(n) => shared.engine.stats().slowlog.set_max_len(n),
             Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),
             Change::PubsubLimit(None) => {}
         }

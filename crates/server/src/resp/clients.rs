@@ -28,6 +28,25 @@ pub(crate) struct ClientInfo {
     pub(crate) pubsub: (usize, usize, usize),
 }
 
+impl ClientInfo {
+    /// As `GET /admin/clients` lists it.
+    pub(crate) fn to_json(&self, id: u64) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "door": "resp",
+            "addr": self.addr.to_string(),
+            "laddr": self.local.to_string(),
+            "name": self.name,
+            "user": self.user,
+            "age": self.since.elapsed().as_secs(),
+            "resp": self.resp,
+            "sub": self.pubsub.0,
+            "psub": self.pubsub.1,
+            "ssub": self.pubsub.2,
+        })
+    }
+}
+
 /// Open connections and lifetime counters.
 #[derive(Debug, Default)]
 pub struct Clients {

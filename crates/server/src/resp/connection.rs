@@ -20,6 +20,7 @@ use super::session::Session;
 use crate::commit::Uncommitted;
 use crate::listener::ByteStream;
 use crate::pubsub::Mailbox;
+use crate::stats::{Class, Door};
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
 const READ_CHUNK: usize = 16 * 1024;
@@ -41,15 +42,24 @@ struct HeldReply {
     frame: Uncommitted<Frame>,
     version: Version,
     awaited: Option<Awaited>,
+    /// A write's class and arrival: its latency is counted once its answer may go.
+    unsettled: Option<(Class, Instant)>,
 }
 
 impl Held {
-    fn push(&mut self, frame: Uncommitted<Frame>, version: Version, awaited: Option<Awaited>) {
+    fn push(
+        &mut self,
+        frame: Uncommitted<Frame>,
+        version: Version,
+        awaited: Option<Awaited>,
+        unsettled: Option<(Class, Instant)>,
+    ) {
         self.ticket = Ticket::join(self.ticket, frame.ticket());
         self.replies.push(HeldReply {
             frame,
             version,
             awaited,
+            unsettled,
         });
     }
 
@@ -60,7 +70,11 @@ impl Held {
             return;
         }
         let proof = shared.engine.commit(self.ticket.take()).await;
+        let stats = shared.engine.stats();
         for reply in self.replies.drain(..) {
+            if let Some((class, started)) = reply.unsettled {
+                stats.request(Door::Resp, class, started.elapsed());
+            }
             let frame = match (reply.awaited, &proof) {
                 (Some(awaited), _) => persistence::saved(awaited).await,
                 (None, Ok(proof)) => reply.frame.release(proof).unwrap_or_else(|_| {
@@ -179,6 +193,7 @@ pub(crate) async fn run<S: ByteStream>(
                         mailbox.drain_into(&mut output);
                     }
                     let awaited = session.take_awaited();
+                    let unsettled = session.take_unsettled();
                     let answer = if session.take_silent() {
                         // CLIENT REPLY OFF or SKIP: only push frames (subscription
                         // confirmations) are still sent.
@@ -197,8 +212,9 @@ pub(crate) async fn run<S: ByteStream>(
                             Uncommitted::nothing_written(frame),
                             session.version(),
                             awaited,
+                            None,
                         ),
-                        Err(answer) => held.push(answer, session.version(), awaited),
+                        Err(answer) => held.push(answer, session.version(), awaited, unsettled),
                     }
                     if session.closing() {
                         break;

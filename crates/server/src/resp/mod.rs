@@ -6,6 +6,7 @@ mod admin;
 mod clients;
 pub(crate) mod command;
 mod connection;
+mod info;
 mod persistence;
 mod session;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use admin::REDIS_VERSION;
 pub use clients::Clients;
 
 use crate::acl::Acl;
@@ -55,6 +57,7 @@ impl RespDoor {
 
 impl Door for RespDoor {
     const NAME: &'static str = "RESP";
+    const COUNTED_AS: crate::stats::Door = crate::stats::Door::Resp;
     /// redis-server's words at `maxclients`.
     const REFUSAL: &'static [u8] = b"-ERR max number of clients reached\r\n";
     const PLACEMENT: Placement = Placement::ConnectionThreads;

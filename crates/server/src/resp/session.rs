@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use kvs_protocol::resp::{Frame, Version};
-use kvs_store::{Command, CommandError, Flag, Spec, Watched};
+use kvs_store::{Command, CommandError, Flag, Reply, Spec, Watched};
 
 use super::command::{self, Found, SessionCommand};
 use super::persistence::Awaited;
@@ -15,6 +16,7 @@ use super::{Shared, admin};
 use crate::acl::{Denied, LogEntry, User};
 use crate::commit::Uncommitted;
 use crate::pubsub::{Mailbox, Subscriptions, Wakes};
+use crate::stats::{Class, Door, Outcome};
 
 /// A request queued between MULTI and EXEC.
 #[derive(Debug)]
@@ -67,6 +69,13 @@ pub(crate) struct Session {
     pub(crate) silent: bool,
     /// Subscribers this connection published to, woken once its batch of requests is done.
     pub(crate) wakes: Wakes,
+    /// The command the request just handled ran as (a subcommand's own spec), for the
+    /// counters; `None` when no command ran (unknown, queued in MULTI).
+    ran: Option<&'static Spec>,
+    /// That command was refused before it ran.
+    rejected: bool,
+    /// A write's class and arrival, until its answer is released (see [`Session::take_unsettled`]).
+    unsettled: Option<(Class, Instant)>,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -97,6 +106,9 @@ impl Session {
             skip_next: false,
             silent: false,
             wakes: Wakes::default(),
+            ran: None,
+            rejected: false,
+            unsettled: None,
         }
     }
 
@@ -146,9 +158,63 @@ impl Session {
     /// sent at all if [`Session::take_silent`] says so.
     pub(crate) fn handle(&mut self, argv: &[Bytes]) -> Uncommitted<Frame> {
         let skipped = std::mem::take(&mut self.skip_next);
+        let started = Instant::now();
+        self.ran = None;
+        self.rejected = false;
         let answer = self.answer(argv);
+        self.count(argv, &answer, started);
         self.silent |= skipped || self.replies_off;
         answer
+    }
+
+    /// Counts the request just answered: its command's calls, time and outcome, its error code,
+    /// the slow log, and (once its answer may go) the door's latency.
+    fn count(&mut self, argv: &[Bytes], answer: &Uncommitted<Frame>, started: Instant) {
+        let took = started.elapsed();
+        let stats = self.shared.engine.stats();
+        let error = match answer.peek() {
+            Frame::Error(text) => Some(text),
+            _ => None,
+        };
+        if let Some(text) = error {
+            stats.error(text);
+        }
+        let Some(spec) = self.ran else {
+            stats.request(Door::Resp, Class::Other, took);
+            return;
+        };
+        let outcome = match (self.rejected, error) {
+            (true, _) => Outcome::Rejected,
+            (false, Some(_)) => Outcome::Failed,
+            (false, None) => Outcome::Ok,
+        };
+        stats.command(spec, took, outcome);
+        let class = Class::of(spec);
+        if answer.wrote() {
+            self.unsettled = Some((class, started));
+        } else {
+            stats.request(Door::Resp, class, took);
+        }
+        if outcome != Outcome::Rejected && stats.slowlog.is_slow(took) {
+            let (id, shared) = (self.id, &self.shared);
+            stats.slowlog.note(
+                took,
+                Door::Resp,
+                || argv.to_vec(),
+                || {
+                    shared
+                        .clients
+                        .get(id)
+                        .map_or_else(Default::default, |c| (c.addr.to_string(), c.name.clone()))
+                },
+            );
+        }
+    }
+
+    /// The class and arrival of the write just answered, whose latency is counted once its
+    /// answer is released.
+    pub(crate) fn take_unsettled(&mut self) -> Option<(Class, Instant)> {
+        self.unsettled.take()
     }
 
     /// Whether the reply just returned by [`Session::handle`] must not be sent (CLIENT REPLY);
@@ -172,6 +238,9 @@ impl Session {
                 "the user this connection authenticated as no longer exists",
             ));
         }
+        if let Some(found) = found {
+            self.ran = Some(found.spec().describing(argv));
+        }
         if let Some(found) = found
             && self.subscribed_resp2()
             && !matches!(
@@ -187,17 +256,30 @@ impl Session {
                     | "reset"
             )
         {
+            self.rejected = true;
             return Uncommitted::nothing_written(Frame::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 found.spec().name
             )));
         }
         if self.multi.is_some() {
-            return self.queue(found, argv);
+            // A queued command is counted when EXEC runs it; one refused while queueing is
+            // counted as rejected now, as Redis counts it.
+            let runs_now =
+                found.is_some_and(|f| matches!(f.spec().name, "exec" | "quit" | "reset"));
+            let answer = self.queue(found, argv);
+            if !runs_now {
+                match answer.peek() {
+                    Frame::Error(_) => self.rejected = true,
+                    _ => self.ran = None,
+                }
+            }
+            return answer;
         }
         if let Some(found) = found
             && let Some(refusal) = self.gate(found.spec(), argv)
         {
+            self.rejected = true;
             if found.spec().name == "exec" {
                 return Uncommitted::nothing_written(self.abort_exec(refusal));
             }
@@ -208,10 +290,24 @@ impl Session {
                 CommandError::unknown(name, args).to_string(),
             )),
             Some(Found::Data(_)) => match Command::from_argv(argv) {
-                Ok(command) => self.shared.engine.apply(command).map(Frame::from),
-                Err(e) => Uncommitted::nothing_written(Frame::Error(e.to_string())),
+                Ok(command) => {
+                    let answer = self.shared.engine.apply(command);
+                    // Refused for memory or a failed log: Redis counts these as rejected.
+                    self.rejected = matches!(
+                        answer.peek(),
+                        Reply::Error(CommandError::OutOfMemory | CommandError::LogUnavailable(_))
+                    );
+                    answer.map(Frame::from)
+                }
+                Err(e) => {
+                    self.rejected = matches!(e, CommandError::WrongArity(_));
+                    Uncommitted::nothing_written(Frame::Error(e.to_string()))
+                }
             },
-            Some(Found::Session(c)) => Uncommitted::nothing_written(self.run(c, argv)),
+            Some(Found::Session(c)) => {
+                self.rejected = command::check(&c.spec, argv).is_err();
+                Uncommitted::nothing_written(self.run(c, argv))
+            }
         }
     }
 
@@ -289,7 +385,7 @@ impl Session {
             },
             object,
             username,
-            updated: std::time::Instant::now(),
+            updated: Instant::now(),
             client_info,
         });
     }

@@ -10,6 +10,7 @@
 mod acl;
 mod client;
 mod connection;
+mod introspection;
 mod memory;
 mod pubsub;
 mod server;
@@ -38,6 +39,7 @@ const GROUPS: &[&[SessionCommand]] = &[
     acl::COMMANDS,
     memory::COMMANDS,
     pubsub::COMMANDS,
+    introspection::COMMANDS,
 ];
 
 /// What a name is, by the table.

@@ -120,7 +120,7 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
             example: "INFO keyspace",
             ..Spec::BLANK
         },
-        run: |session, args| admin::info(&session.shared, args),
+        run: |session, args| crate::resp::info::info(&session.shared, args),
     },
     SessionCommand {
         spec: Spec {
