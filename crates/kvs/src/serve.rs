@@ -183,6 +183,29 @@ pub struct ServeArgs {
     /// on both kinds of channel) [default: none].
     #[arg(long, value_name = "FLAGS")]
     notify_keyspace_events: Option<String>,
+
+    /// Do not serve the web console at /ui/ on the HTTP door.
+    #[arg(long)]
+    no_ui: bool,
+
+    /// Requests slower than this many microseconds go to the slow log (negative: none; 0:
+    /// every request) [default: 10000].
+    #[arg(long, value_name = "MICROSECONDS", allow_hyphen_values = true)]
+    slowlog_log_slower_than: Option<i64>,
+
+    /// Entries the slow log keeps [default: 128].
+    #[arg(long, value_name = "N")]
+    slowlog_max_len: Option<usize>,
+
+    /// How log lines are written: `text` for people, `json` (one object per line) for log
+    /// collectors. The level comes from --log-level, or RUST_LOG when that is unset.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
+    /// The least important log lines written: error, warn, info, debug or trace (or any
+    /// RUST_LOG directive) [default: RUST_LOG, else info].
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 /// `--watch-history`: a count of changes, or a size with a unit.
@@ -313,6 +336,16 @@ impl ServeArgs {
         if let Some(v) = &self.notify_keyspace_events {
             config.pubsub.notify_keyspace_events = v.clone();
         }
+        let o = &mut config.observability;
+        if self.no_ui {
+            o.ui = false;
+        }
+        if let Some(v) = self.slowlog_log_slower_than {
+            o.slowlog_log_slower_than = v;
+        }
+        if let Some(v) = self.slowlog_max_len {
+            o.slowlog_max_len = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -320,14 +353,22 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = match &args.log_level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+            format!("--log-level {level:?} is not a level or a RUST_LOG directive")
+        })?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         runtime.worker_threads(usize::from(n));

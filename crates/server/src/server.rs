@@ -183,6 +183,58 @@ impl Server {
         self.engine.clone()
     }
 
+    /// One line for the log that says where kvs listens, where it keeps its data, and which
+    /// settings differ from the defaults (by section; values are left out, as some are secrets).
+    fn startup_line(&self) -> String {
+        let mut doors = vec![
+            format!("HTTP listening on http://{}", self.http_addr),
+            format!("RESP listening on redis://{}", self.resp_addr),
+            format!("line protocol listening on {}", self.line_addr),
+        ];
+        let (tls_http, tls_resp, tls_line) = self.tls_addrs();
+        for (name, addr) in [
+            ("HTTPS listening on https://", tls_http),
+            ("RESP over TLS listening on rediss://", tls_resp),
+            ("line protocol over TLS listening on ", tls_line),
+        ] {
+            if let Some(addr) = addr {
+                doors.push(format!("{name}{addr}"));
+            }
+        }
+        if self.config.observability.ui {
+            doors.push(format!("console http://{}/ui/", self.http_addr));
+        }
+        let data = match self.engine.durability() {
+            Some(d) => format!("data in {} (fsync {})", d.dir().display(), d.log().policy()),
+            None => "in memory (nothing kept on disk)".to_owned(),
+        };
+        let c = &self.config;
+        let d = Config::default();
+        let changed: Vec<&str> = [
+            ("limits", c.limits != d.limits),
+            ("persistence", c.persistence != d.persistence),
+            ("feed", c.feed != d.feed),
+            ("security", c.security != d.security),
+            ("tls", c.tls != d.tls),
+            ("memory", c.memory != d.memory),
+            ("pubsub", c.pubsub != d.pubsub),
+            ("observability", c.observability != d.observability),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
+        let changed = if changed.is_empty() {
+            "every setting at its default".to_owned()
+        } else {
+            format!("settings changed: {}", changed.join(", "))
+        };
+        format!(
+            "kvs {}: {}; {data}; {changed}",
+            env!("CARGO_PKG_VERSION"),
+            doors.join(", ")
+        )
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
     /// (for up to 30 s) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
@@ -191,12 +243,17 @@ impl Server {
         // As many connection threads as the runtime has workers (`kvs serve --threads`).
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let threads = Arc::new(ConnectionThreads::start(workers).map_err(ServeError::Threads)?);
-        tracing::info!(addr = %self.http_addr, "HTTP listening on http://{}", self.http_addr);
-        tracing::info!(addr = %self.resp_addr, "RESP listening on redis://{}", self.resp_addr);
-        tracing::info!(addr = %self.line_addr, "line protocol listening on {}", self.line_addr);
+        tracing::info!("{}", self.startup_line());
         tasks.spawn(expiry::sweep(self.engine.clone(), stop.clone()));
         tasks.spawn(crate::memory::watch(self.engine.clone(), stop.clone()));
         tasks.spawn(crate::pubsub::notify(self.engine.clone(), stop.clone()));
+        tasks.spawn(crate::stats::sampler::run(
+            self.engine.clone(),
+            stop.clone(),
+        ));
+        let slowlog = &self.engine.stats().slowlog;
+        slowlog.set_slower_than(self.config.observability.slowlog_log_slower_than);
+        slowlog.set_max_len(self.config.observability.slowlog_max_len);
         tasks.spawn(snapshots_when_the_log_grows(
             self.engine.clone(),
             stop.clone(),
@@ -205,6 +262,7 @@ impl Server {
             stop: stop.clone(),
             tasks: tasks.clone(),
             threads: threads.clone(),
+            stats: self.engine.stats().clone(),
         };
         let max_connections = self.config.limits.max_connections;
         let secure = self.tls.clone().map(|tls| Secure {
@@ -214,12 +272,17 @@ impl Server {
         if let Some(secure) = &secure {
             tasks.spawn(crate::tls::watch(secure.tls.clone(), stop.clone()));
         }
+        let shared = resp::Shared::new(self.engine.clone(), self.config.clone(), self.acl.clone());
         let app = http::AppState::new(
             self.engine.clone(),
             self.config.limits.clone(),
             self.acl.clone(),
+        )
+        .with_server(
+            shared.clone(),
+            (self.http_addr, self.resp_addr, self.line_addr),
+            self.config.observability.ui,
         );
-        let shared = resp::Shared::new(self.engine.clone(), self.config.clone(), self.acl.clone());
         let line_door = || {
             line::LineDoor::new(
                 self.engine.clone(),
@@ -249,7 +312,6 @@ impl Server {
             None,
         ));
         if let (Some(l), Some(secure)) = (self.tls_http, &secure) {
-            tracing::info!(addr = %l.addr, "HTTPS listening on https://{}", l.addr);
             tasks.spawn(listener::serve(
                 l.listener,
                 http::HttpDoor::new(app),
@@ -259,7 +321,6 @@ impl Server {
             ));
         }
         if let (Some(l), Some(secure)) = (self.tls_resp, &secure) {
-            tracing::info!(addr = %l.addr, "RESP over TLS listening on rediss://{}", l.addr);
             tasks.spawn(listener::serve(
                 l.listener,
                 resp::RespDoor::new(shared),
@@ -269,7 +330,6 @@ impl Server {
             ));
         }
         if let (Some(l), Some(secure)) = (self.tls_line, &secure) {
-            tracing::info!(addr = %l.addr, "line protocol over TLS listening on {}", l.addr);
             tasks.spawn(listener::serve(
                 l.listener,
                 line_door(),

@@ -15,12 +15,9 @@ pub struct Ports {
 }
 
 fn port_after(line: &str, marker: &str) -> Option<u16> {
-    line.split(marker)
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let rest = line.split(marker).nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// Starts `kvs serve` with every listener on a free port (plus `extra` flags) and waits until it
@@ -57,11 +54,14 @@ pub fn start(extra: &[&str]) -> (Child, Ports) {
             .next()
             .expect("kvs logs before exiting")
             .expect("utf-8 log");
+        // One startup line names every door.
         if let Some(p) = port_after(&line, "HTTP listening on http://127.0.0.1:") {
             ports.http = p;
-        } else if let Some(p) = port_after(&line, "RESP listening on redis://127.0.0.1:") {
+        }
+        if let Some(p) = port_after(&line, "RESP listening on redis://127.0.0.1:") {
             ports.resp = p;
-        } else if let Some(p) = port_after(&line, "line protocol listening on 127.0.0.1:") {
+        }
+        if let Some(p) = port_after(&line, "line protocol listening on 127.0.0.1:") {
             ports.line = p;
         }
     }

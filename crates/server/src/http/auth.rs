@@ -8,9 +8,10 @@
 //! - Each route is checked as the Redis command it performs: `GET`/`HEAD /kvs/{key}` as `GET key`
 //!   (read permission on the key), `PUT`/`POST` as `SET key` and `DELETE` as `DEL key` (write
 //!   permission), a listing as `SCAN` (and shows only keys the user may read), the person API as
-//!   `GET`/`SET` of `person/<id>`, the admin routes as `BGSAVE` and `LASTSAVE` (`@admin`). A refusal
-//!   is `403 no_permission` and an `ACL LOG` entry.
-//! - `/healthz` and `/openapi.json` are open.
+//!   `GET`/`SET` of `person/<id>`, the admin routes as `BGSAVE`, `LASTSAVE`, `MEMORY STATS`,
+//!   `INFO` (`/admin/stats`, `/metrics`), `SLOWLOG GET`/`RESET` and `CLIENT LIST`/`KILL`. A
+//!   refusal is `403 no_permission` and an `ACL LOG` entry.
+//! - `/healthz`, `/openapi.json` and the console's files (`/ui/`) are open.
 
 use std::sync::Arc;
 
@@ -45,7 +46,8 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if path == "/healthz" || path == "/openapi.json" {
+    // The console's files hold no data: the page asks for a user and password itself.
+    if path == "/healthz" || path == "/openapi.json" || path == "/ui" || path.starts_with("/ui/") {
         return next.run(request).await;
     }
     let acl = &state.acl;
@@ -117,9 +119,17 @@ fn route_command(method: &Method, path: &str) -> Option<Vec<Vec<u8>>> {
         "/admin/snapshot" => words(&[b"bgsave"]),
         "/admin/persistence" => words(&[b"lastsave"]),
         "/admin/memory" => words(&[b"memory", b"stats"]),
+        "/admin/stats" | "/metrics" => words(&[b"info"]),
+        "/admin/slowlog" if *method == Method::DELETE => words(&[b"slowlog", b"reset"]),
+        "/admin/slowlog" => words(&[b"slowlog", b"get"]),
+        "/admin/clients" => words(&[b"client", b"list"]),
         // The person API's keys come with the request body: its handler checks them.
         "/person/update" => words(&[b"set"]),
         "/person/get" => words(&[b"get"]),
+        _ if path.starts_with("/admin/clients/") => {
+            let id = path.strip_prefix("/admin/clients/")?.as_bytes();
+            words(&[b"client", b"kill", b"id", id])
+        }
         _ => {
             let raw = path.strip_prefix("/kvs/")?;
             let key: Vec<u8> = percent_decode(raw.as_bytes()).collect();

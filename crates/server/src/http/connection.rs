@@ -5,10 +5,12 @@
 
 use std::pin::pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,6 +22,19 @@ use super::{AppState, open_router, router};
 use crate::acl::Acl;
 use crate::config::Limits;
 use crate::listener::{Addresses, ByteStream, Door, Placement};
+use crate::stats::{Class, Door as StatsDoor, Stats};
+
+/// What an HTTP request does, for latency by class: reads and writes of keys (and the person
+/// API), and everything else.
+fn class_of(method: &axum::http::Method, path: &str) -> Class {
+    use axum::http::Method;
+    let data = path.starts_with("/kvs") || path.starts_with("/person/");
+    match *method {
+        Method::GET | Method::HEAD if data => Class::Read,
+        Method::PUT | Method::POST | Method::DELETE if data => Class::Write,
+        _ => Class::Other,
+    }
+}
 
 /// The HTTP front door.
 #[derive(Debug)]
@@ -30,6 +45,7 @@ pub(crate) struct HttpDoor {
     open: Router,
     acl: Arc<Acl>,
     limits: Arc<Limits>,
+    stats: Arc<Stats>,
 }
 
 impl HttpDoor {
@@ -37,6 +53,7 @@ impl HttpDoor {
         Self {
             limits: state.limits.clone(),
             acl: state.acl.clone(),
+            stats: state.engine.stats().clone(),
             open: open_router(state.clone()),
             guarded: router(state),
         }
@@ -45,15 +62,17 @@ impl HttpDoor {
 
 impl Door for HttpDoor {
     const NAME: &'static str = "HTTP";
+    const COUNTED_AS: crate::stats::Door = crate::stats::Door::Http;
     const REFUSAL: &'static [u8] = BUSY_RESPONSE;
     /// On the shared runtime, as before connection threads existed: their gain was measured for
     /// RESP's unpipelined requests (`crate::connection_threads`), not for HTTP.
     const PLACEMENT: Placement = Placement::Workers;
 
-    async fn serve<S: ByteStream>(&self, stream: S, _: Addresses, stop: CancellationToken) {
+    async fn serve<S: ByteStream>(&self, stream: S, addresses: Addresses, stop: CancellationToken) {
         // Which router serves a request is decided per request: checks cost nothing when the
         // default user needs no password and the request brings no credentials.
         let (guarded, open, acl) = (self.guarded.clone(), self.open.clone(), self.acl.clone());
+        let stats = self.stats.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let unchecked =
                 acl.default_is_open() && !request.headers().contains_key(header::AUTHORIZATION);
@@ -62,7 +81,28 @@ impl Door for HttpDoor {
             } else {
                 guarded.clone()
             };
-            router.oneshot(request.map(Body::new))
+            let started = Instant::now();
+            let class = class_of(request.method(), request.uri().path());
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            let answer = router.oneshot(request.map(Body::new));
+            let stats = stats.clone();
+            async move {
+                let response = answer.await;
+                let took = started.elapsed();
+                stats.request(StatsDoor::Http, class, took);
+                stats.slowlog.note(
+                    took,
+                    StatsDoor::Http,
+                    || {
+                        vec![
+                            Bytes::from(method.as_str().to_owned()),
+                            Bytes::from(uri.to_string()),
+                        ]
+                    },
+                    || (addresses.peer.to_string(), String::new()),
+                );
+                response
+            }
         });
         let mut builder = http1::Builder::new();
         builder

@@ -1,4 +1,5 @@
-//! `GET /kvs?prefix=&limit=&cursor=`: keys in byte order, one page at a time.
+//! `GET /kvs?prefix=&limit=&cursor=[&delimiter=/]`: keys in byte order, one page at a time;
+//! with a delimiter, the keys below it are rolled up into `prefixes` (folders).
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -76,12 +77,21 @@ async fn list(
             ApiError::bad_request("cursor must be a next_cursor value from an earlier page")
         })?)),
     };
+    let delimiter = match query::param(uri, "delimiter") {
+        None => None,
+        Some(d) if d.is_empty() => None,
+        Some(d) if d.len() > 64 => {
+            return Err(ApiError::bad_request("delimiter must be at most 64 bytes"));
+        }
+        Some(d) => Some(Bytes::from(d)),
+    };
     let page = match state
         .engine
         .execute(Command::List(List {
             prefix: prefix.into(),
             cursor,
             limit,
+            delimiter: delimiter.clone(),
         }))
         .await
     {
@@ -116,5 +126,20 @@ async fn list(
     let next = page
         .next_cursor
         .map_or(Value::Null, |c| query::encode_cursor(&c).into());
-    Ok(axum::Json(serde_json::json!({ "keys": keys, "next_cursor": next })).into_response())
+    let mut body = serde_json::json!({ "keys": keys, "next_cursor": next });
+    if delimiter.is_some() {
+        // A folder shows only when the caller may read keys under it.
+        let prefixes: Vec<Value> = page
+            .prefixes
+            .iter()
+            .filter(|p| caller.as_ref().is_none_or(|c| c.0.may_read_under(p)))
+            .map(|p| {
+                let mut o = Map::new();
+                query::key_fields(p, &mut o);
+                o.remove("key").unwrap_or(Value::Null)
+            })
+            .collect();
+        body["prefixes"] = Value::Array(prefixes);
+    }
+    Ok(axum::Json(body).into_response())
 }

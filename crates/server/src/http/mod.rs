@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod conditions;
 mod connection;
+mod console;
 mod error;
 mod keys;
 mod listing;
@@ -14,6 +15,7 @@ mod person;
 mod query;
 mod watch;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -31,6 +33,12 @@ pub struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Arc<Limits>,
     pub(crate) acl: Arc<Acl>,
+    /// The Redis-protocol door's clients, for `/admin/clients`.
+    pub(crate) resp: Option<Arc<crate::resp::Shared>>,
+    /// The addresses of the HTTP, RESP and line doors, for the console.
+    pub(crate) doors: Option<(SocketAddr, SocketAddr, SocketAddr)>,
+    /// Whether `/ui/` serves the console.
+    pub(crate) console: bool,
 }
 
 impl AppState {
@@ -39,7 +47,24 @@ impl AppState {
             engine,
             limits: Arc::new(limits),
             acl,
+            resp: None,
+            doors: None,
+            console: true,
         }
+    }
+
+    /// The same, knowing the rest of the server: the RESP door's clients, every door's
+    /// address, and whether the console is on.
+    pub(crate) fn with_server(
+        mut self,
+        resp: Arc<crate::resp::Shared>,
+        doors: (SocketAddr, SocketAddr, SocketAddr),
+        console: bool,
+    ) -> Self {
+        self.resp = Some(resp);
+        self.doors = Some(doors);
+        self.console = console;
+        self
     }
 }
 
@@ -72,6 +97,14 @@ fn routes() -> Router<AppState> {
         .route("/admin/snapshot", any(admin::snapshot))
         .route("/admin/persistence", any(admin::persistence))
         .route("/admin/memory", any(admin::memory))
+        .route("/admin/stats", any(console::stats))
+        .route("/admin/slowlog", any(console::slowlog))
+        .route("/admin/clients", any(console::clients))
+        .route("/admin/clients/{id}", any(console::kill_client))
+        .route("/metrics", any(console::metrics))
+        .route("/ui", any(console::ui_root))
+        .route("/ui/", any(console::ui_file))
+        .route("/ui/{*file}", any(console::ui_file))
         .route("/openapi.json", any(openapi::handle))
         .fallback(|| async { error::ApiError::not_found("no such route") })
 }
