@@ -43,6 +43,21 @@ pub(crate) struct Addresses {
     pub(crate) peer: SocketAddr,
     /// The server's address the client reached.
     pub(crate) local: SocketAddr,
+    /// The socket's file descriptor (`CLIENT LIST`'s `fd`); -1 where there is none.
+    pub(crate) fd: i64,
+}
+
+/// The file descriptor of `tcp`, for `CLIENT LIST`.
+fn fd_of(tcp: &TcpStream) -> i64 {
+    #[cfg(unix)]
+    {
+        i64::from(std::os::fd::AsRawFd::as_raw_fd(tcp))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tcp;
+        -1
+    }
 }
 
 /// Where a door's connections run.
@@ -172,6 +187,7 @@ pub(crate) async fn serve<D: Door>(
                     let addresses = Addresses {
                         peer,
                         local: tcp.local_addr().unwrap_or(peer),
+                        fd: fd_of(&tcp),
                     };
                     // A client that sends no valid handshake in time (plain text on a TLS port,
                     // a stalled handshake) is dropped; it never held anyone else up.
@@ -241,6 +257,7 @@ fn open<D: Door>(
     let addresses = Addresses {
         peer,
         local: tcp.local_addr().unwrap_or(peer),
+        fd: fd_of(&tcp),
     };
     door.serve(tcp, addresses, stop)
 }
@@ -294,6 +311,7 @@ mod tests {
         let addresses = Addresses {
             peer: "192.0.2.7:4242".parse().expect("address"),
             local: "192.0.2.1:6379".parse().expect("address"),
+            fd: 8,
         };
         let talk = async {
             client.write_all(request).await.expect("write");

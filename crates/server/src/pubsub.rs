@@ -204,6 +204,20 @@ impl Mailbox {
         self.out.lock().buf.len()
     }
 
+    /// Appends `line` and wakes the connection: what a monitor (`MONITOR`) is sent. Bounded like
+    /// a subscriber's messages; `false` once the monitor was cut off for falling behind.
+    pub(crate) fn push_now(&self, line: &[u8], limit: OutputLimit) -> bool {
+        match self.deliver(line, limit, Instant::now()) {
+            Delivery::CutOff => false,
+            Delivery::Queued { first } => {
+                if first {
+                    self.ready.notify_one();
+                }
+                true
+            }
+        }
+    }
+
     /// Appends one encoded message. The subscriber is not woken here: the caller wakes it
     /// (with [`Wakes`]) once it has published all it has to, so a pipeline of messages costs
     /// one wake-up and one write per subscriber, not one per message.

@@ -511,3 +511,124 @@ async fn the_console_can_be_turned_off() {
     assert_eq!(r.status(), 404);
     s.stop().await;
 }
+
+/// The field names of a `CLIENT INFO` line, in order.
+fn field_names(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .filter_map(|f| f.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_info_has_redis_server_s_fields_in_its_order() {
+    let s = TestServer::start().await;
+    let redis = common::redis_server::redis_server(&[]).await;
+    let ours: String = cmd(&mut resp(&s).await, &["CLIENT", "INFO"]).await;
+    let mut theirs_conn = redis::Client::open(format!("redis://{}", redis.addr()))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis-server");
+    let theirs: String = cmd(&mut theirs_conn, &["CLIENT", "INFO"]).await;
+    assert_eq!(field_names(&ours), field_names(&theirs), "{ours}\n{theirs}");
+    assert!(ours.contains(" cmd=client|info "), "{ours}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_monitor_slowlog_and_info_work_through_the_python_client() {
+    let s = TestServer::start().await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/introspection_client.py"
+    );
+    let out = tokio::process::Command::new("python3")
+        .args([script, &s.resp.port().to_string()])
+        .output()
+        .await
+        .expect("python3 runs (see .ci/run)");
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("python introspection: all passed"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_monitor_sees_every_door_and_one_that_falls_behind_is_cut_off() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = TestServer::start().await;
+    let mut c = resp(&s).await;
+    // A limit small enough that a monitor that never reads is over it quickly.
+    let _: () = cmd(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 64kb 0 0",
+        ],
+    )
+    .await;
+    let mut monitor = tokio::net::TcpStream::connect(s.resp)
+        .await
+        .expect("monitor");
+    monitor
+        .write_all(b"*1\r\n$7\r\nMONITOR\r\n")
+        .await
+        .expect("sent");
+    let mut lines = BufReader::new(monitor);
+    let mut first = String::new();
+    lines.read_line(&mut first).await.expect("OK");
+    assert_eq!(first, "+OK\r\n");
+    let _: () = cmd(&mut c, &["SET", "k", "v"]).await;
+    client()
+        .get(s.url("/kvs/k"))
+        .send()
+        .await
+        .expect("http get");
+    assert!(line_request(&s, "cmd=get|key=k").await.contains('v'));
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(5), lines.read_line(&mut line))
+            .await
+            .expect("a monitor line in time")
+            .expect("read");
+        seen.push(line);
+    }
+    assert!(seen[0].contains("] \"SET\" \"k\" \"v\""), "{seen:?}");
+    assert!(
+        seen[1].contains(" [0 http 127.0.0.1:") && seen[1].contains("\"/kvs/k\""),
+        "{seen:?}"
+    );
+    assert!(
+        seen[2].contains(" [0 line 127.0.0.1:") && seen[2].contains("\"key=k\""),
+        "{seen:?}"
+    );
+    // The monitor stops reading; the server goes on at full speed and cuts it off once the
+    // socket's buffers (a few MiB on loopback) and then 64 KiB of its own are full.
+    let big = "x".repeat(64 * 1024);
+    let started = std::time::Instant::now();
+    for _ in 0..400 {
+        let _: () = cmd(&mut c, &["SET", "k", &big]).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut rest),
+    )
+    .await
+    .expect("the monitor's connection is closed");
+    assert!(read.is_ok());
+    assert!(
+        rest.len() < 400 * 64 * 1024,
+        "cut off before everything was sent: {}",
+        rest.len()
+    );
+    s.stop().await;
+}

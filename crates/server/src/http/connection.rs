@@ -46,6 +46,8 @@ pub(crate) struct HttpDoor {
     acl: Arc<Acl>,
     limits: Arc<Limits>,
     stats: Arc<Stats>,
+    /// Whose output limit bounds monitors.
+    pubsub: Arc<crate::pubsub::PubSub>,
 }
 
 impl HttpDoor {
@@ -54,6 +56,7 @@ impl HttpDoor {
             limits: state.limits.clone(),
             acl: state.acl.clone(),
             stats: state.engine.stats().clone(),
+            pubsub: state.engine.pubsub().clone(),
             open: open_router(state.clone()),
             guarded: router(state),
         }
@@ -73,6 +76,7 @@ impl Door for HttpDoor {
         // default user needs no password and the request brings no credentials.
         let (guarded, open, acl) = (self.guarded.clone(), self.open.clone(), self.acl.clone());
         let stats = self.stats.clone();
+        let pubsub = self.pubsub.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let unchecked =
                 acl.default_is_open() && !request.headers().contains_key(header::AUTHORIZATION);
@@ -86,10 +90,21 @@ impl Door for HttpDoor {
             let (method, uri) = (request.method().clone(), request.uri().clone());
             let answer = router.oneshot(request.map(Body::new));
             let stats = stats.clone();
+            let pubsub = pubsub.clone();
             async move {
                 let response = answer.await;
                 let took = started.elapsed();
                 stats.request(StatsDoor::Http, class, took);
+                if stats.monitors.active() {
+                    let args = [
+                        Bytes::from(method.as_str().to_owned()),
+                        Bytes::from(uri.to_string()),
+                    ];
+                    let limit = pubsub.limit();
+                    stats
+                        .monitors
+                        .feed(StatsDoor::Http, &addresses.peer.to_string(), &args, limit);
+                }
                 stats.slowlog.note(
                     took,
                     StatsDoor::Http,

@@ -287,32 +287,41 @@ fn count(
         Some(b"create" | b"update" | b"delete") => Class::Write,
         _ => Class::Other,
     };
+    // The request's fields as `name=value`, a password left out.
+    let secret = cmd.as_deref() == Some(b"auth");
+    let args = || -> Vec<bytes::Bytes> {
+        request
+            .fields
+            .iter()
+            .map(|(name, value)| {
+                if secret && name == "body" {
+                    field(name, b"(redacted)")
+                } else {
+                    field(name, value)
+                }
+            })
+            .collect()
+    };
     let stats = engine.stats();
     stats.request(StatsDoor::Line, class, took);
-    stats.slowlog.note(
-        took,
-        StatsDoor::Line,
-        || {
-            let secret = cmd.as_deref() == Some(b"auth");
-            request
-                .fields
-                .iter()
-                .map(|(name, value)| {
-                    let value = if secret && name == "body" {
-                        &b"(redacted)"[..]
-                    } else {
-                        &value[..]
-                    };
-                    let mut field = Vec::with_capacity(name.len() + 1 + value.len());
-                    field.extend_from_slice(name.as_bytes());
-                    field.push(b'=');
-                    field.extend_from_slice(value);
-                    bytes::Bytes::from(field)
-                })
-                .collect()
-        },
-        || (peer.to_string(), String::new()),
-    );
+    if stats.monitors.active() {
+        let limit = engine.pubsub().limit();
+        stats
+            .monitors
+            .feed(StatsDoor::Line, &peer.to_string(), &args(), limit);
+    }
+    stats.slowlog.note(took, StatsDoor::Line, args, || {
+        (peer.to_string(), String::new())
+    });
+}
+
+/// One field of a line request as `name=value`, for the slow log and monitors.
+fn field(name: &str, value: &[u8]) -> bytes::Bytes {
+    let mut field = Vec::with_capacity(name.len() + 1 + value.len());
+    field.extend_from_slice(name.as_bytes());
+    field.push(b'=');
+    field.extend_from_slice(value);
+    bytes::Bytes::from(field)
 }
 
 /// Authentication and permissions: the answer to `cmd=auth`, or a refusal; `None` when the

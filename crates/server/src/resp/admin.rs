@@ -1,4 +1,4 @@
-//! The bodies of CONFIG, and the CLIENT LIST / KILL formats.
+//! The body of CONFIG.
 
 use std::sync::atomic::Ordering;
 
@@ -7,7 +7,6 @@ use kvs_protocol::resp::Frame;
 use kvs_store::{CommandError, glob_match};
 
 use super::Shared;
-use super::clients::ClientInfo;
 use crate::memory::parse_memory;
 
 /// The Redis version whose command semantics kvs follows; clients read it to pick features.
@@ -262,70 +261,4 @@ fn pubsub_limit(value: &str) -> Result<Option<crate::pubsub::OutputLimit>, &'sta
         }
     }
     Ok(pubsub)
-}
-
-/// One line of `CLIENT LIST` / `CLIENT INFO`.
-pub(crate) fn client_line(id: u64, c: &ClientInfo) -> String {
-    format!(
-        "id={id} addr={} laddr={} name={} age={} db=0 sub={} psub={} ssub={} flags={} user={} resp={}\n",
-        c.addr,
-        c.local,
-        c.name,
-        c.since.elapsed().as_secs(),
-        c.pubsub.0,
-        c.pubsub.1,
-        c.pubsub.2,
-        if c.pubsub.0 + c.pubsub.1 + c.pubsub.2 > 0 {
-            "P"
-        } else {
-            "N"
-        },
-        c.user,
-        c.resp
-    )
-}
-
-/// `CLIENT KILL ip:port` (old form: OK or an error) or `CLIENT KILL <filter value> ...` with
-/// ID, ADDR, LADDR, SKIPME (new form: how many were killed).
-pub(crate) fn client_kill(shared: &Shared, me: u64, filters: &[Bytes]) -> Frame {
-    if let [addr] = filters {
-        let addr = String::from_utf8_lossy(addr).into_owned();
-        let n = shared.clients.kill(|_, c| c.addr.to_string() == addr);
-        return if n > 0 {
-            Frame::ok()
-        } else {
-            Frame::err("No such client")
-        };
-    }
-    if filters.is_empty() || !filters.len().is_multiple_of(2) {
-        return Frame::Error(CommandError::Syntax.to_string());
-    }
-    let (mut id, mut addr, mut laddr, mut skip_me) = (None, None, None, true);
-    for pair in filters.chunks_exact(2) {
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        match String::from_utf8_lossy(&pair[0])
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "id" => match value.parse::<u64>() {
-                Ok(v) => id = Some(v),
-                Err(_) => return Frame::err("client-id should be greater than 0"),
-            },
-            "addr" => addr = Some(value),
-            "laddr" => laddr = Some(value),
-            "skipme" => match value.to_ascii_lowercase().as_str() {
-                "yes" => skip_me = true,
-                "no" => skip_me = false,
-                _ => return Frame::Error(CommandError::Syntax.to_string()),
-            },
-            _ => return Frame::Error(CommandError::Syntax.to_string()),
-        }
-    }
-    let n = shared.clients.kill(|cid, c| {
-        !(skip_me && cid == me)
-            && id.is_none_or(|v| v == cid)
-            && addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
-            && laddr.as_ref().is_none_or(|a| *a == c.local.to_string())
-    });
-    Frame::Integer(n as i64)
 }

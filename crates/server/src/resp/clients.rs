@@ -10,9 +10,34 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// What a connection did last, written by the connection itself after each request and read by
+/// `CLIENT LIST`: plain atomics, so the connection never takes the registry's lock per request.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// When the last request was answered, in milliseconds of the server's clock.
+    pub(crate) last_ms: AtomicU64,
+    /// The last command, as a slot of the statistics' command table (+1; 0: none yet).
+    pub(crate) cmd: AtomicUsize,
+    /// Commands queued in MULTI, or -1 outside one.
+    pub(crate) multi: std::sync::atomic::AtomicI64,
+    /// The query buffer: bytes held, room left, and the record of a request's arguments.
+    pub(crate) qbuf: AtomicUsize,
+    pub(crate) qbuf_free: AtomicUsize,
+    pub(crate) argv_mem: AtomicUsize,
+    /// Reply bytes waiting in the output buffer, and subscribed messages waiting to go.
+    pub(crate) obl: AtomicUsize,
+    pub(crate) omem: AtomicUsize,
+    /// It ran MONITOR (and has not RESET since).
+    pub(crate) monitor: std::sync::atomic::AtomicBool,
+}
+
 /// One open connection as others see it.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientInfo {
+    /// The socket's file descriptor.
+    pub(crate) fd: i64,
+    /// What it did last.
+    pub(crate) activity: Arc<Activity>,
     pub(crate) addr: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) name: String,

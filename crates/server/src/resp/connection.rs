@@ -2,9 +2,8 @@
 //! order, write all their replies in one write, repeat. A malformed request gets Redis's
 //! protocol error and the connection closes; a refused command gets an error and it continues.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -14,11 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::clients::ClientInfo;
+use super::clients::{Activity, ClientInfo};
 use super::persistence::{self, Awaited};
 use super::session::Session;
 use crate::commit::Uncommitted;
-use crate::listener::ByteStream;
+use crate::listener::{Addresses, ByteStream};
 use crate::pubsub::Mailbox;
 use crate::stats::{Class, Door};
 
@@ -102,6 +101,27 @@ fn pushes(frame: &Frame) -> bool {
     }
 }
 
+/// Waits while `CLIENT PAUSE` holds requests like `argv` back; `false` if the connection was
+/// killed meanwhile.
+async fn paused(
+    shared: &Shared,
+    argv: &[bytes::Bytes],
+    killed: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> bool {
+    let spec = argv
+        .first()
+        .and_then(|name| super::command::spec(&String::from_utf8_lossy(name)));
+    let stats = shared.engine.stats();
+    while let Some(wait) = shared.pause.wait_for(stats.clock_ms(), spec) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.pause.changed() => {}
+            () = killed.as_mut() => return false,
+        }
+    }
+    true
+}
+
 /// Resolves when messages may be waiting in `mailbox`; never without one.
 async fn mail(mailbox: Option<&Mailbox>) {
     match mailbox {
@@ -114,14 +134,21 @@ async fn mail(mailbox: Option<&Mailbox>) {
 /// killed, or `stop` is cancelled between requests.
 pub(crate) async fn run<S: ByteStream>(
     mut stream: S,
-    peer: SocketAddr,
-    local: SocketAddr,
+    at: Addresses,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    let (peer, local) = (at.peer, at.local);
     let kill = CancellationToken::new();
     let memory = Arc::new(AtomicUsize::new(0));
+    let activity = Arc::new(Activity::default());
+    activity.multi.store(-1, Ordering::Relaxed);
+    activity
+        .last_ms
+        .store(shared.engine.stats().clock_ms(), Ordering::Relaxed);
     let id = shared.clients.register(ClientInfo {
+        fd: at.fd,
+        activity: activity.clone(),
         addr: peer,
         local,
         name: String::new(),
@@ -148,6 +175,7 @@ pub(crate) async fn run<S: ByteStream>(
         ..RequestLimits::default()
     };
     let mut session = Session::new(id, shared.clone());
+    session.activity = activity.clone();
     let mut decoder = RequestDecoder::new(limits);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
@@ -182,6 +210,21 @@ pub(crate) async fn run<S: ByteStream>(
             match decoder.decode(&mut input) {
                 Ok(Some(argv)) => {
                     progressed = true;
+                    if shared.pause.maybe_on() {
+                        // Replies already made go out first: the pause holds back only what
+                        // comes after.
+                        session.wakes.wake_all();
+                        held.release(&shared, &mut output).await;
+                        if !output.is_empty() {
+                            if !send!(&output) {
+                                break 'connection;
+                            }
+                            output.clear();
+                        }
+                        if !paused(&shared, &argv, &mut killed).await {
+                            break 'connection;
+                        }
+                    }
                     // Messages delivered before this request go out before its reply.
                     if let Some(mailbox) = session.mailbox() {
                         mailbox.drain_into(&mut output);
@@ -301,6 +344,18 @@ pub(crate) async fn run<S: ByteStream>(
             &memory,
             buffers(&decoder, &input, &output, &session),
             memory_limit,
+        );
+        activity.qbuf.store(input.len(), Ordering::Relaxed);
+        activity
+            .qbuf_free
+            .store(input.capacity() - input.len(), Ordering::Relaxed);
+        activity
+            .argv_mem
+            .store(decoder.held(&input) - input.len(), Ordering::Relaxed);
+        activity.obl.store(output.len(), Ordering::Relaxed);
+        activity.omem.store(
+            session.mailbox().map_or(0, |m| m.pending()),
+            Ordering::Relaxed,
         );
     }
     let _ = stream.shutdown().await;

@@ -3,6 +3,7 @@
 //! are parsed into store commands and executed by the same engine as every other front door.
 
 mod admin;
+pub(crate) mod client_list;
 mod clients;
 pub(crate) mod command;
 mod connection;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub(crate) config: Config,
     pub(crate) clients: Clients,
     pub(crate) acl: Arc<Acl>,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: client_list::Pause,
 }
 
 impl Shared {
@@ -39,6 +42,7 @@ impl Shared {
             config,
             clients: Clients::default(),
             acl,
+            pause: client_list::Pause::default(),
         })
     }
 }
@@ -68,6 +72,6 @@ impl Door for RespDoor {
         at: Addresses,
         stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send {
-        connection::run(stream, at.peer, at.local, self.shared.clone(), stop)
+        connection::run(stream, at, self.shared.clone(), stop)
     }
 }

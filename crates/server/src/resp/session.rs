@@ -10,9 +10,10 @@ use bytes::Bytes;
 use kvs_protocol::resp::{Frame, Version};
 use kvs_store::{Command, CommandError, Flag, Reply, Spec, Watched};
 
+use super::Shared;
+use super::clients::Activity;
 use super::command::{self, Found, SessionCommand};
 use super::persistence::Awaited;
-use super::{Shared, admin};
 use crate::acl::{Denied, LogEntry, User};
 use crate::commit::Uncommitted;
 use crate::pubsub::{Mailbox, Subscriptions, Wakes};
@@ -76,6 +77,8 @@ pub(crate) struct Session {
     rejected: bool,
     /// A write's class and arrival, until its answer is released (see [`Session::take_unsettled`]).
     unsettled: Option<(Class, Instant)>,
+    /// What `CLIENT LIST` shows of this connection's last request.
+    pub(crate) activity: Arc<Activity>,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -109,6 +112,7 @@ impl Session {
             ran: None,
             rejected: false,
             unsettled: None,
+            activity: Arc::default(),
         }
     }
 
@@ -172,6 +176,14 @@ impl Session {
     fn count(&mut self, argv: &[Bytes], answer: &Uncommitted<Frame>, started: Instant) {
         let took = started.elapsed();
         let stats = self.shared.engine.stats();
+        let activity = &self.activity;
+        activity
+            .last_ms
+            .store(stats.ms_at(started + took), Ordering::Relaxed);
+        activity.multi.store(
+            self.multi.as_ref().map_or(-1, |q| q.len() as i64),
+            Ordering::Relaxed,
+        );
         let error = match answer.peek() {
             Frame::Error(text) => Some(text),
             _ => None,
@@ -194,6 +206,15 @@ impl Session {
             self.unsettled = Some((class, started));
         } else {
             stats.request(Door::Resp, class, took);
+        }
+        if outcome != Outcome::Rejected && spec.name != "monitor" && stats.monitors.active() {
+            let addr = self
+                .shared
+                .clients
+                .get(self.id)
+                .map_or_else(String::new, |c| c.addr.to_string());
+            let limit = self.shared.engine.pubsub().limit();
+            stats.monitors.feed(Door::Resp, &addr, argv, limit);
         }
         if outcome != Outcome::Rejected && stats.slowlog.is_slow(took) {
             let (id, shared) = (self.id, &self.shared);
@@ -239,7 +260,12 @@ impl Session {
             ));
         }
         if let Some(found) = found {
-            self.ran = Some(found.spec().describing(argv));
+            let spec = found.spec().describing(argv);
+            self.ran = Some(spec);
+            // Before it runs, so CLIENT LIST shows itself as the command running.
+            if let Some(slot) = self.shared.engine.stats().slot(spec) {
+                self.activity.cmd.store(slot + 1, Ordering::Relaxed);
+            }
         }
         if let Some(found) = found
             && self.subscribed_resp2()
@@ -373,7 +399,11 @@ impl Session {
             .shared
             .clients
             .get(self.id)
-            .map(|c| admin::client_line(self.id, &c).trim_end().to_owned())
+            .map(|c| {
+                super::client_list::client_line(&self.shared, self.id, &c)
+                    .trim_end()
+                    .to_owned()
+            })
             .unwrap_or_default();
         self.shared.acl.log.lock().add(LogEntry {
             count: 1,

@@ -162,6 +162,10 @@ impl CommandIndex {
         self.specs.len()
     }
 
+    pub(crate) fn name(&self, slot: usize) -> Option<&'static str> {
+        self.specs.get(slot).map(|s| s.name)
+    }
+
     /// The slot of `spec`: found by its address (one multiplication), or by its name if the
     /// compiler placed a copy of the table elsewhere.
     pub(crate) fn of(&self, spec: &Spec) -> Option<usize> {

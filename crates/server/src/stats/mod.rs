@@ -10,6 +10,7 @@ mod commands;
 mod cpu;
 mod histogram;
 pub(crate) mod history;
+pub(crate) mod monitor;
 pub(crate) mod prometheus;
 pub(crate) mod sampler;
 pub(crate) mod slowlog;
@@ -141,6 +142,10 @@ pub struct Stats {
     pub(crate) history: history::History,
     /// A random id for this run of the server (INFO's `run_id`).
     pub(crate) run_id: String,
+    /// Connections running `MONITOR`.
+    pub(crate) monitors: monitor::Monitors,
+    /// Where [`Stats::clock_ms`] counts from.
+    epoch: std::time::Instant,
 }
 
 impl Default for Stats {
@@ -189,7 +194,29 @@ impl Stats {
             cpu: Cpu,
             history: history::History::default(),
             run_id: random_hex(),
+            monitors: monitor::Monitors::default(),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Milliseconds since the statistics began: a cheap, monotonic clock for idle times.
+    pub(crate) fn clock_ms(&self) -> u64 {
+        self.ms_at(std::time::Instant::now())
+    }
+
+    /// The same clock at `at` (an instant already taken, so no clock is read).
+    pub(crate) fn ms_at(&self, at: std::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The slot of the command `spec` describes, for [`Stats::command_name`]; `None` if unknown.
+    pub(crate) fn slot(&self, spec: &Spec) -> Option<usize> {
+        self.index.of(spec)
+    }
+
+    /// The name (`get`, `client|list`) of a slot.
+    pub(crate) fn command_name(&self, slot: usize) -> Option<&'static str> {
+        self.index.name(slot)
     }
 
     fn shard(&self) -> &Shard {

@@ -121,7 +121,7 @@ impl SlowLog {
 
 /// Passwords never reach the log: AUTH's arguments, HELLO's after AUTH, and the `>password`
 /// and `#hash` rules of ACL SETUSER.
-fn redacted(mut args: Vec<Bytes>) -> Vec<Bytes> {
+pub(crate) fn redacted(mut args: Vec<Bytes>) -> Vec<Bytes> {
     const HIDDEN: Bytes = Bytes::from_static(b"(redacted)");
     let name = args.first().map(|a| a.to_ascii_lowercase());
     match name.as_deref() {

@@ -1,5 +1,5 @@
-//! `CLIENT` and its subcommands: ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, REPLY,
-//! NO-EVICT, NO-TOUCH, HELP.
+//! `CLIENT` and its subcommands: ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, PAUSE,
+//! UNPAUSE, REPLY, NO-EVICT, NO-TOUCH, HELP.
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
@@ -7,7 +7,7 @@ use kvs_store::{Category, CommandError, Flag, Spec};
 
 use super::SessionCommand;
 use super::connection::check_name;
-use crate::resp::admin;
+use crate::resp::client_list;
 use crate::resp::session::Session;
 
 const SESSION: &[Flag] = &[Flag::Noscript, Flag::Loading, Flag::Stale];
@@ -103,6 +103,20 @@ pub(super) const COMMANDS: &[SessionCommand] = &[SessionCommand {
                 "CLIENT KILL ID 1",
             ),
             sub(
+                "client|pause",
+                -3,
+                true,
+                "Stop processing commands from clients for some time",
+                "CLIENT PAUSE 100 WRITE",
+            ),
+            sub(
+                "client|unpause",
+                2,
+                true,
+                "Resume processing of clients that were paused",
+                "CLIENT UNPAUSE",
+            ),
+            sub(
                 "client|no-evict",
                 3,
                 true,
@@ -176,38 +190,44 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
         },
         (b"no-evict" | b"no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
         (b"no-evict" | b"no-touch", _) => Frame::Error(CommandError::Syntax.to_string()),
-        (b"info", _) => {
-            let me = session
-                .shared
-                .clients
-                .snapshot()
-                .into_iter()
-                .find(|(cid, _)| *cid == id);
-            match me {
-                Some((cid, c)) => Frame::Verbatim {
-                    format: *b"txt",
-                    text: Bytes::from(admin::client_line(cid, &c)),
-                },
-                None => Frame::Null,
-            }
-        }
-        (b"list", []) => {
-            let text: String = session
-                .shared
-                .clients
-                .snapshot()
-                .iter()
-                .map(|(cid, c)| admin::client_line(*cid, c))
-                .collect();
-            Frame::Verbatim {
+        (b"info", _) => match session.shared.clients.get(id) {
+            Some(c) => Frame::Verbatim {
                 format: *b"txt",
-                text: Bytes::from(text),
-            }
+                text: Bytes::from(client_list::client_line(&session.shared, id, &c)),
+            },
+            None => Frame::Null,
+        },
+        (b"list", filters) => client_list::list(&session.shared, filters),
+        (b"pause", [timeout, mode @ ..]) => pause(session, timeout, mode),
+        (b"unpause", _) => {
+            session.shared.pause.unpause();
+            Frame::ok()
         }
-        (b"list", _) => Frame::Error(CommandError::Syntax.to_string()),
-        (b"kill", filters) => admin::client_kill(&session.shared, id, filters),
+        (b"kill", filters) => client_list::kill(&session.shared, id, filters),
         _ => super::help(&COMMANDS[0].spec),
     }
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]`.
+fn pause(session: &Session, timeout: &Bytes, mode: &[Bytes]) -> Frame {
+    let millis = match std::str::from_utf8(timeout)
+        .ok()
+        .and_then(|t| t.parse::<i64>().ok())
+    {
+        None => return Frame::err("timeout is not an integer or out of range"),
+        Some(n) if n < 0 => return Frame::err("timeout is negative"),
+        Some(n) => n as u64,
+    };
+    let writes_only = match mode {
+        [] => false,
+        [m] if m.eq_ignore_ascii_case(b"all") => false,
+        [m] if m.eq_ignore_ascii_case(b"write") => true,
+        [_] => return Frame::err("CLIENT PAUSE mode must be WRITE or ALL"),
+        _ => return Frame::Error(CommandError::Syntax.to_string()),
+    };
+    let now = session.shared.engine.stats().clock_ms();
+    session.shared.pause.pause(now, millis, writes_only);
+    Frame::ok()
 }
 
 fn is_on_off(v: &[u8]) -> bool {

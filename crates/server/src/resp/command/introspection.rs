@@ -1,5 +1,5 @@
-//! The introspection group: SLOWLOG (GET, LEN, RESET, HELP) and LATENCY (HISTOGRAM, HELP), as
-//! Redis 7 answers them.
+//! The introspection group: SLOWLOG (GET, LEN, RESET, HELP), LATENCY (HISTOGRAM, HELP) and
+//! MONITOR, as Redis 7 answers them.
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
@@ -110,7 +110,32 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
         },
         run: latency,
     },
+    SessionCommand {
+        spec: Spec {
+            name: "monitor",
+            arity: 1,
+            flags: ADMIN_NOSCRIPT,
+            categories: ADMIN_CATEGORIES,
+            group: "server",
+            summary: "Listen for all requests received by the server in real time",
+            example: "MONITOR",
+            ..Spec::BLANK
+        },
+        run: monitor,
+    },
 ];
+
+/// From now on the connection is sent every request from every door (see
+/// [`crate::stats::monitor`]), until it closes or RESET.
+fn monitor(session: &mut Session, _: &[Bytes]) -> Frame {
+    let mailbox = session.subscriptions().mailbox.clone();
+    session.shared.engine.stats().monitors.add(&mailbox);
+    session
+        .activity
+        .monitor
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Frame::ok()
+}
 
 /// Runs after the table checked the subcommand and its arity.
 fn slowlog(session: &mut Session, args: &[Bytes]) -> Frame {
