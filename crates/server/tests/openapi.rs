@@ -1251,6 +1251,84 @@ async fn every_documented_operation_answers_as_documented() {
     t.send("/admin/memory", t.req(Method::HEAD, "/admin/memory"), 200)
         .await;
 
+    // What the console and monitoring read.
+    let a = t
+        .send("/metrics", t.req(Method::GET, "/metrics"), 200)
+        .await;
+    assert!(String::from_utf8_lossy(&a.body).contains("# TYPE kvs_keys gauge"));
+    t.send("/metrics", t.req(Method::HEAD, "/metrics"), 200)
+        .await;
+    let a = t
+        .send(
+            "/admin/stats",
+            t.req(Method::GET, "/admin/stats?seconds=5"),
+            200,
+        )
+        .await;
+    assert!(a.json()["series"].is_array());
+    t.send("/admin/stats", t.req(Method::HEAD, "/admin/stats"), 200)
+        .await;
+    t.send(
+        "/admin/stats",
+        t.req(Method::GET, "/admin/stats?seconds=0"),
+        400,
+    )
+    .await;
+    t.send("/admin/slowlog", t.req(Method::GET, "/admin/slowlog"), 200)
+        .await;
+    t.send("/admin/slowlog", t.req(Method::HEAD, "/admin/slowlog"), 200)
+        .await;
+    t.send(
+        "/admin/slowlog",
+        t.req(Method::DELETE, "/admin/slowlog"),
+        204,
+    )
+    .await;
+    // A Redis-protocol client to list and to kill.
+    let mut redis_client = TcpStream::connect(server.resp).await.expect("connects");
+    redis_client
+        .write_all(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")
+        .await
+        .expect("written");
+    let mut buf = [0u8; 64];
+    let n = redis_client.read(&mut buf).await.expect("read");
+    let id = String::from_utf8_lossy(&buf[1..n]).trim().to_owned();
+    let a = t
+        .send("/admin/clients", t.req(Method::GET, "/admin/clients"), 200)
+        .await;
+    assert_eq!(a.json()["clients"][0]["id"].to_string(), id);
+    t.send("/admin/clients", t.req(Method::HEAD, "/admin/clients"), 200)
+        .await;
+    let kill = format!("/admin/clients/{id}");
+    t.send("/admin/clients/{id}", t.req(Method::DELETE, &kill), 204)
+        .await;
+    t.send("/admin/clients/{id}", t.req(Method::DELETE, &kill), 404)
+        .await;
+    t.send(
+        "/admin/clients/{id}",
+        t.req(Method::DELETE, "/admin/clients/abc"),
+        400,
+    )
+    .await;
+    let a = t.send("/ui", t.req(Method::GET, "/ui"), 308).await;
+    assert_eq!(a.header("location"), "/ui/");
+    t.send("/ui", t.req(Method::HEAD, "/ui"), 308).await;
+    t.send("/ui/", t.req(Method::GET, "/ui/"), 200).await;
+    t.send("/ui/", t.req(Method::HEAD, "/ui/"), 200).await;
+    t.send("/ui/{file}", t.req(Method::GET, "/ui/app.js"), 200)
+        .await;
+    t.send("/ui/{file}", t.req(Method::HEAD, "/ui/style.css"), 200)
+        .await;
+    t.send("/ui/{file}", t.req(Method::GET, "/ui/nothing.js"), 404)
+        .await;
+    // Folders in a listing, and a delimiter too long.
+    let a = t
+        .send("/kvs", t.req(Method::GET, "/kvs?prefix=&delimiter=/"), 200)
+        .await;
+    assert!(a.json()["prefixes"].is_array());
+    let long = format!("/kvs?delimiter={}", "d".repeat(65));
+    t.send("/kvs", t.req(Method::GET, &long), 400).await;
+
     // Over a memory limit with nothing to evict: writes get 507, reads still work.
     server.engine.memory().set_limit(1);
     t.send(KEY, t.req(Method::PUT, "/kvs/over").body("v"), 507)
@@ -1426,6 +1504,14 @@ async fn every_served_route_is_documented_and_nothing_else_is_served() {
         ("/admin/snapshot", "/admin/snapshot"),
         ("/admin/persistence", "/admin/persistence"),
         ("/admin/memory", "/admin/memory"),
+        ("/admin/stats", "/admin/stats"),
+        ("/admin/slowlog", "/admin/slowlog"),
+        ("/admin/clients", "/admin/clients"),
+        ("/admin/clients/7", "/admin/clients/{id}"),
+        ("/metrics", "/metrics"),
+        ("/ui", "/ui"),
+        ("/ui/", "/ui/"),
+        ("/ui/app.js", "/ui/{file}"),
     ];
     for (path, template) in served {
         if path != "/kvs/" {

@@ -182,7 +182,10 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `GET /ui` (a redirect to `/ui/`, where the files' relative paths resolve).
-pub(crate) async fn ui_root() -> Response {
+pub(crate) async fn ui_root(method: Method) -> Response {
+    if !matches!(method, Method::GET | Method::HEAD) {
+        return ApiError::method_not_allowed("GET, HEAD").into_response();
+    }
     Redirect::permanent("/ui/").into_response()
 }
 

@@ -73,6 +73,8 @@ pub(crate) struct Session {
     /// The command the request just handled ran as (a subcommand's own spec), for the
     /// counters; `None` when no command ran (unknown, queued in MULTI).
     ran: Option<&'static Spec>,
+    /// Its slot in the statistics' command table, looked up once per request.
+    ran_slot: Option<usize>,
     /// That command was refused before it ran.
     rejected: bool,
     /// A write's class and arrival, until its answer is released (see [`Session::take_unsettled`]).
@@ -110,6 +112,7 @@ impl Session {
             silent: false,
             wakes: Wakes::default(),
             ran: None,
+            ran_slot: None,
             rejected: false,
             unsettled: None,
             activity: Arc::default(),
@@ -164,6 +167,7 @@ impl Session {
         let skipped = std::mem::take(&mut self.skip_next);
         let started = Instant::now();
         self.ran = None;
+        self.ran_slot = None;
         self.rejected = false;
         let answer = self.answer(argv);
         self.count(argv, &answer, started);
@@ -200,7 +204,9 @@ impl Session {
             (false, Some(_)) => Outcome::Failed,
             (false, None) => Outcome::Ok,
         };
-        stats.command(spec, took, outcome);
+        if let Some(slot) = self.ran_slot {
+            stats.command_at(slot, took, outcome);
+        }
         let class = Class::of(spec);
         if answer.wrote() {
             self.unsettled = Some((class, started));
@@ -262,8 +268,9 @@ impl Session {
         if let Some(found) = found {
             let spec = found.spec().describing(argv);
             self.ran = Some(spec);
+            self.ran_slot = self.shared.engine.stats().slot(spec);
             // Before it runs, so CLIENT LIST shows itself as the command running.
-            if let Some(slot) = self.shared.engine.stats().slot(spec) {
+            if let Some(slot) = self.ran_slot {
                 self.activity.cmd.store(slot + 1, Ordering::Relaxed);
             }
         }

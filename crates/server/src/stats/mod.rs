@@ -223,11 +223,11 @@ impl Stats {
         &self.shards[shard_of_thread(self.shards.len())]
     }
 
-    /// One run of the command `spec` describes (a subcommand's own spec for `CLIENT LIST`),
-    /// which took `took` when it ran.
-    pub(crate) fn command(&self, spec: &'static Spec, took: Duration, outcome: Outcome) {
-        if let Some(i) = self.index.of(spec) {
-            self.shard().commands[i].record(took, outcome);
+    /// One run of the command in `slot` (see [`Stats::slot`]: a subcommand has its own), which
+    /// took `took` when it ran.
+    pub(crate) fn command_at(&self, slot: usize, took: Duration, outcome: Outcome) {
+        if let Some(counts) = self.shard().commands.get(slot) {
+            counts.record(took, outcome);
         }
     }
 
