@@ -71,6 +71,32 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
             shared.engine.stats().slowlog.slower_than().to_string(),
         ),
         (
+            "latency-tracking",
+            if shared
+                .engine
+                .stats()
+                .latency_tracking
+                .load(Ordering::Relaxed)
+            {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
+        (
+            "latency-tracking-info-percentiles",
+            shared
+                .engine
+                .stats()
+                .percentiles
+                .read()
+                .iter()
+                .map(f64::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
             "slowlog-max-len",
             shared.engine.stats().slowlog.max_len().to_string(),
         ),
@@ -125,6 +151,8 @@ enum Change {
     DecayTime(u32),
     NotifyKeyspaceEvents(u32),
     SlowerThan(i64),
+    LatencyTracking(bool),
+    Percentiles(Vec<f64>),
     SlowlogMaxLen(usize),
     PubsubLimit(Option<crate::pubsub::OutputLimit>),
 }
@@ -182,6 +210,23 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                 Some(flags) => Change::NotifyKeyspaceEvents(flags),
                 None => return failed("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
             },
+            "latency-tracking" => match value.to_ascii_lowercase().as_str() {
+                "yes" => Change::LatencyTracking(true),
+                "no" => Change::LatencyTracking(false),
+                _ => return failed("argument must be 'yes' or 'no'"),
+            },
+            "latency-tracking-info-percentiles" => {
+                let parsed: Option<Vec<f64>> = value
+                    .split_whitespace()
+                    .map(|p| p.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p)))
+                    .collect();
+                match parsed {
+                    Some(list) => Change::Percentiles(list),
+                    None => {
+                        return failed("percentile must be a number between 0 and 100");
+                    }
+                }
+            }
             "slowlog-log-slower-than" => match value.trim().parse::<i64>() {
                 Ok(n) => Change::SlowerThan(n),
                 Err(_) => return failed("argument couldn't be parsed into an integer"),
@@ -226,6 +271,12 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::LogFactor(n) => tracking.set_log_factor(n),
             Change::DecayTime(n) => tracking.set_decay_minutes(n),
             Change::NotifyKeyspaceEvents(flags) => shared.engine.set_notify_flags(flags),
+            Change::LatencyTracking(on) => shared
+                .engine
+                .stats()
+                .latency_tracking
+                .store(on, Ordering::Relaxed),
+            Change::Percentiles(list) => *shared.engine.stats().percentiles.write() = list,
             Change::SlowerThan(n) => shared.engine.stats().slowlog.set_slower_than(n),
             Change::SlowlogMaxLen(n) => shared.engine.stats().slowlog.set_max_len(n),
             Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),

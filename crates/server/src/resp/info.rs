@@ -299,12 +299,12 @@ fn errorstats(shared: &Shared) -> Lines {
 }
 
 fn latencystats(shared: &Shared) -> Lines {
-    shared
-        .engine
-        .stats()
+    let stats = shared.engine.stats();
+    let percentiles = stats.percentiles.read().clone();
+    stats
         .commands()
         .iter()
-        .filter_map(|t| t.latencystats_line())
+        .filter_map(|t| t.latencystats_line(&percentiles))
         .collect()
 }
 

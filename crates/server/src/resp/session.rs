@@ -68,6 +68,8 @@ pub(crate) struct Session {
     pub(crate) skip_next: bool,
     /// The reply of the request just handled is not sent.
     pub(crate) silent: bool,
+    /// `CLIENT REPLY ON` was just run: its OK is sent even after a SKIP.
+    pub(crate) force_reply: bool,
     /// Subscribers this connection published to, woken once its batch of requests is done.
     pub(crate) wakes: Wakes,
     /// The command the request just handled ran as (a subcommand's own spec), for the
@@ -110,6 +112,7 @@ impl Session {
             replies_off: false,
             skip_next: false,
             silent: false,
+            force_reply: false,
             wakes: Wakes::default(),
             ran: None,
             ran_slot: None,
@@ -171,7 +174,8 @@ impl Session {
         self.rejected = false;
         let answer = self.answer(argv);
         self.count(argv, &answer, started);
-        self.silent |= skipped || self.replies_off;
+        let forced = std::mem::take(&mut self.force_reply);
+        self.silent |= !forced && (skipped || self.replies_off);
         answer
     }
 
@@ -571,9 +575,24 @@ impl Session {
                 session.push(self.run(c, argv));
             }
         }
+        let stats = self.shared.engine.stats().clone();
+        // A monitor sees the queued commands now, before EXEC itself, as Redis shows them.
+        if stats.monitors.active() {
+            let addr = self
+                .shared
+                .clients
+                .get(self.id)
+                .map_or_else(String::new, |c| c.addr.to_string());
+            let limit = self.shared.engine.pubsub().limit();
+            for q in &queued {
+                if let Queued::Data(_, argv) | Queued::Session(_, argv) = q {
+                    stats.monitors.feed(Door::Resp, &addr, argv, limit);
+                }
+            }
+        }
         block.map(|replies| {
             let (mut replies, mut session) = (replies.into_iter(), session.into_iter());
-            let out = queued
+            let out: Vec<Frame> = queued
                 .iter()
                 .map(|q| match q {
                     Queued::Data(..) => replies.next().map_or(Frame::Null, Frame::from),
@@ -581,6 +600,7 @@ impl Session {
                     Queued::Refused(refusal) => refusal.clone(),
                 })
                 .collect();
+            count_block(&stats, &queued, &out);
             Frame::Array(out)
         })
     }
@@ -632,4 +652,35 @@ fn lookup(name: &[u8]) -> Option<Found> {
     std::str::from_utf8(&lower[..name.len()])
         .ok()
         .and_then(command::find)
+}
+
+/// Counts the commands a transaction ran, as Redis counts them: each is a call of its own (its
+/// time is the block's, so it counts none of its own), and each error reply is counted by its
+/// code.
+fn count_block(stats: &crate::stats::Stats, queued: &[Queued], replies: &[Frame]) {
+    for (q, reply) in queued.iter().zip(replies) {
+        let argv = match q {
+            Queued::Data(_, argv) | Queued::Session(_, argv) => argv,
+            Queued::Refused(_) => continue,
+        };
+        let error = match reply {
+            Frame::Error(text) => {
+                stats.error(text);
+                true
+            }
+            _ => false,
+        };
+        let Some(name) = argv
+            .first()
+            .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
+        else {
+            continue;
+        };
+        let Some(slot) = command::find(&name).and_then(|f| stats.slot(f.spec().describing(argv)))
+        else {
+            continue;
+        };
+        let outcome = if error { Outcome::Failed } else { Outcome::Ok };
+        stats.command_at(slot, std::time::Duration::ZERO, outcome);
+    }
 }

@@ -39,7 +39,9 @@ pub(crate) struct CommandCounts {
 }
 
 impl CommandCounts {
-    pub(crate) fn record(&self, took: Duration, outcome: Outcome) {
+    /// Counts one run; its latency goes to the histogram when `track` (Redis's
+    /// `latency-tracking`).
+    pub(crate) fn record(&self, took: Duration, outcome: Outcome, track: bool) {
         if outcome == Outcome::Rejected {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             return;
@@ -50,7 +52,9 @@ impl CommandCounts {
         if outcome == Outcome::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.latency.get_or_init(Histogram::default).record(ns);
+        if track {
+            self.latency.get_or_init(Histogram::default).record(ns);
+        }
     }
 
     pub(crate) fn reset(&self) {
@@ -99,13 +103,19 @@ impl Totals {
         )
     }
 
-    /// `latency_percentiles_usec_<name>:p50=..,p99=..,p99.9=..`, or `None` if it never ran.
-    pub(crate) fn latencystats_line(&self) -> Option<(String, String)> {
-        let us = |p: f64| self.latency.percentile(p).map(|ns| ns / 1000.0);
-        let (p50, p99, p999) = (us(50.0)?, us(99.0)?, us(99.9)?);
+    /// `latency_percentiles_usec_<name>:p50=..,p99=..,p99.9=..` for the `percentiles` asked
+    /// for, or `None` if no latency was recorded.
+    pub(crate) fn latencystats_line(&self, percentiles: &[f64]) -> Option<(String, String)> {
+        let values: Option<Vec<String>> = percentiles
+            .iter()
+            .map(|p| {
+                let us = self.latency.percentile(*p)? / 1000.0;
+                Some(format!("p{p}={us:.3}"))
+            })
+            .collect();
         Some((
             format!("latency_percentiles_usec_{}", self.name),
-            format!("p50={p50:.3},p99={p99:.3},p99.9={p999:.3}"),
+            values?.join(","),
         ))
     }
 }
@@ -236,9 +246,9 @@ mod tests {
             .expect("present");
         let shard: Vec<CommandCounts> =
             (0..index.len()).map(|_| CommandCounts::default()).collect();
-        shard[get].record(Duration::from_micros(10), Outcome::Ok);
-        shard[get].record(Duration::from_micros(30), Outcome::Failed);
-        shard[get].record(Duration::from_micros(99), Outcome::Rejected);
+        shard[get].record(Duration::from_micros(10), Outcome::Ok, true);
+        shard[get].record(Duration::from_micros(30), Outcome::Failed, true);
+        shard[get].record(Duration::from_micros(99), Outcome::Rejected, true);
         let totals = index.totals(std::iter::once(&shard[..]));
         assert_eq!(totals.len(), 1);
         assert_eq!(
@@ -248,11 +258,15 @@ mod tests {
                 "calls=2,usec=40,usec_per_call=20.00,rejected_calls=1,failed_calls=1".to_owned()
             )
         );
-        let (name, value) = totals[0].latencystats_line().expect("present");
+        let (name, value) = totals[0]
+            .latencystats_line(&[50.0, 99.0, 99.9])
+            .expect("present");
         assert_eq!(name, "latency_percentiles_usec_get");
         assert!(
             value.starts_with("p50=") && value.contains(",p99.9="),
             "{value}"
         );
+        let (_, ends) = totals[0].latencystats_line(&[0.0, 100.0]).expect("present");
+        assert!(ends.starts_with("p0=") && ends.contains(",p100="), "{ends}");
     }
 }

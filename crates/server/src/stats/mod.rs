@@ -142,6 +142,10 @@ pub struct Stats {
     pub(crate) history: history::History,
     /// A random id for this run of the server (INFO's `run_id`).
     pub(crate) run_id: String,
+    /// Redis's `latency-tracking`: per-command latency histograms are kept.
+    pub(crate) latency_tracking: std::sync::atomic::AtomicBool,
+    /// Redis's `latency-tracking-info-percentiles`: what `latencystats` shows.
+    pub(crate) percentiles: parking_lot::RwLock<Vec<f64>>,
     /// Connections running `MONITOR`.
     pub(crate) monitors: monitor::Monitors,
     /// Where [`Stats::clock_ms`] counts from.
@@ -194,6 +198,8 @@ impl Stats {
             cpu: Cpu,
             history: history::History::default(),
             run_id: random_hex(),
+            latency_tracking: std::sync::atomic::AtomicBool::new(true),
+            percentiles: parking_lot::RwLock::new(vec![50.0, 99.0, 99.9]),
             monitors: monitor::Monitors::default(),
             epoch: std::time::Instant::now(),
         }
@@ -227,7 +233,7 @@ impl Stats {
     /// took `took` when it ran.
     pub(crate) fn command_at(&self, slot: usize, took: Duration, outcome: Outcome) {
         if let Some(counts) = self.shard().commands.get(slot) {
-            counts.record(took, outcome);
+            counts.record(took, outcome, self.latency_tracking.load(Ordering::Relaxed));
         }
     }
 

@@ -9,15 +9,19 @@ use super::spec::{Category, Flag, KeySpec, Spec};
 use super::Definition;
 
 /// `EXISTS key [key ...]`: how many of the keys exist, counting a key named twice twice.
+/// `TOUCH` answers the same and counts an access to each key that exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exists {
     pub keys: Vec<Bytes>,
+    /// TOUCH: each existing key's last access moves to now (EXISTS leaves it).
+    pub touch: bool,
 }
 
 impl Exists {
     pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
         Ok(Self {
             keys: a.at_least(1)?.to_vec(),
+            touch: a.cmd.eq_ignore_ascii_case("touch"),
         })
     }
 
@@ -27,7 +31,15 @@ impl Exists {
             let n = self
                 .keys
                 .iter()
-                .filter(|k| locked.shard(k).and_then(|s| s.peek(k, now)).is_some())
+                .filter(|k| {
+                    locked.shard(k).is_some_and(|s| {
+                        if self.touch {
+                            s.live(k, now).is_some()
+                        } else {
+                            s.peek(k, now).is_some()
+                        }
+                    })
+                })
                 .count();
             Reply::Integer(n as i64)
         })
@@ -81,6 +93,7 @@ mod tests {
         Set::new("a", "1").apply(&s, 0);
         let r = Exists {
             keys: vec!["a".into(), "a".into(), "b".into()],
+            touch: false,
         }
         .apply(&s, 0);
         assert_eq!(r, Reply::Integer(2));

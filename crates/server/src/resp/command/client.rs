@@ -173,6 +173,7 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
         (b"reply", [mode]) => match mode.to_ascii_lowercase().as_slice() {
             b"on" => {
                 session.replies_off = false;
+                session.force_reply = true;
                 Frame::ok()
             }
             b"off" => {

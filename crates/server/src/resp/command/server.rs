@@ -349,8 +349,10 @@ fn list(all: &[&'static Spec], filter: &[Bytes]) -> Frame {
         }
         _ => return Frame::err("syntax error"),
     };
+    // Subcommands are listed too (`client|list`), as Redis 7 lists them.
     Frame::Array(
         all.iter()
+            .flat_map(|s| std::iter::once(*s).chain(s.subcommands.iter()))
             .filter(|s| keep(s))
             .map(|s| Frame::bulk(s.name))
             .collect(),
