@@ -402,3 +402,36 @@ async fn past_maxmemory_clients_the_largest_client_goes_first() {
     );
     s.stop().await;
 }
+
+/// `CLIENT NO-EVICT on` keeps a client out of that choice: the others go first, however small.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_with_no_evict_is_never_the_one_disconnected() {
+    let s = TestServer::with(|c| c.limits.maxmemory_clients = 48 << 20).await;
+    let begin = |size: usize| format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${size}\r\n").into_bytes();
+    let mut big = TcpStream::connect(s.resp).await.expect("connect");
+    big.write_all(b"*3\r\n$6\r\nCLIENT\r\n$8\r\nNO-EVICT\r\n$2\r\non\r\n")
+        .await
+        .expect("send");
+    let mut ok = [0u8; 5];
+    big.read_exact(&mut ok).await.expect("read");
+    assert_eq!(&ok, b"+OK\r\n");
+    let mut small = TcpStream::connect(s.resp).await.expect("connect");
+    small.write_all(&begin(8 << 20)).await.expect("send");
+    small.write_all(&vec![b'x'; 4 << 20]).await.expect("send");
+    big.write_all(&begin(52 << 20)).await.expect("send");
+    let chunk = vec![b'y'; 1 << 20];
+    for _ in 0..52 {
+        big.write_all(&chunk)
+            .await
+            .expect("the exempt client is not cut off");
+    }
+    big.write_all(b"\r\n").await.expect("send");
+    tokio::time::timeout(Duration::from_secs(10), big.read_exact(&mut ok))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&ok, b"+OK\r\n");
+    let (_, closed) = read_until_close(&mut small, Duration::from_secs(5)).await;
+    assert!(closed, "the smaller client, not exempt, was disconnected");
+    s.stop().await;
+}

@@ -158,10 +158,10 @@ async fn subscribers_get_messages_in_resp2_and_as_push_frames_in_resp3() {
     // CLIENT LIST shows subscriptions (CLIENT itself is refused in subscribed mode); RESET ends
     // them.
     let list = words(&publisher.call(&["CLIENT", "LIST"]).await).join(" ");
-    assert!(list.contains("sub=0 psub=0 ssub=1 flags=P"), "{list}");
+    assert!(list.contains("flags=P db=0 sub=0 psub=0 ssub=1 "), "{list}");
     assert_eq!(shard.call(&["RESET"]).await, Frame::Simple("RESET".into()));
     let info = words(&shard.call(&["CLIENT", "INFO"]).await).join(" ");
-    assert!(info.contains("sub=0 psub=0 ssub=0 flags=N"), "{info}");
+    assert!(info.contains("flags=N db=0 sub=0 psub=0 ssub=0 "), "{info}");
     assert_eq!(
         publisher.call(&["SPUBLISH", "orders", "o2"]).await,
         Frame::Integer(0)

@@ -111,3 +111,44 @@ async fn the_python_redis_package_works_in_resp2_and_resp3() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("python redis client: all passed"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cli_lists_kills_pauses_and_monitors() {
+    let s = TestServer::start().await;
+    let port = s.resp.port().to_string();
+    // MONITOR through redis-cli, which prints each line as it comes.
+    let monitor = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port, "MONITOR"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs (install redis-tools)");
+    let list = loop {
+        let list = cli(&s, &["CLIENT", "LIST"]);
+        if list.contains("flags=O") {
+            break list;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let monitor_id: String = list
+        .lines()
+        .find(|l| l.contains("flags=O"))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|id| id.strip_prefix("id="))
+        .expect("the monitor's id")
+        .to_owned();
+    assert_eq!(cli(&s, &["SET", "seen", "by the monitor"]), "OK");
+    assert_eq!(cli(&s, &["CLIENT", "PAUSE", "100", "WRITE"]), "OK");
+    assert_eq!(cli(&s, &["CLIENT", "UNPAUSE"]), "OK");
+    assert_eq!(cli(&s, &["CLIENT", "KILL", "ID", &monitor_id]), "1");
+    let out = monitor
+        .wait_with_output()
+        .expect("redis-cli ends once killed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""SET" "seen" "by the monitor""#), "{text}");
+    assert!(text.contains(r#""CLIENT" "PAUSE" "100" "WRITE""#), "{text}");
+    assert_eq!(
+        cli(&s, &["CLIENT", "KILL", "TYPE", "nosuch"]),
+        "ERR Unknown client type 'nosuch'"
+    );
+    s.stop().await;
+}

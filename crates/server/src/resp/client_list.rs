@@ -28,6 +28,9 @@ pub(crate) fn client_line(shared: &Shared, id: u64, c: &ClientInfo) -> String {
     if multi >= 0 {
         flags.push('x');
     }
+    if a.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
     if flags.is_empty() {
         flags.push('N');
     }

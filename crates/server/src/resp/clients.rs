@@ -29,6 +29,8 @@ pub(crate) struct Activity {
     pub(crate) omem: AtomicUsize,
     /// It ran MONITOR (and has not RESET since).
     pub(crate) monitor: std::sync::atomic::AtomicBool,
+    /// `CLIENT NO-EVICT on`: never disconnected to bring clients under `maxmemory-clients`.
+    pub(crate) no_evict: std::sync::atomic::AtomicBool,
 }
 
 /// One open connection as others see it.
@@ -126,8 +128,10 @@ impl Clients {
 
     fn evict(&self, limit: usize) {
         let open = self.open.lock();
-        let mut by_size: Vec<&ClientInfo> =
-            open.values().filter(|c| !c.kill.is_cancelled()).collect();
+        let mut by_size: Vec<&ClientInfo> = open
+            .values()
+            .filter(|c| !c.kill.is_cancelled() && !c.activity.no_evict.load(Ordering::Relaxed))
+            .collect();
         by_size.sort_by_key(|c| std::cmp::Reverse(c.memory.load(Ordering::Acquire)));
         let mut total = self.memory.load(Ordering::Acquire);
         for client in by_size {

@@ -189,7 +189,14 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
             }
             _ => Frame::Error(CommandError::Syntax.to_string()),
         },
-        (b"no-evict" | b"no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
+        (b"no-evict", [mode]) if is_on_off(mode) => {
+            session.activity.no_evict.store(
+                mode.eq_ignore_ascii_case(b"on"),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Frame::ok()
+        }
+        (b"no-touch", [mode]) if is_on_off(mode) => Frame::ok(),
         (b"no-evict" | b"no-touch", _) => Frame::Error(CommandError::Syntax.to_string()),
         (b"info", _) => match session.shared.clients.get(id) {
             Some(c) => Frame::Verbatim {
