@@ -756,9 +756,12 @@ pub(crate) fn delivers(flags: u32) -> bool {
 fn class_of(event: Event) -> u32 {
     match event {
         Event::New => NOTIFY_NEW,
-        Event::Set | Event::Append | Event::Setrange | Event::Incrby | Event::Incrbyfloat => {
-            NOTIFY_STRING
-        }
+        Event::Set
+        | Event::Append
+        | Event::Setrange
+        | Event::Setbit
+        | Event::Incrby
+        | Event::Incrbyfloat => NOTIFY_STRING,
         Event::Del
         | Event::Expire
         | Event::Persist

@@ -54,6 +54,14 @@ pub enum CommandError {
     WrongType,
     /// The server cannot record changes durably (its log failed), so it refuses writes.
     LogUnavailable(String),
+    /// A bit offset that is not a whole number below 2^32 (and within the value size limit).
+    BitOffset,
+    /// SETBIT's bit is not 0 or 1.
+    BitValue,
+    /// BITPOS's bit is not 0 or 1.
+    BitArgument,
+    /// BITOP NOT with other than one source.
+    BitopNot,
 }
 
 impl CommandError {
@@ -113,6 +121,14 @@ impl fmt::Display for CommandError {
                 f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
             }
             CommandError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
+            CommandError::BitOffset => {
+                f.write_str("ERR bit offset is not an integer or out of range")
+            }
+            CommandError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
+            CommandError::BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
+            CommandError::BitopNot => {
+                f.write_str("ERR BITOP NOT must be called with a single source key.")
+            }
             CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
             CommandError::NoSuchKey => f.write_str("ERR no such key"),
             CommandError::InvalidCursor => f.write_str("ERR invalid cursor"),

@@ -144,6 +144,11 @@ command_table! {
     randomkey => RandomKey(RandomKey),
     object => Object(Object),
     scan => Scan(Scan),
+    setbit => SetBit(SetBit),
+    getbit => GetBit(GetBit),
+    bitcount => BitCount(BitCount),
+    bitpos => BitPos(BitPos),
+    bitop => BitOp(BitOp),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.

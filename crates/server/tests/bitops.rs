@@ -1,0 +1,120 @@
+//! SETBIT, GETBIT, BITCOUNT, BITPOS and BITOP answer exactly as redis-server 7.0 does: the same
+//! random sequence of requests goes to both, and every answer (errors included) must match.
+
+mod common;
+
+use common::TestServer;
+use common::redis_server::redis_server;
+use redis::Value;
+
+async fn connect(addr: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects")
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[self.below(of.len() as u64) as usize]
+    }
+}
+
+fn request(r: &mut Rng) -> Vec<String> {
+    let key = |r: &mut Rng| r.pick(&["a", "b", "c", "s", "missing"]).to_owned();
+    let index = |r: &mut Rng| (r.below(90) as i64 - 45).to_string();
+    let unit = |r: &mut Rng, words: &mut Vec<String>| match r.below(3) {
+        0 => {}
+        1 => words.push("BYTE".into()),
+        _ => words.push("BIT".into()),
+    };
+    match r.below(9) {
+        0 | 1 => vec![
+            "SETBIT".into(),
+            key(r),
+            r.below(200).to_string(),
+            r.pick(&["0", "1", "1", "2"]).into(),
+        ],
+        2 => vec!["GETBIT".into(), key(r), r.below(220).to_string()],
+        3 | 4 => {
+            let mut words = vec!["BITCOUNT".into(), key(r)];
+            if r.below(3) > 0 {
+                words.push(index(r));
+                words.push(index(r));
+                unit(r, &mut words);
+            }
+            words
+        }
+        5 | 6 => {
+            let mut words = vec!["BITPOS".into(), key(r), r.pick(&["0", "1"]).into()];
+            match r.below(3) {
+                0 => {}
+                1 => words.push(index(r)),
+                _ => {
+                    words.push(index(r));
+                    words.push(index(r));
+                    unit(r, &mut words);
+                }
+            }
+            words
+        }
+        7 => {
+            let op = r.pick(&["AND", "OR", "XOR", "NOT"]);
+            let mut words = vec!["BITOP".into(), op.into(), key(r), key(r)];
+            if op != "NOT" || r.below(4) == 0 {
+                words.push(key(r));
+            }
+            words
+        }
+        _ => vec![
+            "SET".into(),
+            "s".into(),
+            r.pick(&["foobar", "", "\u{ff}\u{f0}", "x"]).into(),
+        ],
+    }
+}
+
+async fn ask(c: &mut redis::aio::MultiplexedConnection, words: &[String]) -> String {
+    let mut cmd = redis::cmd(&words[0]);
+    for w in &words[1..] {
+        cmd.arg(w);
+    }
+    match cmd.query_async::<Value>(c).await {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("error: {}", e.detail().unwrap_or_default()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_commands_answer_as_redis_server_does() {
+    let kvs = TestServer::start().await;
+    let redis = redis_server(&[]).await;
+    let mut ours = connect(&kvs.resp.to_string()).await;
+    let mut theirs = connect(&redis.addr()).await;
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    for i in 0..3000 {
+        let words = request(&mut r);
+        let (a, b) = (ask(&mut ours, &words).await, ask(&mut theirs, &words).await);
+        assert_eq!(a, b, "request {i}: {words:?}");
+    }
+    for key in ["a", "b", "c", "s"] {
+        let words = vec!["GET".to_owned(), key.to_owned()];
+        assert_eq!(ask(&mut ours, &words).await, ask(&mut theirs, &words).await);
+    }
+    kvs.stop().await;
+}
