@@ -1,4 +1,4 @@
-//! SETBIT, GETBIT, BITCOUNT, BITPOS and BITOP answer exactly as redis-server 7.0 does: the same
+//! SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD and BITFIELD_RO answer exactly as redis-server 7.0 does: the same
 //! random sequence of requests goes to both, and every answer (errors included) must match.
 
 mod common;
@@ -43,6 +43,55 @@ fn request(r: &mut Rng) -> Vec<String> {
         1 => words.push("BYTE".into()),
         _ => words.push("BIT".into()),
     };
+    let field = |r: &mut Rng| {
+        let kind = format!(
+            "{}{}",
+            r.pick(&["i", "u", "i", "u", "I"]),
+            r.pick(&["1", "3", "8", "13", "32", "63", "64", "65", "0"])
+        );
+        let offset = if r.below(4) == 0 {
+            format!("#{}", r.below(6))
+        } else {
+            r.below(120).to_string()
+        };
+        (kind, offset)
+    };
+    let number = |r: &mut Rng| -> String {
+        match r.below(5) {
+            0 => i64::MAX.to_string(),
+            1 => i64::MIN.to_string(),
+            2 => (r.below(600) as i64 - 300).to_string(),
+            3 => "x".into(),
+            _ => r.below(100_000).to_string(),
+        }
+    };
+    if r.below(6) == 0 {
+        let mut words = vec![
+            r.pick(&["BITFIELD", "BITFIELD", "BITFIELD_RO"]).to_owned(),
+            key(r),
+        ];
+        for _ in 0..r.below(5) {
+            match r.below(5) {
+                0 | 1 => {
+                    let (k, o) = field(r);
+                    words.extend(["GET".into(), k, o]);
+                }
+                2 => {
+                    let (k, o) = field(r);
+                    words.extend(["SET".into(), k, o, number(r)]);
+                }
+                3 => {
+                    let (k, o) = field(r);
+                    words.extend(["INCRBY".into(), k, o, number(r)]);
+                }
+                _ => words.extend([
+                    "OVERFLOW".into(),
+                    r.pick(&["WRAP", "SAT", "FAIL", "sat", "nope"]).into(),
+                ]),
+            }
+        }
+        return words;
+    }
     match r.below(9) {
         0 | 1 => vec![
             "SETBIT".into(),
@@ -107,7 +156,7 @@ async fn bit_commands_answer_as_redis_server_does() {
     let mut ours = connect(&kvs.resp.to_string()).await;
     let mut theirs = connect(&redis.addr()).await;
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-    for i in 0..3000 {
+    for i in 0..6000 {
         let words = request(&mut r);
         let (a, b) = (ask(&mut ours, &words).await, ask(&mut theirs, &words).await);
         assert_eq!(a, b, "request {i}: {words:?}");

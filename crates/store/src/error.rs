@@ -62,6 +62,8 @@ pub enum CommandError {
     BitArgument,
     /// BITOP NOT with other than one source.
     BitopNot,
+    /// An argument a command refuses, in Redis's words (after `ERR `).
+    Invalid(&'static str),
 }
 
 impl CommandError {
@@ -125,6 +127,7 @@ impl fmt::Display for CommandError {
                 f.write_str("ERR bit offset is not an integer or out of range")
             }
             CommandError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
+            CommandError::Invalid(why) => write!(f, "ERR {why}"),
             CommandError::BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
             CommandError::BitopNot => {
                 f.write_str("ERR BITOP NOT must be called with a single source key.")

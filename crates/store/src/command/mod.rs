@@ -149,6 +149,7 @@ command_table! {
     bitcount => BitCount(BitCount),
     bitpos => BitPos(BitPos),
     bitop => BitOp(BitOp),
+    bitfield => BitField(BitField),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.
