@@ -1,4 +1,4 @@
-//! SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD and BITFIELD_RO answer exactly as redis-server 7.0 does: the same
+//! SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO and LCS answer exactly as redis-server 7.0 does: the same
 //! random sequence of requests goes to both, and every answer (errors included) must match.
 
 mod common;
@@ -65,6 +65,25 @@ fn request(r: &mut Rng) -> Vec<String> {
             _ => r.below(100_000).to_string(),
         }
     };
+    if r.below(8) == 0 {
+        // LCS over short strings of a small alphabet, so they share a lot.
+        if r.below(2) == 0 {
+            let len = r.below(12);
+            let text: String = (0..len).map(|_| r.pick(&["a", "b", "c"])).collect();
+            return vec!["SET".into(), key(r), text];
+        }
+        let mut words = vec!["LCS".into(), key(r), key(r)];
+        for _ in 0..r.below(4) {
+            match r.below(5) {
+                0 => words.push("LEN".into()),
+                1 => words.push("IDX".into()),
+                2 => words.push("WITHMATCHLEN".into()),
+                3 => words.extend(["MINMATCHLEN".into(), (r.below(5) as i64 - 1).to_string()]),
+                _ => words.push("NOPE".into()),
+            }
+        }
+        return words;
+    }
     if r.below(6) == 0 {
         let mut words = vec![
             r.pick(&["BITFIELD", "BITFIELD", "BITFIELD_RO"]).to_owned(),

@@ -45,6 +45,8 @@ pub enum Reply {
     /// A short status word such as `string` or `none`.
     Status(&'static str),
     Array(Vec<Reply>),
+    /// Pairs: a map in RESP3, a flat array of keys and values in RESP2.
+    Map(Vec<(Reply, Reply)>),
     /// The command was refused; nothing changed.
     Error(CommandError),
 }

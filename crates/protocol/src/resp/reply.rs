@@ -21,6 +21,12 @@ impl From<Reply> for Frame {
             Reply::Bulk(b) => Frame::Bulk(b),
             Reply::Status(s) => Frame::Simple(s.to_owned()),
             Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::from).collect()),
+            Reply::Map(pairs) => Frame::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Frame::from(k), Frame::from(v)))
+                    .collect(),
+            ),
             Reply::Error(e) => Frame::Error(e.to_string()),
         }
     }

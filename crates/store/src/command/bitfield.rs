@@ -148,7 +148,7 @@ impl Field {
 
 impl BitField {
     /// Reads the operations; `read_only` (BITFIELD_RO) allows GET alone.
-    fn parse(a: &Args<'_>, read_only: bool) -> Result<Self, CommandError> {
+    pub(crate) fn parse(a: &Args<'_>, read_only: bool) -> Result<Self, CommandError> {
         let v = a.at_least(1)?;
         let mut ops = Vec::new();
         let mut overflow = Overflow::Wrap;
@@ -302,22 +302,10 @@ impl Definition for BitField {
             example: "BITFIELD k INCRBY u8 0 1",
             ..Spec::BLANK
         },
-        Spec {
-            name: "bitfield_ro",
-            arity: -2,
-            flags: &[Flag::Readonly, Flag::Fast],
-            categories: &[Category::Read, Category::Bitmap, Category::Fast],
-            keys: KeySpec::FIRST,
-            access: KeyAccess::Each(Access::READ),
-            group: "bitmap",
-            summary: "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
-            example: "BITFIELD_RO k GET u8 0",
-            ..Spec::BLANK
-        },
     ];
 
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
-        Self::parse(a, a.cmd.eq_ignore_ascii_case("bitfield_ro"))
+        Self::parse(a, false)
     }
 
     fn keys(&self) -> Option<Vec<&[u8]>> {

@@ -150,6 +150,8 @@ command_table! {
     bitpos => BitPos(BitPos),
     bitop => BitOp(BitOp),
     bitfield => BitField(BitField),
+    bitfield_ro => BitFieldRo(BitFieldRo),
+    lcs => Lcs(Lcs),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.
