@@ -15,8 +15,9 @@ use common::{KVS, Ports, start, stop};
 /// How long any one thing may take to appear on screen.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// chromedriver on a free port, stopped when dropped.
-struct Driver(Child, u16);
+/// chromedriver on a free port, stopped when dropped, with its own temporary directory (where
+/// chromium keeps its profile), removed with it.
+struct Driver(Child, u16, tempfile::TempDir);
 
 impl Driver {
     fn start() -> Driver {
@@ -24,8 +25,10 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -37,7 +40,7 @@ impl Driver {
             assert!(started.elapsed() < PATIENCE, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Driver(child, port)
+        Driver(child, port, tmp)
     }
 }
 
@@ -45,6 +48,8 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // Now that chromium is gone, its files can go.
+        let _ = std::fs::remove_dir_all(self.2.path());
     }
 }
 

@@ -538,22 +538,12 @@ async fn client_info_has_redis_server_s_fields_in_its_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_monitor_slowlog_and_info_work_through_the_python_client() {
     let s = TestServer::start().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/introspection_client.py"
-    );
-    let out = tokio::process::Command::new("python3")
-        .args([script, &s.resp.port().to_string()])
-        .output()
-        .await
-        .expect("python3 runs (see .ci/run)");
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("python introspection: all passed"));
+    common::run_python(
+        &s,
+        "introspection_client.py",
+        "python introspection: all passed",
+    )
+    .await;
     s.stop().await;
 }
 

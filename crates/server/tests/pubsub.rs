@@ -397,19 +397,6 @@ async fn redis_cli_subscribe_receives_what_is_published() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_redis_package_pubsub_works_in_resp2_and_resp3() {
     let s = TestServer::start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/pubsub_client.py");
-    let port = s.resp.port().to_string();
-    let out = tokio::process::Command::new("python3")
-        .args([script, &port])
-        .output()
-        .await
-        .expect("python3 runs (see .ci/run)");
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("python pubsub: all passed"));
+    common::run_python(&s, "pubsub_client.py", "python pubsub: all passed").await;
     s.stop().await;
 }

@@ -179,3 +179,20 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client builds")
 }
+
+/// Runs `tests/python/<script>` against the server's RESP port and requires it to succeed and to
+/// print `done` (so a script that stopped early cannot pass).
+pub async fn run_python(s: &TestServer, script: &str, done: &str) {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new("python3")
+        .args([path.as_str(), &s.resp.port().to_string()])
+        .output()
+        .await
+        .expect("python3 runs (see .ci/run)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(done),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
