@@ -188,6 +188,13 @@ pub(crate) fn show(frame: &Frame, indent: usize) -> String {
         Frame::Bulk(b) => quoted(b),
         Frame::Null | Frame::NullArray => "(nil)".to_owned(),
         Frame::Array(v) | Frame::Set(v) | Frame::Push(v) | Frame::Many(v) => items(v, ")"),
+        Frame::Pairs(pairs) => {
+            let flat: Vec<Frame> = pairs
+                .iter()
+                .map(|(k, v)| Frame::Array(vec![k.clone(), v.clone()]))
+                .collect();
+            items(&flat, ")")
+        }
         Frame::Map(pairs) => {
             if pairs.is_empty() {
                 return "(empty hash)".to_owned();

@@ -126,10 +126,14 @@ fn weight(effects: &Effects) -> usize {
         .changes
         .iter()
         .map(|change| match change {
-            Change::Put(key, entry) => {
-                key.len() + entry.value.len() + entry.content_type.len() + 64
+            Change::Put(key, entry) => match &entry.value {
+                kvs_store::Value::String(v) => key.len() + v.len() + entry.content_type.len() + 64,
+                kvs_store::Value::Collection(c) => key.len() + c.footprint() + 64,
+            },
+            Change::Remove(key, _) | Change::Restamp { key, .. } => key.len() + 32,
+            Change::Edit { key, edit, .. } | Change::Extend(key, edit) => {
+                key.len() + edit.weight() + 64
             }
-            Change::Remove(key, _) => key.len() + 32,
             Change::Flush => 32,
         })
         .sum::<usize>()

@@ -768,6 +768,13 @@ fn class_of(event: Event) -> u32 {
         | Event::RenameFrom
         | Event::RenameTo
         | Event::CopyTo => NOTIFY_GENERIC,
+        Event::Hashes(_) => NOTIFY_HASH,
+        Event::Lists(_) => NOTIFY_LIST,
+        Event::Sets(_) => NOTIFY_SET,
+        Event::Sorted(_) => NOTIFY_ZSET,
+        Event::Stored("sortstore") => NOTIFY_LIST,
+        Event::Stored(name) if name.starts_with('z') => NOTIFY_ZSET,
+        Event::Stored(_) => NOTIFY_SET,
     }
 }
 

@@ -148,6 +148,7 @@ async fn replaying_the_feed_rebuilds_the_keyspace(s: TestServer) {
                     flushes += 1;
                     model.clear();
                 }
+                other => panic!("only strings are written here, yet {other:?}"),
             }
         }
         if put_here == 2 && item.effects.changes.len() == 2 {

@@ -87,8 +87,8 @@ fn expected(item: &FeedItem, prefix: &[u8]) -> Vec<(String, String, String, Opti
         .changes
         .iter()
         .filter(|c| match c {
-            Change::Put(k, _) | Change::Remove(k, _) => k.starts_with(prefix),
             Change::Flush => true,
+            other => other.key().is_some_and(|k| k.starts_with(prefix)),
         })
         .collect();
     let n = changes.len();
@@ -120,6 +120,24 @@ fn expected(item: &FeedItem, prefix: &[u8]) -> Vec<(String, String, String, Opti
                     None,
                 ),
                 Change::Flush => (id, String::new(), "flush".into(), None),
+                Change::Edit { key, version, .. } => (
+                    id,
+                    String::from_utf8_lossy(key).into_owned(),
+                    "update".into(),
+                    Some(*version),
+                ),
+                Change::Restamp { key, version, .. } => (
+                    id,
+                    String::from_utf8_lossy(key).into_owned(),
+                    "touch".into(),
+                    Some(*version),
+                ),
+                Change::Extend(key, _) => (
+                    id,
+                    String::from_utf8_lossy(key).into_owned(),
+                    "update".into(),
+                    None,
+                ),
             }
         })
         .collect()

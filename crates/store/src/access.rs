@@ -18,11 +18,13 @@ use std::ops::Deref;
 use bytes::Bytes;
 use parking_lot::RwLockWriteGuard;
 
+use crate::collection::Edit;
 use crate::effects::{Event, Noted, Removal, Ticket};
-use crate::entry::{Entry, Millis};
+use crate::entry::{Entry, Millis, Value};
+use crate::error::CommandError;
 use crate::keyspace::Store;
 use crate::packed::{EntryRef, Packed};
-use crate::shard::Shard;
+use crate::shard::{Edited, Shard};
 
 /// Access to shards for one command. Implemented by [`Call`], [`Transaction`] and, for a store
 /// without a commit pipeline (tests, tools), by [`Store`] itself.
@@ -76,13 +78,41 @@ impl Writer<'_> {
         let noted = self.noted;
         self.shard.update(key, now, |current| {
             let created = current.is_none();
+            let same = current.and_then(|c| c.collection());
             let entry = decide(current)?;
             if created {
                 noted.event(Event::New, key);
             }
-            noted.put(key, &entry);
+            match (same, &entry.value) {
+                // The same collection with new metadata: logged without its elements.
+                (Some(a), Value::Collection(b)) if std::sync::Arc::ptr_eq(a, b) => {
+                    noted.restamp(key, &entry)
+                }
+                _ => noted.put(key, &entry),
+            }
             Ok(entry)
         })
+    }
+
+    /// Applies `edit` to the collection under `key` (creating it on a missing key) and gives the
+    /// key `version`; notes the edit. WRONGTYPE if the key holds another type.
+    pub(crate) fn edit(
+        &mut self,
+        key: &Bytes,
+        now: Millis,
+        version: u64,
+        edit: Edit,
+    ) -> Result<Edited, CommandError> {
+        let done = self.shard.edit(key, now, version, now, &edit, false)?;
+        if done.created && !done.removed {
+            self.noted.event(Event::New, key);
+        }
+        if done.created && done.removed {
+            // Nothing was held and nothing is: no change to note.
+            return Ok(done);
+        }
+        self.noted.edit(key, version, now, edit);
+        Ok(done)
     }
 
     /// Stores `entry` under `key`, replacing whatever was there; returns the previous entry

@@ -7,14 +7,37 @@
 //!         | 0x05 key                           a key expired and was reclaimed
 //!         | 0x06 key                           a key was evicted
 //!         | 0x04                               every key was removed
+//!         | 0x07 key version:u64 modified_at:u64 edit
+//!                                              the collection under key changed
+//!         | 0x08 flags:u8 key version:u64 modified_at:u64 [expires_at:u64]
+//!                                              the collection under key got new metadata
+//!                                              (flags 0x01: has an expiry)
+//!         | 0x09 key edit                      a snapshot's further elements of a collection
 //! key    := len:u32 bytes
 //! entry  := [content_type_len:u32 bytes]       present when flags has 0x02
 //!           version:u64 modified_at:u64 value_len:u64 bytes
 //!           [expires_at:u64]                   present when flags has 0x01
 //! flags  := 0x01 has an expiry | 0x02 names a content type (otherwise the default,
 //!           application/octet-stream) | kind << 4, the value's type in bits 4-6
-//!           (0 string; a string's bytes are the value)
+//!           (0 string, 1 hash, 2 list, 3 set, 4 sorted set); a string's bytes are the
+//!           value, a collection's value is edit* that build it from empty
+//! edit   := 0x01 n:u32 (field value)*            hash fields set        (items are key's layout)
+//!         | 0x02 n:u32 field*                    hash fields removed
+//!         | 0x03 front:u8 n:u32 item*            list items pushed one by one
+//!         | 0x04 front:u8 count:u64              list items popped
+//!         | 0x05 index:u64 item                  list item replaced
+//!         | 0x06 index:u64 item                  list item inserted at index
+//!         | 0x07 count:i64 item                  LREM of item
+//!         | 0x08 start:u64 len:u64               list trimmed to len items from start
+//!         | 0x09 n:u32 member*                   set members added
+//!         | 0x0a n:u32 member*                   set members removed
+//!         | 0x0b n:u32 (score:f64 member)*       sorted set members given scores
+//!         | 0x0c n:u32 member*                   sorted set members removed
 //! ```
+//!
+//! A collection's change is logged as its edit, not as the whole collection, so HSET on a
+//! million-field hash writes one field. An edit carries the version it gave the key, and replay
+//! skips an edit whose version the key already has (a fuzzy snapshot may hold it already).
 //!
 //! Integers are little-endian; times are milliseconds since the Unix epoch. `revision` is the
 //! store's revision when the record was made, so versions continue after a restart even when the
@@ -23,6 +46,9 @@
 
 use bytes::Bytes;
 
+use std::sync::Arc;
+
+use crate::collection::{Collection, Edit, Limits, Score};
 use crate::effects::{Change, Effects, Removal};
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Kind, Millis, Value};
 use crate::packed::EntryRef;
@@ -38,6 +64,11 @@ const HAS_CONTENT_TYPE: u8 = 2;
 const KIND_SHIFT: u8 = 4;
 const KIND_MASK: u8 = 0b0111_0000;
 const CLEAR: u8 = 4;
+const EDIT: u8 = 7;
+const RESTAMP: u8 = 8;
+const EXTEND: u8 = 9;
+/// Elements per edit when a whole collection is written.
+const BODY_CHUNK: usize = 1024;
 
 /// Why a record could not be applied. Records are checksummed before they get here, so this
 /// means a record written by a different kvs, or a bug.
@@ -67,10 +98,126 @@ pub(crate) fn encode_put(buf: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
     }
     buf.extend_from_slice(&entry.version.to_le_bytes());
     buf.extend_from_slice(&entry.modified_at.to_le_bytes());
-    buf.extend_from_slice(&(entry.value.len() as u64).to_le_bytes());
-    buf.extend_from_slice(entry.value);
+    match entry.collection() {
+        Some(c) => encode_body(buf, c.chunks(BODY_CHUNK)),
+        None => {
+            buf.extend_from_slice(&(entry.value.len() as u64).to_le_bytes());
+            buf.extend_from_slice(entry.value);
+        }
+    }
     if let Some(at) = entry.expires_at {
         buf.extend_from_slice(&at.to_le_bytes());
+    }
+}
+
+/// A collection's value: its length, then the edits that build it.
+fn encode_body(buf: &mut Vec<u8>, edits: impl Iterator<Item = Edit>) {
+    let at = buf.len();
+    buf.extend_from_slice(&0u64.to_le_bytes());
+    for edit in edits {
+        encode_edit(buf, &edit);
+    }
+    let len = (buf.len() - at - 8) as u64;
+    buf[at..at + 8].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The put of `key` holding an empty collection of `kind` with this metadata, for a snapshot
+/// that sends the elements after it in [`encode_extend`] records.
+pub(crate) fn encode_put_head(
+    buf: &mut Vec<u8>,
+    key: &[u8],
+    entry: EntryRef<'_>,
+    first: Option<&Edit>,
+) {
+    let mut flags = entry.kind.tag() << KIND_SHIFT;
+    if entry.expires_at.is_some() {
+        flags |= HAS_EXPIRY;
+    }
+    buf.extend_from_slice(&[PUT, flags]);
+    encode_key(buf, key);
+    buf.extend_from_slice(&entry.version.to_le_bytes());
+    buf.extend_from_slice(&entry.modified_at.to_le_bytes());
+    encode_body(buf, first.cloned().into_iter());
+    if let Some(at) = entry.expires_at {
+        buf.extend_from_slice(&at.to_le_bytes());
+    }
+}
+
+pub(crate) fn encode_extend(buf: &mut Vec<u8>, key: &[u8], edit: &Edit) {
+    buf.push(EXTEND);
+    encode_key(buf, key);
+    encode_edit(buf, edit);
+}
+
+fn encode_items(buf: &mut Vec<u8>, items: &[Bytes]) {
+    buf.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for item in items {
+        encode_key(buf, item);
+    }
+}
+
+fn encode_edit(buf: &mut Vec<u8>, edit: &Edit) {
+    match edit {
+        Edit::HashSet(pairs) => {
+            buf.push(1);
+            buf.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+            for (f, v) in pairs {
+                encode_key(buf, f);
+                encode_key(buf, v);
+            }
+        }
+        Edit::HashRemove(fields) => {
+            buf.push(2);
+            encode_items(buf, fields);
+        }
+        Edit::ListPush { front, items } => {
+            buf.extend_from_slice(&[3, u8::from(*front)]);
+            encode_items(buf, items);
+        }
+        Edit::ListPop { front, count } => {
+            buf.extend_from_slice(&[4, u8::from(*front)]);
+            buf.extend_from_slice(&count.to_le_bytes());
+        }
+        Edit::ListSet { index, item } => {
+            buf.push(5);
+            buf.extend_from_slice(&index.to_le_bytes());
+            encode_key(buf, item);
+        }
+        Edit::ListInsert { index, item } => {
+            buf.push(6);
+            buf.extend_from_slice(&index.to_le_bytes());
+            encode_key(buf, item);
+        }
+        Edit::ListRemove { count, item } => {
+            buf.push(7);
+            buf.extend_from_slice(&count.to_le_bytes());
+            encode_key(buf, item);
+        }
+        Edit::ListTrim { start, len } => {
+            buf.push(8);
+            buf.extend_from_slice(&start.to_le_bytes());
+            buf.extend_from_slice(&len.to_le_bytes());
+        }
+        Edit::SetAdd(members) => {
+            buf.push(9);
+            encode_items(buf, members);
+        }
+        Edit::SetRemove(members) => {
+            buf.push(10);
+            encode_items(buf, members);
+        }
+        Edit::ZAdd(pairs) => {
+            buf.push(11);
+            buf.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+            for (score, member) in pairs {
+                buf.extend_from_slice(&score.0.to_le_bytes());
+                encode_key(buf, member);
+            }
+        }
+        Edit::ZRemove(members) => {
+            buf.push(12);
+            encode_items(buf, members);
+        }
     }
 }
 
@@ -95,6 +242,33 @@ pub fn encode(effects: &Effects, buf: &mut Vec<u8>) {
             Change::Put(key, entry) => encode_put(buf, key, entry.view()),
             Change::Remove(key, why) => encode_remove(buf, key, *why),
             Change::Flush => encode_clear(buf),
+            Change::Edit {
+                key,
+                version,
+                modified_at,
+                edit,
+            } => {
+                buf.push(EDIT);
+                encode_key(buf, key);
+                buf.extend_from_slice(&version.to_le_bytes());
+                buf.extend_from_slice(&modified_at.to_le_bytes());
+                encode_edit(buf, edit);
+            }
+            Change::Restamp {
+                key,
+                version,
+                modified_at,
+                expires_at,
+            } => {
+                buf.extend_from_slice(&[RESTAMP, u8::from(expires_at.is_some())]);
+                encode_key(buf, key);
+                buf.extend_from_slice(&version.to_le_bytes());
+                buf.extend_from_slice(&modified_at.to_le_bytes());
+                if let Some(at) = expires_at {
+                    buf.extend_from_slice(&at.to_le_bytes());
+                }
+            }
+            Change::Extend(key, edit) => encode_extend(buf, key, edit),
         }
     }
 }
@@ -105,9 +279,16 @@ pub fn encoded_len(effects: &Effects) -> usize {
         .changes
         .iter()
         .map(|c| match c {
-            Change::Put(key, entry) => 48 + key.len() + entry.value.len(),
+            Change::Put(key, entry) => match &entry.value {
+                Value::String(v) => 48 + key.len() + v.len(),
+                Value::Collection(c) => 48 + key.len() + c.len() * 16,
+            },
             Change::Remove(key, _) => 5 + key.len(),
             Change::Flush => 1,
+            Change::Edit { key, edit, .. } | Change::Extend(key, edit) => {
+                32 + key.len() + edit.weight()
+            }
+            Change::Restamp { key, .. } => 40 + key.len(),
         })
         .sum::<usize>()
 }
@@ -152,10 +333,109 @@ impl<'a> Cursor<'a> {
         let len = self.u32()?;
         Ok(Bytes::copy_from_slice(self.take(u64::from(len))?))
     }
+
+    fn u8(&mut self) -> Result<u8, BadRecord> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// A count of elements of at least `min` bytes each, no more than the record can hold.
+    fn count(&mut self, min: usize) -> Result<usize, BadRecord> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() / min {
+            return Err(BadRecord("a count runs past the end"));
+        }
+        Ok(n)
+    }
+
+    fn items(&mut self) -> Result<Vec<Bytes>, BadRecord> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.bytes32()).collect()
+    }
+
+    fn edit(&mut self) -> Result<Edit, BadRecord> {
+        Ok(match self.u8()? {
+            1 => {
+                let n = self.count(8)?;
+                Edit::HashSet(
+                    (0..n)
+                        .map(|_| Ok((self.bytes32()?, self.bytes32()?)))
+                        .collect::<Result<_, BadRecord>>()?,
+                )
+            }
+            2 => Edit::HashRemove(self.items()?),
+            3 => {
+                let front = self.u8()? != 0;
+                Edit::ListPush {
+                    front,
+                    items: self.items()?,
+                }
+            }
+            4 => {
+                let front = self.u8()? != 0;
+                Edit::ListPop {
+                    front,
+                    count: self.u64()?,
+                }
+            }
+            5 => Edit::ListSet {
+                index: self.u64()?,
+                item: self.bytes32()?,
+            },
+            6 => Edit::ListInsert {
+                index: self.u64()?,
+                item: self.bytes32()?,
+            },
+            7 => Edit::ListRemove {
+                count: self.u64()? as i64,
+                item: self.bytes32()?,
+            },
+            8 => Edit::ListTrim {
+                start: self.u64()?,
+                len: self.u64()?,
+            },
+            9 => Edit::SetAdd(self.items()?),
+            10 => Edit::SetRemove(self.items()?),
+            11 => {
+                let n = self.count(12)?;
+                Edit::ZAdd(
+                    (0..n)
+                        .map(|_| {
+                            let score = f64::from_bits(self.u64()?);
+                            if score.is_nan() {
+                                return Err(BadRecord("a score that is not a number"));
+                            }
+                            Ok((Score(score), self.bytes32()?))
+                        })
+                        .collect::<Result<_, BadRecord>>()?,
+                )
+            }
+            12 => Edit::ZRemove(self.items()?),
+            _ => return Err(BadRecord("unknown edit kind")),
+        })
+    }
+}
+
+/// A collection of `kind` built from the edits in `body`.
+fn collection(kind: Kind, body: &[u8], limits: &Limits) -> Result<Collection, BadRecord> {
+    let mut cur = Cursor(body);
+    let mut c = Collection::empty(kind);
+    while !cur.0.is_empty() {
+        let edit = cur.edit()?;
+        if edit.kind() != kind {
+            return Err(BadRecord("a collection's element of another type"));
+        }
+        c.apply(&edit, limits);
+    }
+    Ok(c)
 }
 
 /// Decodes `record` into its revision and changes.
 pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
+    decode_with(record, &Limits::default())
+}
+
+/// [`decode`], building collections under `limits`.
+pub fn decode_with(record: &[u8], limits: &Limits) -> Result<Effects, BadRecord> {
     let mut cur = Cursor(record);
     let revision = cur.u64()?;
     let mut changes = Vec::new();
@@ -167,7 +447,7 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
                 if flags & !(HAS_EXPIRY | HAS_CONTENT_TYPE | KIND_MASK) != 0 {
                     return Err(BadRecord("unknown put flags"));
                 }
-                let Some(Kind::String) = Kind::from_tag((flags & KIND_MASK) >> KIND_SHIFT) else {
+                let Some(kind) = Kind::from_tag((flags & KIND_MASK) >> KIND_SHIFT) else {
                     return Err(BadRecord("a value type this kvs does not know"));
                 };
                 let key = cur.bytes32()?;
@@ -179,7 +459,11 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
                 let version = cur.u64()?;
                 let modified_at: Millis = cur.u64()?;
                 let len = cur.u64()?;
-                let value = Value::String(Bytes::copy_from_slice(cur.take(len)?));
+                let raw = cur.take(len)?;
+                let value = match kind {
+                    Kind::String => Value::String(Bytes::copy_from_slice(raw)),
+                    _ => Value::Collection(Arc::new(collection(kind, raw, limits)?)),
+                };
                 let expires_at = if flags & HAS_EXPIRY != 0 {
                     Some(cur.u64()?)
                 } else {
@@ -198,6 +482,29 @@ pub fn decode(record: &[u8]) -> Result<Effects, BadRecord> {
             EXPIRED => Change::Remove(cur.bytes32()?, Removal::Expired),
             EVICTED => Change::Remove(cur.bytes32()?, Removal::Evicted),
             CLEAR => Change::Flush,
+            EDIT => Change::Edit {
+                key: cur.bytes32()?,
+                version: cur.u64()?,
+                modified_at: cur.u64()?,
+                edit: cur.edit()?,
+            },
+            RESTAMP => {
+                let flags = cur.u8()?;
+                if flags & !1 != 0 {
+                    return Err(BadRecord("unknown restamp flags"));
+                }
+                Change::Restamp {
+                    key: cur.bytes32()?,
+                    version: cur.u64()?,
+                    modified_at: cur.u64()?,
+                    expires_at: if flags & 1 != 0 {
+                        Some(cur.u64()?)
+                    } else {
+                        None
+                    },
+                }
+            }
+            EXTEND => Change::Extend(cur.bytes32()?, cur.edit()?),
             _ => return Err(BadRecord("unknown change kind")),
         });
     }

@@ -16,7 +16,8 @@ use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
 
-use crate::entry::Entry;
+use crate::collection::Edit;
+use crate::entry::{Entry, Millis};
 
 /// Why a key stopped existing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,39 @@ pub enum Change {
     Remove(Bytes, Removal),
     /// Every key was removed (FLUSHALL).
     Flush,
+    /// The collection under the key changed by `edit` (created by it, if the key was absent),
+    /// making its version `version` at `modified_at`.
+    Edit {
+        key: Bytes,
+        version: u64,
+        modified_at: Millis,
+        edit: Edit,
+    },
+    /// The collection under the key kept its contents and got this metadata (EXPIRE, PERSIST):
+    /// logged without the elements.
+    Restamp {
+        key: Bytes,
+        version: u64,
+        modified_at: Millis,
+        expires_at: Option<Millis>,
+    },
+    /// More elements of a collection a snapshot is carrying, after its put: applied whatever the
+    /// key's version.
+    Extend(Bytes, Edit),
+}
+
+impl Change {
+    /// The key it changes; `None` for a flush.
+    pub fn key(&self) -> Option<&Bytes> {
+        match self {
+            Change::Put(key, _)
+            | Change::Remove(key, _)
+            | Change::Edit { key, .. }
+            | Change::Restamp { key, .. }
+            | Change::Extend(key, _) => Some(key),
+            Change::Flush => None,
+        }
+    }
 }
 
 /// A keyspace event a command raised, named as Redis names it (keyspace notifications). Expiries
@@ -58,6 +92,16 @@ pub enum Event {
     RenameFrom,
     RenameTo,
     CopyTo,
+    /// A hash command's event (`hset`, `hdel`, `hincrby`, ...).
+    Hashes(&'static str),
+    /// A list command's event (`lpush`, `rpop`, `linsert`, ...).
+    Lists(&'static str),
+    /// A set command's event (`sadd`, `srem`, `spop`, ...).
+    Sets(&'static str),
+    /// A sorted set command's event (`zadd`, `zincr`, `zrem`, ...).
+    Sorted(&'static str),
+    /// A store command's result replaced the key (`sinterstore`, `sortstore`, ...).
+    Stored(&'static str),
 }
 
 impl Event {
@@ -77,6 +121,11 @@ impl Event {
             Event::RenameFrom => "rename_from",
             Event::RenameTo => "rename_to",
             Event::CopyTo => "copy_to",
+            Event::Hashes(n)
+            | Event::Lists(n)
+            | Event::Sets(n)
+            | Event::Sorted(n)
+            | Event::Stored(n) => n,
         }
     }
 }
@@ -170,6 +219,30 @@ impl Noted {
             self.changes
                 .borrow_mut()
                 .push(Change::Put(key.clone(), entry.clone()));
+        }
+    }
+
+    /// Notes that the collection under `key` changed by `edit`.
+    pub(crate) fn edit(&self, key: &Bytes, version: u64, modified_at: Millis, edit: Edit) {
+        if self.armed.get() {
+            self.changes.borrow_mut().push(Change::Edit {
+                key: key.clone(),
+                version,
+                modified_at,
+                edit,
+            });
+        }
+    }
+
+    /// Notes that the collection under `key` has new metadata and the same elements.
+    pub(crate) fn restamp(&self, key: &Bytes, entry: &Entry) {
+        if self.armed.get() {
+            self.changes.borrow_mut().push(Change::Restamp {
+                key: key.clone(),
+                version: entry.version,
+                modified_at: entry.modified_at,
+                expires_at: entry.expires_at,
+            });
         }
     }
 

@@ -1,6 +1,10 @@
 //! What the store keeps for each key.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+use crate::collection::Collection;
 
 /// Milliseconds since the Unix epoch. The store never reads a clock; callers pass `now` in.
 pub type Millis = u64;
@@ -9,10 +13,13 @@ pub type Millis = u64;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// The type of what a key holds, as `TYPE` names it and as the packed layout and the log tag it.
-/// Strings today; hashes, lists, sets and sorted sets join as variants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     String,
+    Hash,
+    List,
+    Set,
+    ZSet,
 }
 
 impl Kind {
@@ -20,13 +27,28 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
+    }
+
+    /// The kind `TYPE` calls `name`, ignoring case.
+    pub fn from_name(name: &[u8]) -> Option<Kind> {
+        [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
+            .into_iter()
+            .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// The tag the packed layout and the log record carry (three bits).
     pub(crate) fn tag(self) -> u8 {
         match self {
             Kind::String => 0,
+            Kind::Hash => 1,
+            Kind::List => 2,
+            Kind::Set => 3,
+            Kind::ZSet => 4,
         }
     }
 
@@ -34,30 +56,58 @@ impl Kind {
     pub(crate) fn from_tag(tag: u8) -> Option<Kind> {
         match tag {
             0 => Some(Kind::String),
+            1 => Some(Kind::Hash),
+            2 => Some(Kind::List),
+            3 => Some(Kind::Set),
+            4 => Some(Kind::ZSet),
             _ => None,
         }
     }
 }
 
-/// What a key holds: a typed value. Cloning is cheap: bytes are shared, not copied.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a key holds: a typed value. Cloning is cheap: bytes are shared, not copied, and a
+/// collection is shared until one of its holders changes it.
+#[derive(Clone, Debug)]
 pub enum Value {
     /// Bytes exactly as written, with no meaning kvs imposes.
     String(Bytes),
+    /// A hash, list, set or sorted set.
+    Collection(Arc<Collection>),
 }
+
+/// Two values are equal when they hold the same type and the same contents (a collection's in
+/// the order it gives them, which for hashes and sets depends on how they were built).
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Collection(a), Value::Collection(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.kind() == b.kind()
+                        && a.len() == b.len()
+                        && a.chunks(usize::MAX).eq(b.chunks(usize::MAX)))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
 
 impl Value {
     /// The value's type.
     pub fn kind(&self) -> Kind {
         match self {
             Value::String(_) => Kind::String,
+            Value::Collection(c) => c.kind(),
         }
     }
 
-    /// The value's size: a string's length in bytes.
+    /// The value's size: a string's length in bytes, a collection's number of elements.
     pub fn len(&self) -> usize {
         match self {
             Value::String(b) => b.len(),
+            Value::Collection(c) => c.len(),
         }
     }
 
@@ -70,6 +120,7 @@ impl Value {
     pub fn as_string(&self) -> Option<&Bytes> {
         match self {
             Value::String(b) => Some(b),
+            Value::Collection(_) => None,
         }
     }
 }
@@ -130,6 +181,7 @@ impl Entry {
     pub fn info(&self, key: Bytes) -> KeyInfo {
         KeyInfo {
             key,
+            kind: self.value.kind(),
             size: self.value.len() as u64,
             content_type: self.content_type.clone(),
             version: self.version,
@@ -143,6 +195,9 @@ impl Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     pub key: Bytes,
+    /// What the key holds.
+    pub kind: Kind,
+    /// A string's length in bytes, a collection's number of elements.
     pub size: u64,
     pub content_type: Bytes,
     pub version: u64,

@@ -64,6 +64,8 @@ pub enum CommandError {
     BitopNot,
     /// An argument a command refuses, in Redis's words (after `ERR `).
     Invalid(&'static str),
+    /// The same, for a text that names the command or a number (after `ERR `).
+    Other(String),
 }
 
 impl CommandError {
@@ -128,6 +130,7 @@ impl fmt::Display for CommandError {
             }
             CommandError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
             CommandError::Invalid(why) => write!(f, "ERR {why}"),
+            CommandError::Other(why) => write!(f, "ERR {why}"),
             CommandError::BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
             CommandError::BitopNot => {
                 f.write_str("ERR BITOP NOT must be called with a single source key.")

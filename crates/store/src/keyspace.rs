@@ -299,7 +299,18 @@ impl Store {
         ((hash >> 32) as usize) & (self.shards.len() - 1)
     }
 
-    /// How many shards the keyspace is split into.
+    /// When collections leave their compact encodings.
+    pub fn collection_limits(&self) -> crate::collection::Limits {
+        self.tracking.limits()
+    }
+
+    /// Changes when collections leave their compact encodings (Redis's `*-max-listpack-*`
+    /// settings), for writes from now on.
+    pub fn set_collection_limits(&self, limits: crate::collection::Limits) {
+        self.tracking.set_limits(limits);
+    }
+
+    /// Shards the keyspace is split into.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }

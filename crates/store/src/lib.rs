@@ -26,6 +26,7 @@
 
 mod access;
 pub mod change;
+pub mod collection;
 mod command;
 pub mod effects;
 mod entry;
@@ -43,6 +44,7 @@ mod snapshot;
 mod usage;
 
 pub use access::{Call, Keyspace, Picked, Transaction, Writer};
+pub use collection::{Collection, Edit, Limits, Score, format_double};
 pub use command::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 pub use command::{
     Append, Command, Condition, Copy, Count, Del, Delete, Exists, Expire, ExpireCondition,
@@ -69,7 +71,14 @@ mod layering {
     /// The layer of each module, bottom first, as the crate documentation draws them.
     const LAYERS: &[&[&str]] = &[
         &[
-            "entry", "packed", "effects", "change", "error", "pattern", "usage",
+            "entry",
+            "collection",
+            "packed",
+            "effects",
+            "change",
+            "error",
+            "pattern",
+            "usage",
         ],
         &["keyspace", "shard", "replay", "snapshot", "evict", "s3fifo"],
         &["access", "listing"],

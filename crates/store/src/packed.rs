@@ -25,10 +25,12 @@ use std::alloc::{self, Layout};
 use std::fmt;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 
+use crate::collection::Collection;
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, KeyInfo, Kind, Millis, Value};
 use crate::error::CommandError;
 use crate::usage::{fresh, size_class};
@@ -47,7 +49,8 @@ const CONTENT_TYPE: u8 = 2;
 const SHARED: u8 = 4;
 const WIDE_VERSION: u8 = 8;
 const WIDE_MODIFIED: u8 = 16;
-/// The value's type tag ([`Kind::tag`]) sits in the top three bits of the flags.
+/// The value's type tag ([`Kind::tag`]) sits in the top three bits of the flags. Any type but a
+/// string is held as a collection handle (an `Arc<Collection>`) where a string's bytes would be.
 const KIND_SHIFT: u8 = 5;
 /// Integers below this take 6 bytes.
 const NARROW_LIMIT: u64 = 1 << 48;
@@ -74,7 +77,8 @@ struct Shape {
     fixed: usize,
     content_type: (usize, usize),
     key: (usize, usize),
-    /// Inline: (offset, len). Shared: (offset of the `Bytes` handle, 0).
+    /// Inline: (offset, len). Shared: (offset of the `Bytes` handle, 0). A collection: (offset of
+    /// its handle, 0).
     value: (usize, usize),
     total: usize,
 }
@@ -94,7 +98,10 @@ impl Shape {
         at += ct_len;
         let key = (at, key_len);
         at += key_len;
-        let (value, total) = if flags & SHARED != 0 {
+        let (value, total) = if flags >> KIND_SHIFT != 0 {
+            let start = at.next_multiple_of(ALIGN);
+            ((start, 0), start + size_of::<Arc<Collection>>())
+        } else if flags & SHARED != 0 {
             let start = at.next_multiple_of(ALIGN);
             ((start, 0), start + size_of::<Bytes>())
         } else {
@@ -134,7 +141,10 @@ impl Packed {
     /// Packs `key` and `entry`. A small value is copied in; a large one is shared.
     pub fn new(key: &[u8], entry: &Entry) -> Packed {
         let named = entry.content_type != DEFAULT_CONTENT_TYPE.as_bytes();
-        let Value::String(value) = &entry.value;
+        let (value, collection) = match &entry.value {
+            Value::String(value) => (value, None),
+            Value::Collection(c) => (&Bytes::new(), Some(c)),
+        };
         let shared = value.len() > INLINE_MAX;
         let mut flags = entry.value.kind().tag() << KIND_SHIFT;
         flags |= if entry.expires_at.is_some() {
@@ -156,13 +166,14 @@ impl Packed {
         };
         let ct: &[u8] = if named { &entry.content_type } else { &[] };
         let value_len = if shared { 0 } else { value.len() };
+        let handle = shared || collection.is_some();
 
         // Everything up to the value (or up to the handle's alignment padding) is built in a small
         // buffer first, then copied into the allocation in one go.
         let mut head = Vec::with_capacity(32 + key.len() + ct.len());
         head.push(flags);
         put_varint(&mut head, key.len());
-        if !shared {
+        if !handle {
             put_varint(&mut head, value_len);
         }
         if named {
@@ -192,7 +203,10 @@ impl Packed {
             std::ptr::write(raw.cast::<u64>(), fresh(entry.modified_at));
             std::ptr::copy_nonoverlapping(head.as_ptr(), raw.add(USAGE), head.len());
             let at = USAGE + head.len();
-            if shared {
+            if let Some(c) = collection {
+                std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
+                std::ptr::write(raw.add(shape.value.0).cast::<Arc<Collection>>(), c.clone());
+            } else if shared {
                 std::ptr::write_bytes(raw.add(at), 0, shape.value.0 - at);
                 let own = if value.len() <= COPY_SHARED_MAX {
                     Bytes::copy_from_slice(value)
@@ -237,7 +251,8 @@ impl Packed {
                 }
             };
             let key_len = varint();
-            let value_len = if flags & SHARED == 0 { varint() } else { 0 };
+            let handle = flags & SHARED != 0 || flags >> KIND_SHIFT != 0;
+            let value_len = if handle { 0 } else { varint() };
             let ct_len = if flags & CONTENT_TYPE != 0 {
                 varint()
             } else {
@@ -280,11 +295,28 @@ impl Packed {
     pub fn footprint(&self) -> usize {
         let shape = self.shape();
         let mut bytes = size_class(shape.total);
-        if let Some(shared) = self.view().shared {
+        let view = self.view();
+        if let Some(shared) = view.shared {
             // The value's buffer and the handle's shared record.
             bytes += size_class(shared.len()) + 32;
         }
+        if let Some(c) = view.collection {
+            // The collection and its reference counts.
+            bytes += c.footprint() + 16;
+        }
         bytes
+    }
+
+    /// The collection, for changing it in place: only a holder of the shard's write lock has the
+    /// `&mut` that reaches it. `None` for a string.
+    pub(crate) fn collection_mut(&mut self) -> Option<&mut Arc<Collection>> {
+        let shape = self.shape();
+        if shape.flags >> KIND_SHIFT == 0 {
+            return None;
+        }
+        // SAFETY: `new` wrote an `Arc<Collection>` at this offset, aligned for it, for every
+        // entry whose kind is not a string; `&mut self` makes this the only reference to it.
+        Some(unsafe { &mut *self.0.as_ptr().add(shape.value.0).cast::<Arc<Collection>>() })
     }
 
     /// The entry, borrowed.
@@ -302,7 +334,14 @@ impl Packed {
         let modified_at = int(Shape::int_width(flags, WIDE_MODIFIED));
         let expires_at = (flags & EXPIRY != 0).then(|| int(8));
         let (ct_at, ct_len) = shape.content_type;
-        let (value, shared) = if flags & SHARED != 0 {
+        let mut collection = None;
+        let (value, shared) = if flags >> KIND_SHIFT != 0 {
+            // SAFETY: `new` wrote an `Arc<Collection>` at this offset for a non-string kind, and
+            // only `drop` and `collection_mut` (through `&mut self`) reach it otherwise.
+            let handle = unsafe { &*self.0.as_ptr().add(shape.value.0).cast::<Arc<Collection>>() };
+            collection = Some(handle);
+            (&[][..], None)
+        } else if flags & SHARED != 0 {
             // SAFETY: `new` wrote a `Bytes` at this offset, aligned for it, and only `drop`
             // takes it out; sharing a reference to it is what `Bytes` is for.
             let handle = unsafe { &*self.0.as_ptr().add(shape.value.0).cast::<Bytes>() };
@@ -319,6 +358,7 @@ impl Packed {
             kind: Kind::from_tag(flags >> KIND_SHIFT).unwrap_or(Kind::String),
             value,
             shared,
+            collection,
             content_type: if flags & CONTENT_TYPE != 0 {
                 &head[ct_at - USAGE..ct_at - USAGE + ct_len]
             } else {
@@ -358,7 +398,11 @@ impl Drop for Packed {
         // SAFETY: the handle, when present, was written by `new` and is dropped only here; the
         // allocation was made by `new` with this same layout and is freed exactly once.
         unsafe {
-            if shape.flags & SHARED != 0 {
+            if shape.flags >> KIND_SHIFT != 0 {
+                std::ptr::drop_in_place(
+                    self.0.as_ptr().add(shape.value.0).cast::<Arc<Collection>>(),
+                );
+            } else if shape.flags & SHARED != 0 {
                 std::ptr::drop_in_place(self.0.as_ptr().add(shape.value.0).cast::<Bytes>());
             }
             alloc::dealloc(self.0.as_ptr(), Self::layout(shape.total));
@@ -378,11 +422,15 @@ impl fmt::Debug for Packed {
 impl Entry {
     /// This entry seen as if it were stored.
     pub fn view(&self) -> EntryRef<'_> {
-        let Value::String(bytes) = &self.value;
+        let (value, shared, collection) = match &self.value {
+            Value::String(bytes) => (&bytes[..], Some(bytes), None),
+            Value::Collection(c) => (&[][..], None, Some(c)),
+        };
         EntryRef {
             kind: self.value.kind(),
-            value: bytes,
-            shared: Some(bytes),
+            value,
+            shared,
+            collection,
             content_type: &self.content_type,
             version: self.version,
             modified_at: self.modified_at,
@@ -393,7 +441,7 @@ impl Entry {
 
 /// A stored entry, borrowed from its shard: read it under the shard's lock, or copy what you need
 /// out with [`EntryRef::to_entry`] or [`EntryRef::value_bytes`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct EntryRef<'a> {
     /// What the key holds.
     pub kind: Kind,
@@ -402,6 +450,8 @@ pub struct EntryRef<'a> {
     pub value: &'a [u8],
     /// The value's shared handle when it is stored out of line.
     shared: Option<&'a Bytes>,
+    /// The collection, for any type but a string.
+    collection: Option<&'a Arc<Collection>>,
     pub content_type: &'a [u8],
     pub version: u64,
     pub modified_at: Millis,
@@ -414,6 +464,44 @@ impl<'a> EntryRef<'a> {
     pub fn string(self) -> Result<&'a [u8], CommandError> {
         match self.kind {
             Kind::String => Ok(self.value),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    /// The collection, for any type but a string.
+    pub fn collection(self) -> Option<&'a Arc<Collection>> {
+        self.collection
+    }
+
+    /// The hash, or WRONGTYPE.
+    pub fn hash(self) -> Result<&'a crate::collection::Hash, CommandError> {
+        match self.collection.map(|c| &**c) {
+            Some(Collection::Hash(h)) => Ok(h),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    /// The list, or WRONGTYPE.
+    pub fn list(self) -> Result<&'a crate::collection::List, CommandError> {
+        match self.collection.map(|c| &**c) {
+            Some(Collection::List(l)) => Ok(l),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    /// The set, or WRONGTYPE.
+    pub fn set(self) -> Result<&'a crate::collection::Set, CommandError> {
+        match self.collection.map(|c| &**c) {
+            Some(Collection::Set(s)) => Ok(s),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    /// The sorted set, or WRONGTYPE.
+    pub fn zset(self) -> Result<&'a crate::collection::ZSet, CommandError> {
+        match self.collection.map(|c| &**c) {
+            Some(Collection::ZSet(z)) => Ok(z),
+            _ => Err(CommandError::WrongType),
         }
     }
 }
@@ -444,7 +532,10 @@ impl EntryRef<'_> {
     /// An owned copy of the entry.
     pub fn to_entry(&self) -> Entry {
         Entry {
-            value: Value::String(self.value_bytes()),
+            value: match self.collection {
+                Some(c) => Value::Collection(c.clone()),
+                None => Value::String(self.value_bytes()),
+            },
             content_type: self.content_type_bytes(),
             version: self.version,
             modified_at: self.modified_at,
@@ -456,7 +547,8 @@ impl EntryRef<'_> {
     pub fn info(&self, key: Bytes) -> KeyInfo {
         KeyInfo {
             key,
-            size: self.value.len() as u64,
+            kind: self.kind,
+            size: self.collection.map_or(self.value.len(), |c| c.len()) as u64,
             content_type: self.content_type_bytes(),
             version: self.version,
             modified_at: self.modified_at,

@@ -1,7 +1,7 @@
 //! Recovery's half of the record codec: applying a log or snapshot record to a store, straight
 //! to its shards (a replayed change is not a new write, so it is submitted nowhere).
 
-use crate::change::{BadRecord, decode};
+use crate::change::{BadRecord, decode_with};
 use crate::effects::{Change, Effects};
 use crate::entry::Millis;
 use crate::keyspace::Store;
@@ -12,7 +12,7 @@ impl Store {
     pub fn replay(&self, record: &[u8], now: Millis) -> Result<(), BadRecord> {
         let Effects {
             revision, changes, ..
-        } = decode(record)?;
+        } = decode_with(record, &self.tracking.limits())?;
         self.raise_revision(revision);
         for change in changes {
             match change {
@@ -29,6 +29,32 @@ impl Store {
                     self.shard_at(self.shard_index(&key)).write().remove(&key);
                 }
                 Change::Flush => self.clear(),
+                Change::Edit {
+                    key,
+                    version,
+                    modified_at,
+                    edit,
+                } => {
+                    self.raise_revision(version);
+                    let mut shard = self.shard_at(self.shard_index(&key)).write();
+                    // Replay replaces a key of another type, so this cannot be WRONGTYPE.
+                    let _ = shard.edit(&key, now, version, modified_at, &edit, true);
+                }
+                Change::Restamp {
+                    key,
+                    version,
+                    modified_at,
+                    expires_at,
+                } => {
+                    self.raise_revision(version);
+                    let mut shard = self.shard_at(self.shard_index(&key)).write();
+                    shard.restamp(&key, now, version, modified_at, expires_at);
+                }
+                Change::Extend(key, edit) => {
+                    self.shard_at(self.shard_index(&key))
+                        .write()
+                        .extend(&key, &edit);
+                }
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::collection::Score;
 use crate::entry::Entry;
 use crate::error::CommandError;
 use crate::listing::Page;
@@ -47,6 +48,14 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// Pairs: a map in RESP3, a flat array of keys and values in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// Pairs that may repeat: an array of two-element arrays in RESP3, a flat array in RESP2.
+    Pairs(Vec<(Reply, Reply)>),
+    /// Members of a set: a set in RESP3, an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double: a double in RESP3, its text (as Redis 7.0 writes it) in RESP2.
+    Double(Score),
+    /// No array (`*-1` in RESP2): what a blocking pop answers when it times out.
+    NilArray,
     /// The command was refused; nothing changed.
     Error(CommandError),
 }

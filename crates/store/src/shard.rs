@@ -17,8 +17,10 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::collection::{Collection, Edit};
 use crate::effects::Removal;
-use crate::entry::{Entry, Millis};
+use crate::entry::{Entry, Millis, Value};
+use crate::error::CommandError;
 use crate::packed::{EntryRef, Packed};
 use crate::s3fifo::{Queues, Slot};
 use crate::usage::{
@@ -87,6 +89,19 @@ pub struct Shard {
     unreported: i64,
     /// allkeys-s3fifo's queues, while that is the policy (built on first need, dropped after).
     s3: Option<Box<Queues>>,
+}
+
+/// What applying an edit to a key did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Edited {
+    /// What [`Collection::apply`] returned.
+    pub(crate) count: usize,
+    /// The key did not exist before (or had expired).
+    pub(crate) created: bool,
+    /// The collection ended empty, so the key is gone.
+    pub(crate) removed: bool,
+    /// Replay found the key already at or past the edit's version and left it alone.
+    pub(crate) skipped: bool,
 }
 
 /// Where a bucket walk stopped: the bucket to start from next, or the end of the shard.
@@ -225,6 +240,130 @@ impl Shard {
             q.resize(s3_in_main(new_word), removed, added);
         }
         Ok(live.then_some(old))
+    }
+
+    /// Applies `edit` to the collection under `key`, creating it when the key is absent, and
+    /// gives the key `version` at `now` (keeping its expiry). A key holding another type is
+    /// WRONGTYPE, unless `replaying`, when it is replaced (the log says what came after it); while
+    /// `replaying`, a key already at `version` or later is left alone. A collection left empty
+    /// removes its key, as Redis removes it.
+    pub(crate) fn edit(
+        &mut self,
+        key: &Bytes,
+        now: Millis,
+        version: u64,
+        modified_at: Millis,
+        edit: &Edit,
+        replaying: bool,
+    ) -> Result<Edited, CommandError> {
+        let limits = self.tracking.limits();
+        let hash = self.hash(key);
+        let mut out = Edited::default();
+        let mut mutated = None;
+        if let Some(slot) = self.table.find_mut(hash, |p| p.key() == &key[..]) {
+            let view = slot.view();
+            if view.is_live(now) {
+                if replaying && view.version >= version {
+                    out.skipped = true;
+                    return Ok(out);
+                }
+                if view.kind == edit.kind() {
+                    let before = slot.footprint();
+                    let handle = slot.collection_mut().ok_or(CommandError::WrongType)?;
+                    let collection = Arc::make_mut(handle);
+                    out.count = collection.apply(edit, &limits);
+                    let empty = collection.is_empty();
+                    let handle = handle.clone();
+                    let after = slot.footprint();
+                    mutated = Some((handle, empty, before, after));
+                } else if !replaying {
+                    return Err(CommandError::WrongType);
+                }
+            }
+        }
+        let collection = match mutated {
+            Some((handle, empty, before, after)) => {
+                self.account(after, before);
+                if empty {
+                    drop(handle);
+                    self.remove(key);
+                    out.removed = true;
+                    return Ok(out);
+                }
+                handle
+            }
+            None => {
+                let mut collection = Collection::empty(edit.kind());
+                out.count = collection.apply(edit, &limits);
+                out.created = true;
+                if collection.is_empty() {
+                    // Nothing to hold: a key of another type stays only if this is not replay.
+                    if replaying {
+                        self.remove(key);
+                    }
+                    return Ok(out);
+                }
+                Arc::new(collection)
+            }
+        };
+        let created = out.created;
+        let written: Result<_, CommandError> = self.update(key, now, |current| {
+            Ok(Entry {
+                value: Value::Collection(collection),
+                content_type: current.filter(|_| !created).map_or_else(
+                    || Bytes::from_static(crate::entry::DEFAULT_CONTENT_TYPE.as_bytes()),
+                    |e| e.content_type_bytes(),
+                ),
+                version,
+                modified_at,
+                expires_at: if created {
+                    None
+                } else {
+                    current.and_then(|e| e.expires_at)
+                },
+            })
+        });
+        written.map(|_| out)
+    }
+
+    /// Gives the live collection under `key` new metadata, if its version is below `version`
+    /// (replay of a [`crate::Change::Restamp`]).
+    pub(crate) fn restamp(
+        &mut self,
+        key: &Bytes,
+        now: Millis,
+        version: u64,
+        modified_at: Millis,
+        expires_at: Option<Millis>,
+    ) {
+        let _ = self.update(key, now, |current| {
+            let current = current.filter(|e| e.version < version && e.collection().is_some());
+            let current = current.ok_or(())?;
+            Ok::<_, ()>(Entry {
+                version,
+                modified_at,
+                expires_at,
+                ..current.to_entry()
+            })
+        });
+    }
+
+    /// Adds a snapshot's further elements to the collection under `key`, whatever its version.
+    pub(crate) fn extend(&mut self, key: &[u8], edit: &Edit) {
+        let limits = self.tracking.limits();
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find_mut(hash, |p| p.key() == key) else {
+            return;
+        };
+        if slot.view().kind != edit.kind() {
+            return;
+        }
+        let before = slot.footprint();
+        if let Some(handle) = slot.collection_mut() {
+            Arc::make_mut(handle).apply(edit, &limits);
+        }
+        let after = slot.footprint();
+        self.account(after, before);
     }
 
     /// Stores `entry` under `key`, replacing whatever was there, and returns the previous entry
@@ -613,7 +752,7 @@ mod tests {
 
     fn entry(value: &'static str) -> Entry {
         Entry {
-            value: crate::Value::String(Bytes::from_static(value.as_bytes())),
+            value: Value::String(Bytes::from_static(value.as_bytes())),
             content_type: Bytes::from_static(crate::DEFAULT_CONTENT_TYPE.as_bytes()),
             version: 1,
             modified_at: 0,

@@ -7,14 +7,25 @@
 //! during the walk may be caught before or after the change. That is enough because recovery
 //! replays every journal record from the point the snapshot began, and each record sets a key
 //! to its whole resulting state, so replaying a change the snapshot already holds is harmless.
+//! A collection's record is an edit instead, and carries the version it made: replay skips the
+//! edits a collection's snapshot already holds.
+//!
+//! A collection is taken whole under the lock only as a shared handle (no copy): its elements are
+//! encoded after the lock is released, in records of [`CHUNK_ELEMENTS`] elements, a put with the
+//! first chunk and extensions with the rest. Should a writer change it meanwhile, the writer
+//! copies it (copy on write), so the snapshot still sees the collection as it was.
+
+use bytes::Bytes;
 
 use crate::change;
-use crate::entry::Millis;
+use crate::entry::{Entry, Millis};
 use crate::keyspace::Store;
 use crate::shard::Walk;
 
 /// Keys per chunk: small enough that holding a shard's read lock for one chunk is brief.
 const CHUNK_KEYS: usize = 256;
+/// Elements of a collection per record.
+const CHUNK_ELEMENTS: usize = 1024;
 
 impl Store {
     /// Hands `sink` the live keyspace at `now` as a series of records in the journal's layout
@@ -26,6 +37,7 @@ impl Store {
     ) -> Result<u64, E> {
         let mut buf = Vec::new();
         let mut written = 0;
+        let mut collections: Vec<(Bytes, Entry)> = Vec::new();
         for index in 0..self.shard_count() {
             let mut from = 0;
             let mut epoch = None;
@@ -42,7 +54,11 @@ impl Store {
                     shard.scan(from, |key, entry| {
                         seen += 1;
                         if entry.is_live(now) {
-                            change::encode_put(&mut buf, key, entry);
+                            if entry.collection().is_some() {
+                                collections.push((Bytes::copy_from_slice(key), entry.to_entry()));
+                            } else {
+                                change::encode_put(&mut buf, key, entry);
+                            }
                             written += 1;
                         }
                         seen < CHUNK_KEYS
@@ -51,6 +67,9 @@ impl Store {
                 if buf.len() > 8 {
                     sink(&buf)?;
                 }
+                for (key, entry) in collections.drain(..) {
+                    self.snapshot_collection(&key, &entry, &mut sink)?;
+                }
                 match walk {
                     Walk::Next(bucket) => from = bucket,
                     Walk::Done => break,
@@ -58,6 +77,30 @@ impl Store {
             }
         }
         Ok(written)
+    }
+
+    /// Hands `sink` the records of one collection: its put with the first chunk of elements,
+    /// then one record per further chunk.
+    fn snapshot_collection<E>(
+        &self,
+        key: &[u8],
+        entry: &Entry,
+        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let view = entry.view();
+        let Some(collection) = view.collection() else {
+            return Ok(());
+        };
+        let mut chunks = collection.chunks(CHUNK_ELEMENTS);
+        let mut buf = self.revision().to_le_bytes().to_vec();
+        change::encode_put_head(&mut buf, key, view, chunks.next().as_ref());
+        sink(&buf)?;
+        for chunk in chunks {
+            buf.truncate(8);
+            change::encode_extend(&mut buf, key, &chunk);
+            sink(&buf)?;
+        }
+        Ok(())
     }
 }
 

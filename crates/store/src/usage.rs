@@ -151,6 +151,8 @@ pub struct Tracking {
     footprint: AtomicI64,
     /// Shards report every change at once (memory is near its limit and every byte counts).
     precise: AtomicBool,
+    /// When collections leave their compact encodings.
+    limits: parking_lot::RwLock<crate::collection::Limits>,
 }
 
 impl Default for Tracking {
@@ -162,11 +164,22 @@ impl Default for Tracking {
             decay_minutes: AtomicU32::new(1),
             footprint: AtomicI64::new(0),
             precise: AtomicBool::new(false),
+            limits: parking_lot::RwLock::new(crate::collection::Limits::default()),
         }
     }
 }
 
 impl Tracking {
+    /// When collections leave their compact encodings.
+    pub fn limits(&self) -> crate::collection::Limits {
+        *self.limits.read()
+    }
+
+    /// Changes when collections leave their compact encodings (for later writes).
+    pub fn set_limits(&self, limits: crate::collection::Limits) {
+        *self.limits.write() = limits;
+    }
+
     /// The eviction policy in force.
     pub fn policy(&self) -> Policy {
         Policy::from_tag(self.policy.load(Ordering::Relaxed))

@@ -181,6 +181,7 @@ impl ModelEntry {
 
     fn to_info(&self, key: &[u8]) -> KeyInfo {
         KeyInfo {
+            kind: kvs_store::Kind::String,
             key: Bytes::copy_from_slice(key),
             size: self.value.len() as u64,
             content_type: Bytes::copy_from_slice(&self.content_type),

@@ -26,6 +26,9 @@ pub enum Frame {
     NullArray,
     Array(Vec<Frame>),
     Map(Vec<(Frame, Frame)>),
+    /// Pairs that may repeat (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES): an array of two-element
+    /// arrays in RESP3, one flat array in RESP2. Never read from the wire.
+    Pairs(Vec<(Frame, Frame)>),
     Set(Vec<Frame>),
     Double(f64),
     Boolean(bool),
@@ -75,6 +78,17 @@ impl Frame {
             Frame::Many(frames) => {
                 for frame in frames {
                     frame.encode(version, out);
+                }
+            }
+            Frame::Pairs(pairs) => {
+                let count = if resp3 { pairs.len() } else { pairs.len() * 2 };
+                line(out, b'*', itoa::Buffer::new().format(count).as_bytes());
+                for (k, v) in pairs {
+                    if resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    k.encode(version, out);
+                    v.encode(version, out);
                 }
             }
             Frame::Map(pairs) => {
@@ -158,23 +172,9 @@ fn aggregate(out: &mut BytesMut, marker: u8, items: &[Frame], version: Version) 
     }
 }
 
-/// Doubles as Redis writes them: shortest round-trip text, `inf`, `-inf`, `nan`.
+/// Doubles as Redis 7.0 writes them (C's `%.17g`), `inf`, `-inf`, `nan`.
 pub(crate) fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        "nan".to_owned()
-    } else if d.is_infinite() {
-        if d > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        }
-    } else {
-        let mut s = format!("{d}");
-        if s == "-0" {
-            s = "0".to_owned();
-        }
-        s
-    }
+    kvs_store::format_double(d)
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ impl From<Reply> for Frame {
         match reply {
             Reply::Value(entry) => match entry.value {
                 Value::String(bytes) => Frame::Bulk(bytes),
+                Value::Collection(_) => {
+                    Frame::Error(kvs_store::CommandError::WrongType.to_string())
+                }
             },
             Reply::NotFound | Reply::Nil | Reply::ConditionFailed { .. } => Frame::Null,
             Reply::Stored { .. } | Reply::Ok => Frame::ok(),
@@ -27,6 +30,15 @@ impl From<Reply> for Frame {
                     .map(|(k, v)| (Frame::from(k), Frame::from(v)))
                     .collect(),
             ),
+            Reply::Pairs(pairs) => Frame::Pairs(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Frame::from(k), Frame::from(v)))
+                    .collect(),
+            ),
+            Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
+            Reply::Double(d) => Frame::Double(d.0),
+            Reply::NilArray => Frame::NullArray,
             Reply::Error(e) => Frame::Error(e.to_string()),
         }
     }

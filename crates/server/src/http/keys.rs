@@ -39,12 +39,21 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         Ok(key) if parts.method == Method::GET || parts.method == Method::HEAD => {
             match watch::blocking(&parts.uri) {
                 Err(e) => Err(e),
-                Ok(None) => get(&state, key, &parts.headers, parts.method == Method::GET).await,
+                Ok(None) => {
+                    get(
+                        &state,
+                        key,
+                        &parts.uri,
+                        &parts.headers,
+                        parts.method == Method::GET,
+                    )
+                    .await
+                }
                 Ok(Some((wait, index))) => {
                     watch::wait_for_key(&state.engine, &key, wait, index).await;
                     let version = state.engine.version_of(&key).unwrap_or(0);
                     let with_body = parts.method == Method::GET;
-                    let mut response = get(&state, key, &parts.headers, with_body)
+                    let mut response = get(&state, key, &parts.uri, &parts.headers, with_body)
                         .await
                         .unwrap_or_else(IntoResponse::into_response);
                     watch::index_header(&mut response, version);
@@ -53,7 +62,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
             }
         }
         Ok(key) => match parts.method {
-            Method::HEAD => get(&state, key, &parts.headers, false).await,
+            Method::HEAD => get(&state, key, &parts.uri, &parts.headers, false).await,
             Method::DELETE => delete(&state, key, &parts.headers).await,
             _ => put(&state, key, &parts, body).await,
         },
@@ -88,6 +97,7 @@ fn entry_headers(headers: &mut HeaderMap, entry: &Entry) {
 async fn get(
     state: &AppState,
     key: Bytes,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, ApiError> {
@@ -99,6 +109,24 @@ async fn get(
         Some(tags) if parse_tags(tags, Comparison::Weak)?.matches(entry.version) => {
             StatusCode::NOT_MODIFIED.into_response()
         }
+        _ if matches!(entry.value, Value::Collection(_)) => {
+            let Value::Collection(c) = &entry.value else {
+                return Err(ApiError::not_found("no such key"));
+            };
+            let mut r = Response::new(Body::empty());
+            let json = super::collections::page(c, uri, r.headers_mut())?;
+            let text = json.to_string();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+            if with_body {
+                *r.body_mut() = Body::from(text);
+            }
+            r
+        }
         _ => {
             let content_type = HeaderValue::from_maybe_shared(entry.content_type.clone())
                 .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
@@ -106,6 +134,7 @@ async fn get(
             let body = if with_body {
                 Body::from(match &entry.value {
                     Value::String(bytes) => bytes.clone(),
+                    Value::Collection(_) => Bytes::new(),
                 })
             } else {
                 Body::empty()

@@ -109,6 +109,7 @@ async fn list(
         .map(|k| {
             let mut o = Map::new();
             query::key_fields(&k.key, &mut o);
+            o.insert("type".into(), k.kind.name().into());
             o.insert("size".into(), k.size.into());
             o.insert(
                 "content_type".into(),

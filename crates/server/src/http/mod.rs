@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod body;
+mod collections;
 mod conditions;
 mod connection;
 mod console;

@@ -76,6 +76,9 @@ pub(crate) async fn get(State(state): State<AppState>, request: Request) -> Resp
         match state.engine.execute(Command::Get(Get::new(key(id)))).await {
             Reply::Value(entry) => match entry.value {
                 kvs_store::Value::String(bytes) => Ok(json_response(StatusCode::OK, bytes)),
+                kvs_store::Value::Collection(_) => {
+                    Err(ApiError::not_found(format!("no person with id {id}")))
+                }
             },
             Reply::NotFound => Err(ApiError::not_found(format!("no person with id {id}"))),
             other => Err(unexpected(&other)),

@@ -68,8 +68,8 @@ impl Scope {
     /// Whether `change` is one this scope reports (a flush removes every key).
     fn sees(&self, change: &Change) -> bool {
         match change {
-            Change::Put(key, _) | Change::Remove(key, _) => self.covers(key),
             Change::Flush => true,
+            other => other.key().is_some_and(|k| self.covers(k)),
         }
     }
 }
@@ -384,9 +384,9 @@ fn encode(item: &FeedItem, watch: &Watch, skip: &mut Option<Resume>, out: &mut B
         .iter()
         .filter(|c| watch.scope.sees(c))
         .filter(|c| match (&watch.caller, c) {
-            (Some(caller), Change::Put(key, _) | Change::Remove(key, _)) => {
-                caller.0.check_key(key, Access::READ).is_ok()
-            }
+            (Some(caller), change) if change.key().is_some() => change
+                .key()
+                .is_some_and(|key| caller.0.check_key(key, Access::READ).is_ok()),
             _ => true,
         })
         .collect();
@@ -423,16 +423,50 @@ fn event(change: &Change, values: Values) -> Json {
         Change::Flush => {
             o.insert("op".into(), "flush".into());
         }
+        Change::Edit {
+            key,
+            version,
+            modified_at,
+            edit,
+        } => {
+            query::key_fields(key, &mut o);
+            o.insert("op".into(), "update".into());
+            o.insert("type".into(), edit.kind().name().into());
+            o.insert("version".into(), (*version).into());
+            o.insert("modified_at".into(), rfc3339(*modified_at).into());
+        }
+        Change::Restamp {
+            key,
+            version,
+            modified_at,
+            expires_at,
+        } => {
+            query::key_fields(key, &mut o);
+            o.insert("op".into(), "touch".into());
+            o.insert("version".into(), (*version).into());
+            o.insert("modified_at".into(), rfc3339(*modified_at).into());
+            o.insert(
+                "expires_at".into(),
+                expires_at.map(rfc3339).map_or(Json::Null, Json::from),
+            );
+        }
+        Change::Extend(key, edit) => {
+            query::key_fields(key, &mut o);
+            o.insert("op".into(), "update".into());
+            o.insert("type".into(), edit.kind().name().into());
+        }
     }
     Json::Object(o)
 }
 
 fn put_fields(entry: &Entry, values: Values, o: &mut Map<String, Json>) {
-    let Value::String(bytes) = &entry.value;
     let content_type = String::from_utf8_lossy(&entry.content_type);
+    if entry.value.kind() != kvs_store::Kind::String {
+        o.insert("type".into(), entry.value.kind().name().into());
+    }
     o.insert("version".into(), entry.version.into());
     o.insert("content_type".into(), content_type.as_ref().into());
-    o.insert("size".into(), bytes.len().into());
+    o.insert("size".into(), entry.value.len().into());
     o.insert("modified_at".into(), rfc3339(entry.modified_at).into());
     o.insert(
         "expires_at".into(),
@@ -441,6 +475,9 @@ fn put_fields(entry: &Entry, values: Values, o: &mut Map<String, Json>) {
     if values == Values::None {
         return;
     }
+    let Value::String(bytes) = &entry.value else {
+        return;
+    };
     if let Some(text) = as_text(&content_type, bytes) {
         o.insert("value".into(), text.into());
     }

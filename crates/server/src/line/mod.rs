@@ -51,6 +51,9 @@ const NO_PERMISSION: u32 = 22;
 /// kvs's own code: memory is over its limit (maxmemory) and nothing may be evicted, so writes
 /// are refused with Redis's OOM text; reads and deletes still work.
 const OUT_OF_MEMORY: u32 = 23;
+/// kvs's own code: the key holds a hash, list, set or sorted set, which the line protocol does
+/// not show (use the Redis or HTTP door).
+const WRONG_TYPE: u32 = 24;
 /// Longest line a connection that has not authenticated may send.
 const UNAUTHENTICATED_MAX_LINE: usize = 16 * 1024;
 
@@ -425,10 +428,20 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
             NOT_FOUND,
         )
     };
+    let wrong_type = |kind: &str| {
+        line::error_line(
+            &format!(
+                "wrong type: key {:?} holds a {kind}, which only the Redis and HTTP doors show",
+                String::from_utf8_lossy(&key)
+            ),
+            WRONG_TYPE,
+        )
+    };
     let reply = match cmd.as_str() {
         "get" => match engine.execute(Command::Get(Get::new(key.clone()))).await {
             Reply::Value(entry) => match &entry.value {
                 Value::String(bytes) => line::value_line(bytes),
+                Value::Collection(c) => wrong_type(c.kind().name()),
             },
             _ => not_found(),
         },
@@ -438,6 +451,7 @@ async fn answer(engine: &Engine, limits: &Limits, request: &LineRequest) -> (Vec
         {
             Reply::Deleted(entry) => match &entry.value {
                 Value::String(bytes) => line::value_line(bytes),
+                Value::Collection(c) => line::value_line(c.kind().name().as_bytes()),
             },
             Reply::Error(e) => unavailable(&e),
             _ => line::error_line("Error unknown", UNKNOWN),

@@ -16,6 +16,7 @@ pub(crate) const REDIS_VERSION: &str = "7.0.0";
 /// settable at run time yet); `CONFIG RESETSTAT`.
 pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
     let c = &shared.config;
+    let limits = shared.engine.store().collection_limits();
     let params: Vec<(&str, String)> = vec![
         ("bind", c.resp.ip().to_string()),
         ("port", c.resp.port().to_string()),
@@ -46,6 +47,21 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
                 .map_or("no".to_owned(), |d| d.log().policy().to_string()),
         ),
         ("maxmemory", shared.engine.memory().limit().to_string()),
+        ("hash-max-listpack-entries", limits.hash_entries.to_string()),
+        ("hash-max-listpack-value", limits.hash_value.to_string()),
+        ("hash-max-ziplist-entries", limits.hash_entries.to_string()),
+        ("hash-max-ziplist-value", limits.hash_value.to_string()),
+        (
+            "set-max-intset-entries",
+            limits.set_intset_entries.to_string(),
+        ),
+        ("zset-max-listpack-entries", limits.zset_entries.to_string()),
+        ("zset-max-listpack-value", limits.zset_value.to_string()),
+        ("zset-max-ziplist-entries", limits.zset_entries.to_string()),
+        ("zset-max-ziplist-value", limits.zset_value.to_string()),
+        ("list-max-listpack-size", limits.list_size.to_string()),
+        ("list-max-ziplist-size", limits.list_size.to_string()),
+        ("list-compress-depth", "0".to_owned()),
         (
             "maxmemory-policy",
             shared.engine.store().tracking().policy().name().to_owned(),
@@ -155,6 +171,8 @@ enum Change {
     Percentiles(Vec<f64>),
     SlowlogMaxLen(usize),
     PubsubLimit(Option<crate::pubsub::OutputLimit>),
+    /// A collection encoding threshold (`hash-max-listpack-entries`, ...).
+    Encoding(&'static str, i64),
 }
 
 /// `CONFIG SET name value [name value ...]`: every value is checked before any is applied, so
@@ -235,6 +253,40 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                 Ok(n) => Change::SlowlogMaxLen(usize::try_from(n).unwrap_or(usize::MAX)),
                 Err(e) => return e,
             },
+            "hash-max-listpack-entries"
+            | "hash-max-ziplist-entries"
+            | "hash-max-listpack-value"
+            | "hash-max-ziplist-value"
+            | "set-max-intset-entries"
+            | "zset-max-listpack-entries"
+            | "zset-max-ziplist-entries"
+            | "zset-max-listpack-value"
+            | "zset-max-ziplist-value" => match int(i64::MAX as u64, 0) {
+                Ok(n) => {
+                    let kind = if name.starts_with("hash") {
+                        "hash"
+                    } else if name.starts_with("set") {
+                        "set"
+                    } else {
+                        "zset"
+                    };
+                    Change::Encoding(kind, 0).with(&name, n as i64)
+                }
+                Err(e) => return e,
+            },
+            "list-max-listpack-size" | "list-max-ziplist-size" => {
+                match value.trim().parse::<i64>() {
+                    Ok(n) if (-5..=i64::from(i32::MAX)).contains(&n) && n != 0 => {
+                        Change::Encoding("list", n)
+                    }
+                    _ => return failed("argument must be between -5 and 2147483647 inclusive"),
+                }
+            }
+            "list-compress-depth" => match int(i32::MAX as u64, 0) {
+                // kvs does not compress lists: the setting is accepted and has no effect.
+                Ok(_) => Change::Encoding("none", 0),
+                Err(e) => return e,
+            },
             "client-output-buffer-limit" => match pubsub_limit(&value) {
                 Ok(limit) => Change::PubsubLimit(limit),
                 Err(why) => return failed(why),
@@ -281,9 +333,46 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::SlowlogMaxLen(n) => shared.engine.stats().slowlog.set_max_len(n),
             Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),
             Change::PubsubLimit(None) => {}
+            Change::Encoding(which, n) => {
+                let store = shared.engine.store();
+                let mut limits = store.collection_limits();
+                let n_usize = usize::try_from(n).unwrap_or(0);
+                match which {
+                    "hash-entries" => limits.hash_entries = n_usize,
+                    "hash-value" => limits.hash_value = n_usize,
+                    "set-entries" => limits.set_intset_entries = n_usize,
+                    "zset-entries" => limits.zset_entries = n_usize,
+                    "zset-value" => limits.zset_value = n_usize,
+                    "list" => limits.list_size = n,
+                    _ => {}
+                }
+                store.set_collection_limits(limits);
+            }
         }
     }
     Frame::ok()
+}
+
+impl Change {
+    /// An encoding threshold named by its setting `name`, set to `n`.
+    fn with(self, name: &str, n: i64) -> Change {
+        let Change::Encoding(kind, _) = self else {
+            return self;
+        };
+        let what = if name.ends_with("-value") {
+            "value"
+        } else {
+            "entries"
+        };
+        let which = match (kind, what) {
+            ("hash", "value") => "hash-value",
+            ("hash", _) => "hash-entries",
+            ("set", _) => "set-entries",
+            ("zset", "value") => "zset-value",
+            _ => "zset-entries",
+        };
+        Change::Encoding(which, n)
+    }
 }
 
 /// `client-output-buffer-limit` as `CONFIG SET` takes it: `<class> <hard> <soft> <seconds>`

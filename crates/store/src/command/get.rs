@@ -8,7 +8,8 @@ use super::Definition;
 use super::parse::Args;
 use crate::error::CommandError;
 
-/// Read the live entry under a key. Takes only the shard's read lock.
+/// Read the live entry under a key, of any type (the Redis door answers WRONGTYPE for a
+/// collection; the HTTP door shows it as JSON). Takes only the shard's read lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Get {
     pub key: Bytes,
@@ -21,10 +22,7 @@ impl Get {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.read(&self.key, |shard| match shard.live(&self.key, now) {
-            Some(entry) => match entry.string() {
-                Ok(_) => Reply::Value(entry.to_entry()),
-                Err(e) => e.into(),
-            },
+            Some(entry) => Reply::Value(entry.to_entry()),
             None => Reply::NotFound,
         })
     }

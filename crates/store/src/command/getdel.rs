@@ -24,8 +24,10 @@ impl GetDel {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.write(&self.key, |shard| {
-            if shard.live(&self.key, now).is_none() {
-                return Reply::Nil;
+            match shard.live(&self.key, now) {
+                None => return Reply::Nil,
+                Some(e) if e.string().is_err() => return CommandError::WrongType.into(),
+                Some(_) => {}
             }
             shard.event(Event::Del, &self.key);
             shard.remove(&self.key).map(|e| e.value_bytes()).into()

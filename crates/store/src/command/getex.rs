@@ -58,11 +58,15 @@ impl GetEx {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         if self.expiry == ExpiryUpdate::Keep {
-            return ks.read(&self.key, |shard| {
-                shard.live(&self.key, now).map(|e| e.value_bytes()).into()
+            return ks.read(&self.key, |shard| match shard.live(&self.key, now) {
+                Some(e) if e.string().is_err() => CommandError::WrongType.into(),
+                e => e.map(|e| e.value_bytes()).into(),
             });
         }
         ks.write(&self.key, |shard| {
+            if shard.live(&self.key, now).is_some_and(|e| e.string().is_err()) {
+                return CommandError::WrongType.into();
+            }
             let mut persisted = false;
             let written = shard.update(&self.key, now, |current| {
                 let current = current.ok_or(())?;

@@ -29,9 +29,12 @@ impl GetRange {
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         let value = match ks.read(&self.key, |shard| {
-            shard.live(&self.key, now).map(|e| e.value_bytes())
+            shard
+                .live(&self.key, now)
+                .map(|e| e.string().map(|_| e.value_bytes()))
         }) {
-            Some(v) => v,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return e.into(),
             None => return Reply::Bulk(Bytes::new()),
         };
         let len = value.len() as i64;

@@ -18,7 +18,7 @@ pub struct IncrByFloat {
 }
 
 /// A double as Redis writes a stored number: plain decimal, no exponent, no trailing zeros.
-fn format(v: f64) -> String {
+pub(crate) fn format(v: f64) -> String {
     let s = format!("{v}");
     if s == "-0" { "0".to_owned() } else { s }
 }

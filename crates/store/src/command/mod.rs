@@ -4,6 +4,7 @@
 //! command is its file plus one line in [`command_table!`] below; the `Command` enum, dispatch,
 //! the key and write queries and the name index are all generated from that line.
 
+mod coll;
 mod execute;
 mod parse;
 pub mod spec;
@@ -41,6 +42,12 @@ pub(crate) trait Definition: Sized {
     /// The keys the command touches, so a transaction can lock their shards up front; `None`
     /// when it touches the whole keyspace.
     fn keys(&self) -> Option<Vec<&[u8]>>;
+
+    /// For a blocking form (BLPOP, BZPOPMIN, BLMOVE, ...): how many seconds it waits when it
+    /// finds nothing (0: forever). The store never waits; it answers nil, and the server waits.
+    fn block_timeout(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Whether any of `specs` has `flag`.
@@ -93,6 +100,13 @@ macro_rules! command_table {
             pub fn denyoom(&self) -> bool {
                 match self {
                     $(Command::$variant(_) => <$ty as Definition>::DENYOOM,)*
+                }
+            }
+
+            /// For a blocking form, how many seconds it waits when it finds nothing (0: forever).
+            pub fn block_timeout(&self) -> Option<f64> {
+                match self {
+                    $(Command::$variant(c) => Definition::block_timeout(c),)*
                 }
             }
 
@@ -152,6 +166,40 @@ command_table! {
     bitfield => BitField(BitField),
     bitfield_ro => BitFieldRo(BitFieldRo),
     lcs => Lcs(Lcs),
+    hset => HSet(HSet),
+    hget => HGet(HGet),
+    hdel => HDel(HDel),
+    card => Card(Card),
+    hgetall => HGetAll(HGetAll),
+    hincrby => HIncrBy(HIncrBy),
+    hrandfield => RandField(RandField),
+    collscan => CollScan(CollScan),
+    push => Push(Push),
+    pop => Pop(Pop),
+    lrange => LRange(LRange),
+    lindex => LIndex(LIndex),
+    lset => LSet(LSet),
+    linsert => LInsert(LInsert),
+    lrem => LRem(LRem),
+    ltrim => LTrim(LTrim),
+    lpos => LPos(LPos),
+    lmove => LMove(LMove),
+    lmpop => MPop(MPop),
+    sadd => SAdd(SAdd),
+    sismember => SIsMember(SIsMember),
+    smembers => SMembers(SMembers),
+    spop => SPop(SPop),
+    smove => SMove(SMove),
+    setop => SetOp(SetOp),
+    setopstore => SetOpStore(SetOpStore),
+    zadd => ZAdd(ZAdd),
+    zscore => ZLookup(ZLookup),
+    zrange => ZRange(ZRange),
+    zrangestore => ZRangeStore(ZRangeStore),
+    zrem => ZRem(ZRem),
+    zpop => ZPop(ZPop),
+    zsetop => ZSetOp(ZSetOp),
+    zsetopstore => ZSetOpStore(ZSetOpStore),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.

@@ -93,6 +93,9 @@ impl Object {
             };
             let tracking = shard.tracking();
             match self.query {
+                ObjectQuery::Encoding if entry.collection().is_some() => Reply::Bulk(
+                    Bytes::from_static(entry.collection().map_or("", |c| c.encoding()).as_bytes()),
+                ),
                 ObjectQuery::Encoding => {
                     let v = &entry.value;
                     Reply::Bulk(Bytes::from_static(if v.len() <= 20 && int(v).is_ok() {

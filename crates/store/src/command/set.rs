@@ -182,6 +182,11 @@ impl Set {
             reply,
         } = self;
         ks.write(&key.clone(), |shard| {
+            if reply == SetReply::Previous
+                && shard.live(&key, now).is_some_and(|e| e.string().is_err())
+            {
+                return CommandError::WrongType.into();
+            }
             let mut version = 0;
             let written = shard.update(&key, now, |current| {
                 if !condition.holds(current) {

@@ -289,6 +289,33 @@ impl Spec {
         subcommands: &[],
     };
 
+    /// A data command's spec, every key used alike, in one line.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) const fn data(
+        name: &'static str,
+        arity: i32,
+        flags: &'static [Flag],
+        categories: &'static [Category],
+        keys: KeySpec,
+        access: Access,
+        group: &'static str,
+        summary: &'static str,
+        example: &'static str,
+    ) -> Spec {
+        Spec {
+            name,
+            arity,
+            flags,
+            categories,
+            keys,
+            access: KeyAccess::Each(access),
+            group,
+            summary,
+            example,
+            subcommands: &[],
+        }
+    }
+
     /// Whether the spec has `flag`.
     pub fn has(&self, flag: Flag) -> bool {
         self.flags.contains(&flag)

@@ -22,10 +22,11 @@ impl Strlen {
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
-        let len = ks.read(&self.key, |shard| {
-            shard.live(&self.key, now).map_or(0, |e| e.value.len())
-        });
-        Reply::Integer(len as i64)
+        ks.read(&self.key, |shard| match shard.live(&self.key, now).map(|e| e.string()) {
+            None => Reply::Integer(0),
+            Some(Ok(v)) => Reply::Integer(v.len() as i64),
+            Some(Err(e)) => e.into(),
+        })
     }
 }
 
