@@ -155,6 +155,18 @@ impl Engine {
         self.pubsub.set_notify_flags(flags, Some(from));
     }
 
+    /// The clients blocked on keys (BLPOP and kin).
+    pub fn blocking(&self) -> &Arc<crate::blocking::Blocking> {
+        &self.feed.blocking
+    }
+
+    /// Queues a client on `keys` until a write to one of them reaches it. Writes note their
+    /// effects from now on even in a server kept in memory, so every write is seen.
+    pub fn block_on(&self, keys: &[bytes::Bytes]) -> crate::blocking::Waiter {
+        self.store.start_noting();
+        self.feed.blocking.register(keys)
+    }
+
     /// The change feed, e.g. to set how much history it keeps.
     pub fn feed(&self) -> &Feed {
         &self.feed

@@ -112,6 +112,8 @@ pub struct Feed {
     stopping: tokio_util::sync::CancellationToken,
     /// Listeners cut off for falling behind.
     dropped: AtomicU64,
+    /// Clients blocked on keys (BLPOP and kin), woken by the changes recorded here.
+    pub(crate) blocking: Arc<crate::blocking::Blocking>,
 }
 
 impl Default for Feed {
@@ -154,6 +156,7 @@ impl Feed {
             max_bytes: AtomicUsize::new(limits.history_bytes.max(1)),
             stopping: tokio_util::sync::CancellationToken::new(),
             dropped: AtomicU64::new(0),
+            blocking: Arc::default(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Feed {
     /// Records the submission at `position`. Called under the pipeline's sequencing lock, so in
     /// position order.
     pub(crate) fn record(&self, position: u64, effects: &Effects) {
+        self.blocking.touched(effects);
         if !self.recording.load(Ordering::Relaxed) {
             return;
         }

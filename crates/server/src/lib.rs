@@ -6,6 +6,7 @@
 //! Tests start a real server the same way, on `127.0.0.1:0`, and stop it with a future.
 
 pub mod acl;
+pub mod blocking;
 mod commit;
 pub mod config;
 mod connection_threads;

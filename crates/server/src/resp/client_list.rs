@@ -31,6 +31,9 @@ pub(crate) fn client_line(shared: &Shared, id: u64, c: &ClientInfo) -> String {
     if a.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
     }
+    if a.blocked.load(Ordering::Relaxed) {
+        flags.push('b');
+    }
     if flags.is_empty() {
         flags.push('N');
     }

@@ -31,6 +31,13 @@ pub(crate) struct Activity {
     pub(crate) monitor: std::sync::atomic::AtomicBool,
     /// `CLIENT NO-EVICT on`: never disconnected to bring clients under `maxmemory-clients`.
     pub(crate) no_evict: std::sync::atomic::AtomicBool,
+    /// Blocked in BLPOP or its kin now.
+    pub(crate) blocked: std::sync::atomic::AtomicBool,
+    /// `CLIENT UNBLOCK`: ends the wait, as a timeout or (with `unblock_error`) an error.
+    pub(crate) unblock: tokio::sync::Notify,
+    pub(crate) unblock_error: std::sync::atomic::AtomicBool,
+    /// `CLIENT UNBLOCK`s so far, so a wait ignores one meant for an earlier wait.
+    pub(crate) unblocks: AtomicU64,
 }
 
 /// One open connection as others see it.

@@ -26,6 +26,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Reply bytes held back before writing while a pipeline is still being executed.
 const FLUSH_AT: usize = 1024 * 1024;
 
+/// Bytes read from a blocked client and held until its wait ends; past this the socket is left
+/// unread (the client waits for the answer first, as Redis makes it).
+const MAX_READ_WHILE_BLOCKED: usize = 1024 * 1024;
+
 /// Replies held back most, before the log is waited for and they are sent.
 const MAX_HELD: usize = 1024;
 
@@ -120,6 +124,68 @@ async fn paused(
         }
     }
     true
+}
+
+/// Waits until the blocked command gets something (its answer, whose writes the caller waits
+/// for as for any other), its timeout passes or `CLIENT UNBLOCK` ends it (its empty answer, or
+/// the UNBLOCKED error); `None` if the connection is killed or the server stops meanwhile. The
+/// client's place in the queues is left however the wait ends. Meanwhile the socket is still
+/// read, so a client that disconnects is noticed (and what it pipelined after the blocking
+/// command waits in `input`).
+async fn wait_blocked<S: ByteStream>(
+    shared: &Shared,
+    activity: &Activity,
+    blocked: super::session::Blocked,
+    (stream, input): (&mut S, &mut BytesMut),
+    killed: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    stopped: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> Option<Uncommitted<Frame>> {
+    let engine = &shared.engine;
+    let waiter = engine.block_on(&blocked.keys);
+    let generation = activity.unblocks.load(Ordering::Acquire);
+    activity.blocked.store(true, Ordering::Release);
+    let deadline = (blocked.timeout > 0.0)
+        .then(|| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(blocked.timeout));
+    let answer = loop {
+        // Run again first: a write may have come between the first try and joining the queue.
+        let answer = engine.apply(blocked.command.clone());
+        if answer.ticket().is_some()
+            || !matches!(
+                answer.peek(),
+                kvs_store::Reply::Nil | kvs_store::Reply::NilArray
+            )
+        {
+            break Some(answer.map(Frame::from));
+        }
+        tokio::select! {
+            () = waiter.woken() => {}
+            () = crate::line::sleep_until_some(deadline) => {
+                break Some(Uncommitted::nothing_written(blocked.empty.clone()));
+            }
+            () = activity.unblock.notified() => {
+                if activity.unblocks.load(Ordering::Acquire) == generation {
+                    continue; // a CLIENT UNBLOCK meant for an earlier wait
+                }
+                break Some(Uncommitted::nothing_written(
+                    if activity.unblock_error.load(Ordering::Acquire) {
+                        Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+                    } else {
+                        blocked.empty.clone()
+                    },
+                ));
+            }
+            r = stream.read_buf(input), if input.len() < MAX_READ_WHILE_BLOCKED => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    break None;
+                }
+            }
+            _ = killed.as_mut() => break None,
+            _ = stopped.as_mut() => break None,
+        }
+    };
+    activity.blocked.store(false, Ordering::Release);
+    drop(waiter);
+    answer
 }
 
 /// Resolves when messages may be waiting in `mailbox`; never without one.
@@ -230,6 +296,33 @@ pub(crate) async fn run<S: ByteStream>(
                         mailbox.drain_into(&mut output);
                     }
                     let answer = session.handle(&argv);
+                    let answer = match session.take_blocked() {
+                        None => answer,
+                        Some(blocked) => {
+                            // The replies before it go out before it waits.
+                            session.wakes.wake_all();
+                            held.release(&shared, &mut output).await;
+                            if !output.is_empty() {
+                                if !send!(&output) {
+                                    break 'connection;
+                                }
+                                output.clear();
+                            }
+                            let waited = wait_blocked(
+                                &shared,
+                                &session.activity,
+                                blocked,
+                                (&mut stream, &mut input),
+                                &mut killed,
+                                &mut stopped,
+                            )
+                            .await;
+                            match waited {
+                                Some(answer) => answer,
+                                None => break 'connection,
+                            }
+                        }
+                    };
                     if std::mem::take(&mut session.drain_before_reply)
                         && let Some(mailbox) = session.mailbox()
                     {

@@ -143,7 +143,7 @@ fn clients(shared: &Shared) -> Lines {
         kv("connected_clients", shared.clients.count()),
         kv("cluster_connections", 0),
         kv("maxclients", shared.config.limits.max_connections),
-        kv("blocked_clients", 0),
+        kv("blocked_clients", shared.engine.blocking().blocked()),
         kv("tracking_clients", 0),
         kv("clients_in_timeout_table", 0),
         kv("kvs_http_connections", open(Door::Http)),

@@ -83,6 +83,20 @@ pub(crate) struct Session {
     unsettled: Option<(Class, Instant)>,
     /// What `CLIENT LIST` shows of this connection's last request.
     pub(crate) activity: Arc<Activity>,
+    /// A blocking command (BLPOP and kin) found nothing: the connection waits for it.
+    blocked: Option<Blocked>,
+}
+
+/// A blocking command that found nothing, to run again when one of its keys changes.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    pub(crate) command: Command,
+    /// The keys whose changes may give it something.
+    pub(crate) keys: Vec<Bytes>,
+    /// Seconds to wait; 0: forever.
+    pub(crate) timeout: f64,
+    /// What it answers when the wait ends with nothing.
+    pub(crate) empty: Frame,
 }
 
 /// The longest command name kvs knows, with room to spare; longer names are unknown at once.
@@ -107,6 +121,7 @@ impl Session {
             multi_failed: false,
             watched: Vec::new(),
             awaited: None,
+            blocked: None,
             subs: None,
             drain_before_reply: false,
             replies_off: false,
@@ -152,6 +167,11 @@ impl Session {
     /// The snapshot the reply just returned by [`Session::handle`] must wait for (SAVE).
     pub(crate) fn take_awaited(&mut self) -> Option<Awaited> {
         self.awaited.take()
+    }
+
+    /// The blocking command the request just handled left waiting, if it did.
+    pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {
+        self.blocked.take()
     }
 
     /// The protocol replies are written in.
@@ -328,7 +348,29 @@ impl Session {
             )),
             Some(Found::Data(_)) => match Command::from_argv(argv) {
                 Ok(command) => {
+                    let retry = command.block_timeout().map(|t| (t, command.clone()));
                     let answer = self.shared.engine.apply(command);
+                    if let Some((timeout, command)) = retry
+                        && answer.ticket().is_none()
+                        && matches!(answer.peek(), Reply::Nil | Reply::NilArray)
+                    {
+                        let keys = match &command {
+                            // Only the source can give BLMOVE something.
+                            Command::LMove(m) => vec![m.from.clone()],
+                            other => other
+                                .keys()
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(Bytes::copy_from_slice)
+                                .collect(),
+                        };
+                        self.blocked = Some(Blocked {
+                            command,
+                            keys,
+                            timeout,
+                            empty: Frame::from(answer.peek().clone()),
+                        });
+                    }
                     // Refused for memory or a failed log: Redis counts these as rejected.
                     self.rejected = matches!(
                         answer.peek(),

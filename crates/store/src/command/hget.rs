@@ -62,8 +62,8 @@ impl Definition for HGet {
     const SPECS: &'static [Spec] = &[
         Spec::data("hget", 3, R, C, KeySpec::FIRST, Access::READ, "hash", "Get the value of a hash field", "HGET h f"),
         Spec::data("hmget", -3, R, C, KeySpec::FIRST, Access::READ, "hash", "Get the values of all the given hash fields", "HMGET h f g"),
-        Spec::data("hexists", 3, R, C, KeySpec::FIRST, Access::READ, "hash", "Determine if a hash field exists", "HEXISTS h f"),
-        Spec::data("hstrlen", 3, R, C, KeySpec::FIRST, Access::READ, "hash", "Get the length of the value of a hash field", "HSTRLEN h f"),
+        Spec::data("hexists", 3, R, C, KeySpec::FIRST, Access::NONE, "hash", "Determine if a hash field exists", "HEXISTS h f"),
+        Spec::data("hstrlen", 3, R, C, KeySpec::FIRST, Access::NONE, "hash", "Get the length of the value of a hash field", "HSTRLEN h f"),
     ];
 
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {

@@ -104,7 +104,7 @@ const BLMPOP: KeySpec = KeySpec::Find {
 impl Definition for MPop {
     const SPECS: &'static [Spec] = &[
         Spec::data("lmpop", -4, W, C, LMPOP, Access::READ_WRITE, "list", "Pop elements from a list", "LMPOP 2 a b LEFT COUNT 2"),
-        Spec::data("blmpop", -5, B, CB, BLMPOP, Access::READ_WRITE, "list", "Pop elements from a list, or block until one is available", "BLMPOP 0.1 2 a b RIGHT"),
+        Spec::data("blmpop", -5, &[Flag::Write, Flag::Blocking], CB, BLMPOP, Access::READ_WRITE, "list", "Pop elements from a list, or block until one is available", "BLMPOP 0.1 2 a b RIGHT"),
         Spec::data("blpop", -3, B, CB, BPOP, Access::READ_WRITE, "list", "Remove and get the first element in a list, or block until one is available", "BLPOP a b 1"),
         Spec::data("brpop", -3, B, CB, BPOP, Access::READ_WRITE, "list", "Remove and get the last element in a list, or block until one is available", "BRPOP a 0"),
     ];

@@ -38,7 +38,7 @@ const C: &[Category] = &[Category::Read, Category::Set, Category::Fast];
 
 impl Definition for SIsMember {
     const SPECS: &'static [Spec] = &[
-        Spec::data("sismember", 3, R, C, KeySpec::FIRST, Access::READ, "set", "Determine if a given value is a member of a set", "SISMEMBER s a"),
+        Spec::data("sismember", 3, R, C, KeySpec::FIRST, Access::NONE, "set", "Determine if a given value is a member of a set", "SISMEMBER s a"),
         Spec::data("smismember", -3, R, C, KeySpec::FIRST, Access::READ, "set", "Returns the membership associated with the given elements for a set", "SMISMEMBER s a b"),
     ];
 

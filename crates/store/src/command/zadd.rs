@@ -94,7 +94,7 @@ const C: &[Category] = &[Category::Write, Category::SortedSet, Category::Fast];
 impl Definition for ZAdd {
     const SPECS: &'static [Spec] = &[
         Spec::data("zadd", -4, W, C, KeySpec::FIRST, Access::WRITE, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", "ZADD z NX CH 1 a 2 b"),
-        Spec::data("zincrby", 4, W, C, KeySpec::FIRST, Access::WRITE, "sorted-set", "Increment the score of a member in a sorted set", "ZINCRBY z 1.5 a"),
+        Spec::data("zincrby", 4, W, C, KeySpec::FIRST, Access::READ_WRITE, "sorted-set", "Increment the score of a member in a sorted set", "ZINCRBY z 1.5 a"),
     ];
 
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {

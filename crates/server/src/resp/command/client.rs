@@ -131,6 +131,13 @@ pub(super) const COMMANDS: &[SessionCommand] = &[SessionCommand {
                 "CLIENT REPLY OFF",
             ),
             sub(
+                "client|unblock",
+                -3,
+                true,
+                "Unblock a client blocked in a blocking command from a different connection",
+                "CLIENT UNBLOCK 7 ERROR",
+            ),
+            sub(
                 "client|no-touch",
                 3,
                 false,
@@ -212,8 +219,38 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
             Frame::ok()
         }
         (b"kill", filters) => client_list::kill(&session.shared, id, filters),
+        (b"unblock", [target, mode @ ..]) => unblock(session, target, mode),
         _ => super::help(&COMMANDS[0].spec),
     }
+}
+
+/// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`: 1 if that client was blocked (it now answers as
+/// if it timed out, or with the UNBLOCKED error), 0 if not.
+fn unblock(session: &Session, target: &Bytes, mode: &[Bytes]) -> Frame {
+    let Some(id) = std::str::from_utf8(target)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+    else {
+        return Frame::Error(CommandError::NotInteger.to_string());
+    };
+    let error = match mode {
+        [] => false,
+        [m] if m.eq_ignore_ascii_case(b"timeout") => false,
+        [m] if m.eq_ignore_ascii_case(b"error") => true,
+        _ => return Frame::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let Some(client) = session.shared.clients.get(id) else {
+        return Frame::Integer(0);
+    };
+    let a = &client.activity;
+    if !a.blocked.load(std::sync::atomic::Ordering::Acquire) {
+        return Frame::Integer(0);
+    }
+    a.unblock_error
+        .store(error, std::sync::atomic::Ordering::Release);
+    a.unblocks.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    a.unblock.notify_one();
+    Frame::Integer(1)
 }
 
 /// `CLIENT PAUSE timeout [WRITE|ALL]`.

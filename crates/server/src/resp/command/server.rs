@@ -260,6 +260,11 @@ fn spec_frame(spec: &Spec) -> Frame {
             spec.flags
                 .iter()
                 .map(|f| Frame::Simple(f.name().to_owned()))
+                // Keys found by a `numkeys` argument move with it, as Redis marks them.
+                .chain(
+                    matches!(spec.keys, KeySpec::Find { .. })
+                        .then(|| Frame::Simple("movablekeys".to_owned())),
+                )
                 .collect(),
         ),
         Frame::Integer(first),
