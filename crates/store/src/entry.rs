@@ -75,18 +75,13 @@ pub enum Value {
     Collection(Arc<Collection>),
 }
 
-/// Two values are equal when they hold the same type and the same contents (a collection's in
-/// the order it gives them, which for hashes and sets depends on how they were built).
+/// Two values are equal when they hold the same type and the same contents (in order for lists
+/// and sorted sets; hashes and sets have none).
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Value::String(a), Value::String(b)) => a == b,
-            (Value::Collection(a), Value::Collection(b)) => {
-                Arc::ptr_eq(a, b)
-                    || (a.kind() == b.kind()
-                        && a.len() == b.len()
-                        && a.chunks(usize::MAX).eq(b.chunks(usize::MAX)))
-            }
+            (Value::Collection(a), Value::Collection(b)) => Arc::ptr_eq(a, b) || a.same(b),
             _ => false,
         }
     }

@@ -186,6 +186,26 @@ impl Collection {
         self.len() == 0
     }
 
+    /// Whether both hold the same elements: the same fields and values, the same members, the
+    /// same items in the same order, the same members with the same scores.
+    pub fn same(&self, other: &Collection) -> bool {
+        if self.len() != other.len() {
+            return false;
+        }
+        match (self, other) {
+            (Collection::Hash(a), Collection::Hash(b)) => {
+                a.iter().all(|(f, v)| b.get(f) == Some(v))
+            }
+            (Collection::List(a), Collection::List(b)) => a.iter().eq(b.iter()),
+            (Collection::Set(a), Collection::Set(b)) => a.iter().all(|m| b.contains(m)),
+            (Collection::ZSet(a), Collection::ZSet(b)) => a
+                .iter()
+                .zip(b.iter())
+                .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits()),
+            _ => false,
+        }
+    }
+
     /// Redis's name for how it is held (`OBJECT ENCODING`).
     pub fn encoding(&self) -> &'static str {
         match self {

@@ -200,6 +200,8 @@ command_table! {
     zpop => ZPop(ZPop),
     zsetop => ZSetOp(ZSetOp),
     zsetopstore => ZSetOpStore(ZSetOpStore),
+    sort => Sort(Sort),
+    sort_ro => SortRo(SortRo),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.
