@@ -5,7 +5,8 @@
 # the config file the suite writes), and runs each unit with --singledb (kvs has one database).
 #
 # Usage: tools/redis-suite/run.sh unit/auth [unit/acl ...]
-# env: KVS=path (default: builds target/release/kvs). A unit's `<name>.skip` file here, if any,
+# env: KVS=path (default: builds target/release/kvs); SUITE_ARGS=extra runtest arguments, e.g.
+# "--tags -needs:debug" to leave out the tests that need DEBUG. A unit's `<name>.skip` file here, if any,
 # names tests that need commands kvs does not have yet (the suite stops a unit at the first such
 # error, so they must be skipped to reach the rest); say so when quoting results.
 # Needs: apt-get (deb-src access), tclsh, redis-tools. Not part of CI: it downloads the source.
@@ -34,6 +35,7 @@ for tool in redis-cli redis-benchmark; do ln -sf "$(command -v "$tool")" "$suite
 for unit in "$@"; do
   skip=("--skipfile" /dev/null)
   [ -f "$here/$(basename "$unit").skip" ] && skip=(--skipfile "$here/$(basename "$unit").skip")
-  (cd "$suite" && ./runtest --single "$unit" --clients 1 --timeout 60 --singledb "${skip[@]}" 2>&1) \
+  # shellcheck disable=SC2086 # extra arguments split on purpose, e.g. "--tags -needs:debug"
+  (cd "$suite" && ./runtest --single "$unit" --clients 1 --timeout 60 --singledb "${skip[@]}" ${SUITE_ARGS:-} 2>&1) \
     | sed 's/\x1b\[[0-9;]*m//g' | grep -E '^\[(ok|err|skip|exception)\]|^Expected' || true
 done

@@ -149,12 +149,14 @@ async fn wait_blocked<S: ByteStream>(
     let answer = loop {
         // Run again first: a write may have come between the first try and joining the queue.
         let answer = engine.apply(blocked.command.clone());
-        if answer.ticket().is_some()
-            || !matches!(
-                answer.peek(),
-                kvs_store::Reply::Nil | kvs_store::Reply::NilArray
-            )
-        {
+        let nothing = match answer.peek() {
+            kvs_store::Reply::Nil | kvs_store::Reply::NilArray => true,
+            // A key it waits on now holds another type: Redis leaves the client waiting, unless
+            // a key it waits on has what it wants (BLMOVE onto a key of another type fails).
+            kvs_store::Reply::Error(CommandError::WrongType) => !holds(engine, &blocked),
+            _ => false,
+        };
+        if answer.ticket().is_some() || !nothing {
             break Some(answer.map(Frame::from));
         }
         tokio::select! {
@@ -186,6 +188,18 @@ async fn wait_blocked<S: ByteStream>(
     activity.blocked.store(false, Ordering::Release);
     drop(waiter);
     answer
+}
+
+/// Whether one of the keys a blocked command waits on holds the type it pops from.
+fn holds(engine: &crate::engine::Engine, blocked: &super::session::Blocked) -> bool {
+    let wanted = match &blocked.command {
+        kvs_store::Command::ZPop(_) => "zset",
+        _ => "list",
+    };
+    blocked.keys.iter().any(|key| {
+        let kind = kvs_store::Command::TypeOf(kvs_store::TypeOf { key: key.clone() });
+        matches!(engine.apply(kind).ready(), Ok(kvs_store::Reply::Status(t)) if t == wanted)
+    })
 }
 
 /// Resolves when messages may be waiting in `mailbox`; never without one.

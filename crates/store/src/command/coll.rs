@@ -171,13 +171,16 @@ pub(crate) fn numkeys<'a>(
     args: &'a [Bytes],
     zero: &'static str,
 ) -> Result<(&'a [Bytes], &'a [Bytes]), CommandError> {
-    let n = int(args.first().ok_or(CommandError::Syntax)?)?;
+    let n =
+        int(args.first().ok_or(CommandError::Syntax)?).map_err(|_| CommandError::Invalid(zero))?;
     if n <= 0 {
         return Err(CommandError::Invalid(zero));
     }
     let n = n as usize;
     if n > args.len() - 1 {
-        return Err(CommandError::Syntax);
+        return Err(CommandError::Invalid(
+            "Number of keys can't be greater than number of args",
+        ));
     }
     Ok((&args[1..1 + n], &args[1 + n..]))
 }

@@ -96,7 +96,11 @@ impl Definition for HIncrBy {
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
         let v = a.exactly(3)?;
         let by = if a.cmd == "hincrbyfloat" {
-            HIncrStep::Float(float(&v[2])?)
+            let by = float(&v[2])?;
+            if by.is_infinite() {
+                return Err(CommandError::Invalid("value is NaN or Infinity"));
+            }
+            HIncrStep::Float(by)
         } else {
             HIncrStep::Int(int(&v[2])?)
         };

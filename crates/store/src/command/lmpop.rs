@@ -72,7 +72,7 @@ pub(crate) fn side_and_count(rest: &[Bytes], left: &str, right: &str) -> Result<
     let count = match &rest[1..] {
         [] => 1,
         [opt, n] if is(opt, "count") => {
-            let n = int(n)?;
+            let n = int(n).map_err(|_| CommandError::Invalid("count should be greater than 0"))?;
             if n <= 0 {
                 return Err(CommandError::Invalid("count should be greater than 0"));
             }

@@ -163,8 +163,10 @@ impl Definition for SetOp {
             let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
             let limit = match rest {
                 [] => 0,
-                [opt, n] if is(opt, "limit") => usize::try_from(int(n)?)
-                    .map_err(|_| CommandError::Invalid("LIMIT can't be negative"))?,
+                [opt, n] if is(opt, "limit") => int(n)
+                    .ok()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(CommandError::Invalid("LIMIT can't be negative"))?,
                 _ => return Err(CommandError::Syntax),
             };
             return Ok(Self {

@@ -58,6 +58,13 @@ impl SMove {
                 }
             }
             if let Some(dst) = locked.shard(&self.to) {
+                if dst
+                    .live(&self.to, now)
+                    .is_some_and(|e| e.set().is_ok_and(|s| s.contains(&self.member)))
+                {
+                    // Already there: nothing changes, and nothing is announced.
+                    return Reply::Integer(1);
+                }
                 let version = ks.next_version();
                 if let Err(e) = dst.edit(&self.to, now, version, Edit::SetAdd(vec![self.member.clone()])) {
                     return e.into();

@@ -230,16 +230,12 @@ impl Sort {
 
 /// The key, and STORE's destination.
 fn sort_keys(argv: &[Bytes]) -> Vec<usize> {
-    let mut keys = vec![1];
-    let mut i = 2;
-    while i < argv.len() {
-        if is(&argv[i], "store") && i + 1 < argv.len() {
-            keys.push(i + 1);
-        }
-        i += 1;
-    }
-    keys.truncate(2);
-    keys
+    // The last STORE wins, as in the command itself.
+    let store = (2..argv.len().saturating_sub(1))
+        .rev()
+        .find(|&i| is(&argv[i], "store"))
+        .map(|i| i + 1);
+    std::iter::once(1).chain(store).collect()
 }
 
 impl Definition for Sort {

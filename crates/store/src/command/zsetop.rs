@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::{bulk, double, numkeys, numkeys_positions, store_collection};
+use super::coll::{bulk, double, numkeys_positions, store_collection};
 use super::parse::{Args, float, int, is};
 use super::setop::SetOpKind;
 use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
@@ -219,16 +219,17 @@ impl Definition for ZSetOp {
         };
         let store = a.cmd.ends_with("store");
         let (dest, v) = if store { (Some(v[0].clone()), &v[1..]) } else { (None, v) };
-        let zero = if a.cmd == "zintercard" {
-            "numkeys should be greater than 0".to_owned()
-        } else {
-            format!("at least 1 input key is needed for '{}' command", a.cmd)
-        };
         let n = int(v.first().ok_or(CommandError::Syntax)?)?;
         if n <= 0 {
-            return Err(CommandError::Other(zero));
+            return Err(CommandError::Other(format!(
+                "at least 1 input key is needed for '{}' command",
+                a.cmd
+            )));
         }
-        let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
+        if n as usize > v.len() - 1 {
+            return Err(CommandError::Syntax);
+        }
+        let (keys, rest) = v[1..].split_at(n as usize);
         let mut out = Self {
             op,
             keys: keys.to_vec(),
@@ -242,8 +243,10 @@ impl Definition for ZSetOp {
         if a.cmd == "zintercard" {
             out.card_limit = Some(match rest {
                 [] => 0,
-                [opt, n] if is(opt, "limit") => usize::try_from(int(n)?)
-                    .map_err(|_| CommandError::Invalid("LIMIT can't be negative"))?,
+                [opt, n] if is(opt, "limit") => int(n)
+                    .ok()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(CommandError::Invalid("LIMIT can't be negative"))?,
                 _ => return Err(CommandError::Syntax),
             });
             return Ok(out);
