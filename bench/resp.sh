@@ -6,7 +6,12 @@
 #
 # Workloads: SET and GET of 64-byte values unpipelined and with -P 16, SET of 4 KiB values
 # (redis-benchmark, 50 clients, random keys over KEYSPACE), and a 50/50 GET/SET mix over KEYSPACE
-# random keys (`kvs bench`, which speaks RESP to both servers).
+# random keys (`kvs bench`, which speaks RESP to both servers). Then the rest of
+# redis-benchmark's default tests, the collection ones (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET,
+# SPOP, ZADD, LRANGE of the first 100 and 600 elements of a 600-element list) and MSET of 10
+# keys, unpipelined and with -P 16. A pop is measured on a collection filled beforehand (not
+# measured), and LRANGE as a plain command on a list filled beforehand, so each figure is its own
+# command's alone.
 #
 # Usage: bench/resp.sh [memory|everysec|always]
 #   memory    (default) kvs --in-memory against redis with persistence off
@@ -82,8 +87,30 @@ print(r["ops"], "%.3f" % a["p50"], "%.3f" % a["p99"])' "$out" | {
       # Pipelined runs are fast: more requests keep the CPU-time sample (10 ms ticks) precise.
       n=$REQUESTS
       [ "$pipeline" -gt 1 ] && n=$((REQUESTS * 5))
-      out=$(redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -c "$CLIENTS" -P "$pipeline" \
-        -d "$size" -r "$KEYSPACE" -t "$test" --csv 2>&1)
+      # What the test reads or pops is put there first, outside the measurement.
+      local fill="" command=()
+      case "$test" in
+        lpop | rpop) fill=rpush ;;
+        spop) fill=sadd ;;
+        lrange_*) command=(LRANGE mylist 0 $((${test#lrange_} - 1))) ;;
+      esac
+      if [ -n "$fill" ]; then
+        redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -c "$CLIENTS" -P 16 -d "$size" \
+          -r "$KEYSPACE" -t "$fill" -q >/dev/null 2>&1
+      fi
+      if [ "${#command[@]}" -gt 0 ]; then
+        redis-cli -h 127.0.0.1 -p "$port" del mylist >/dev/null
+        redis-benchmark -h 127.0.0.1 -p "$port" -n 600 -c 1 -d "$size" -t lpush -q >/dev/null 2>&1
+      fi
+      before=$(cpu_ticks "$pid")
+      t0=$(now)
+      if [ "${#command[@]}" -gt 0 ]; then
+        out=$(redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -c "$CLIENTS" -P "$pipeline" \
+          --csv "${command[@]}" 2>&1)
+      else
+        out=$(redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -c "$CLIENTS" -P "$pipeline" \
+          -d "$size" -r "$KEYSPACE" -t "$test" --csv 2>&1)
+      fi
       t1=$(now)
       after=$(cpu_ticks "$pid") ;;
   esac
@@ -100,7 +127,11 @@ echo "redis-server $(redis-server --version | awk '{print $3}' | sed 's/v=//'), 
 echo
 echo "| workload | kvs ops/s | redis ops/s | kvs p50/p99 ms | redis p50/p99 ms | kvs CPU % | redis CPU % | kvs ops per CPU-s | redis ops per CPU-s | kvs ÷ redis per CPU-s |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-for workload in set:64:1 get:64:1 set:64:16 get:64:16 set:4096:1 mix; do
+collections=""
+for test in lpush rpush lpop rpop sadd hset spop zadd lrange_100 lrange_600 mset; do
+  collections+=" $test:64:1 $test:64:16"
+done
+for workload in set:64:1 get:64:1 set:64:16 get:64:16 set:4096:1 mix $collections; do
   grep -Eq "$ONLY" <<<"$workload" || continue
   : >"$work/kvs.runs"
   : >"$work/redis.runs"
