@@ -2,8 +2,10 @@
 //! was acknowledged to a client survives `kill -9` of the server. Concurrent writers over RESP
 //! and HTTP record each acknowledged write and delete; the server is killed mid-load, restarted
 //! on the same directory, and every key must hold exactly its last acknowledged state (or the
-//! state of the one write that was in flight when the server died). Several rounds on one
-//! directory, with small snapshot thresholds so snapshots are written and cut short too.
+//! state of the one write that was in flight when the server died). Collection writers do the
+//! same with hashes, lists and sorted sets (HSET, RPUSH, LPOP, ZADD, ZREM): every acknowledged
+//! field, push and member survives. Several rounds on one directory, with small snapshot
+//! thresholds so snapshots are written (collections included) and cut short too.
 
 mod common;
 
@@ -154,6 +156,191 @@ impl Rng {
     }
 }
 
+impl Resp {
+    /// An array reply of bulk strings (HGETALL, LRANGE, ZRANGE ... WITHSCORES).
+    fn strings(&mut self, args: &[&[u8]]) -> std::io::Result<Vec<String>> {
+        let head = self.call(args)?;
+        let n: usize = String::from_utf8_lossy(head.get(1..).unwrap_or_default())
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other("not an array"))?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut line = Vec::new();
+            self.0.read_until(b'\n', &mut line)?;
+            let len: usize = String::from_utf8_lossy(&line[1..])
+                .trim()
+                .parse()
+                .map_err(|_| std::io::Error::other("not a bulk string"))?;
+            let mut body = vec![0; len + 2];
+            self.0.read_exact(&mut body)?;
+            body.truncate(len);
+            out.push(String::from_utf8_lossy(&body).into_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// What one collection holds, as the test reads it back: a hash's `field=value` pairs sorted, a
+/// list's items in order, a sorted set's `member:score` in order.
+type Elements = Vec<String>;
+
+/// The model of one collection key: its last acknowledged contents and what it holds if the
+/// write in flight happened.
+#[derive(Clone, Debug, Default)]
+struct Coll {
+    acked: Elements,
+    in_flight: Option<Elements>,
+}
+
+type CollModel = Arc<Mutex<HashMap<String, Coll>>>;
+
+/// The request that reads a collection key back whole.
+fn read_back(key: &str) -> Vec<&[u8]> {
+    if key.ends_with(":hash") {
+        vec![b"HGETALL", key.as_bytes()]
+    } else if key.ends_with(":list") {
+        vec![b"LRANGE", key.as_bytes(), b"0", b"-1"]
+    } else {
+        vec![b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"]
+    }
+}
+
+/// A read-back reply in the model's form.
+fn elements(key: &str, raw: Vec<String>) -> Elements {
+    if key.ends_with(":list") {
+        return raw;
+    }
+    let sep = if key.ends_with(":hash") { "=" } else { ":" };
+    let mut pairs: Vec<String> = raw.chunks(2).map(|p| p.join(sep)).collect();
+    if key.ends_with(":hash") {
+        pairs.sort();
+    }
+    pairs
+}
+
+/// Writes to a hash, a list and a sorted set of its own over RESP until the connection fails;
+/// records each acknowledged change.
+fn collection_writer(port: u16, id: usize, round: usize, model: CollModel, stop: Arc<AtomicBool>) {
+    let Ok(mut con) = Resp::connect(port) else {
+        return;
+    };
+    let mut rng = Rng(0x5bd1_e995 ^ ((id as u64 + 1) << 24) ^ round as u64);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let which = rng.next() % 3;
+        let key = format!("coll:{id}:{}", ["hash", "list", "zset"][which as usize]);
+        let acked = model
+            .lock()
+            .expect("model")
+            .entry(key.clone())
+            .or_default()
+            .acked
+            .clone();
+        let item = format!("r{round}-{seq}");
+        let field = format!("f{}", rng.next() % 24);
+        let score = (rng.next() % 1000).to_string();
+        let remove = rng.next().is_multiple_of(4);
+        let (args, next): (Vec<Vec<u8>>, Elements) = match which {
+            0 => {
+                let mut next: Elements = acked
+                    .iter()
+                    .filter(|p| !p.starts_with(&format!("{field}=")))
+                    .cloned()
+                    .collect();
+                next.push(format!("{field}={item}"));
+                next.sort();
+                let args = [
+                    &b"HSET"[..],
+                    key.as_bytes(),
+                    field.as_bytes(),
+                    item.as_bytes(),
+                ];
+                (args.iter().map(|a| a.to_vec()).collect(), next)
+            }
+            1 if remove => {
+                let next = acked.iter().skip(1).cloned().collect();
+                (vec![b"LPOP".to_vec(), key.clone().into_bytes()], next)
+            }
+            1 => {
+                let mut next = acked.clone();
+                next.push(item.clone());
+                let args = [&b"RPUSH"[..], key.as_bytes(), item.as_bytes()];
+                (args.iter().map(|a| a.to_vec()).collect(), next)
+            }
+            _ => {
+                let member = format!("m{}", rng.next() % 32);
+                let mut pairs: Vec<(u64, String)> = acked
+                    .iter()
+                    .filter_map(|p| {
+                        let (m, s) = p.rsplit_once(':')?;
+                        Some((s.parse().ok()?, m.to_owned()))
+                    })
+                    .filter(|(_, m)| *m != member)
+                    .collect();
+                let args: Vec<Vec<u8>> = if remove {
+                    vec![
+                        b"ZREM".to_vec(),
+                        key.clone().into_bytes(),
+                        member.into_bytes(),
+                    ]
+                } else {
+                    pairs.push((score.parse().unwrap_or(0), member.clone()));
+                    vec![
+                        b"ZADD".to_vec(),
+                        key.clone().into_bytes(),
+                        score.into_bytes(),
+                        member.into_bytes(),
+                    ]
+                };
+                pairs.sort();
+                (
+                    args,
+                    pairs.into_iter().map(|(s, m)| format!("{m}:{s}")).collect(),
+                )
+            }
+        };
+        model
+            .lock()
+            .expect("model")
+            .get_mut(&key)
+            .expect("key")
+            .in_flight = Some(next.clone());
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        match con.call(&args) {
+            Ok(r) if r.starts_with(b"-") => {
+                panic!("unexpected reply {:?}", String::from_utf8_lossy(&r))
+            }
+            Ok(_) => {
+                let mut m = model.lock().expect("model");
+                let k = m.get_mut(&key).expect("key");
+                k.acked = next;
+                k.in_flight = None;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads every modelled collection back; afterwards the model holds what the server holds.
+fn verify_collections(ports: &Ports, model: &CollModel) -> usize {
+    let mut resp = Resp::connect(ports.resp).expect("resp");
+    let mut m = model.lock().expect("model");
+    for (key, k) in m.iter_mut() {
+        let found = elements(key, resp.strings(&read_back(key)).expect("read back"));
+        assert!(
+            found == k.acked || k.in_flight.as_ref() == Some(&found),
+            "{key}: found {found:?}, acknowledged {:?}, in flight {:?}",
+            k.acked,
+            k.in_flight
+        );
+        k.acked = found;
+        k.in_flight = None;
+    }
+    m.len()
+}
+
 /// Writes over RESP until the connection fails; records each acknowledged effect.
 fn resp_writer(port: u16, id: usize, round: usize, model: Model, stop: Arc<AtomicBool>) {
     let Ok(mut con) = Resp::connect(port) else {
@@ -301,6 +488,7 @@ fn acknowledged_writes_survive_kill_9() {
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_string_lossy().into_owned();
     let model: Model = Arc::default();
+    let collections: CollModel = Arc::default();
     let rounds = 4;
     for round in 0..rounds {
         let (mut child, ports) = start(&[
@@ -314,6 +502,8 @@ fn acknowledged_writes_survive_kill_9() {
         if round > 0 {
             let checked = verify(&ports, &model);
             assert!(checked > 0, "round {round}: the model holds keys");
+            let checked = verify_collections(&ports, &collections);
+            assert!(checked > 0, "round {round}: the model holds collections");
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut writers = Vec::new();
@@ -327,6 +517,11 @@ fn acknowledged_writes_survive_kill_9() {
             let port = ports.http;
             writers.push(std::thread::spawn(move || {
                 http_writer(port, id, round, m, s)
+            }));
+            let (m, s) = (collections.clone(), stop.clone());
+            let port = ports.resp;
+            writers.push(std::thread::spawn(move || {
+                collection_writer(port, id, round, m, s)
             }));
         }
         std::thread::sleep(Duration::from_millis(1_500));
@@ -357,6 +552,7 @@ fn acknowledged_writes_survive_kill_9() {
     }
     let (child, ports) = start(&["--data-dir", &dir_arg, "--fsync", "always"]);
     verify(&ports, &model);
+    assert!(verify_collections(&ports, &collections) > 0);
     common::stop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -570,3 +570,75 @@ async fn collections_come_back_after_a_restart_from_the_log_and_from_a_snapshot(
     );
     kvs.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_shows_collections_as_json_pages_and_the_line_protocol_refuses_them() {
+    let s = TestServer::start().await;
+    let mut c = connect(&s.resp.to_string()).await;
+    for words in [
+        &["HSET", "h", "name", "kvs", "lang", "rust"][..],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["SADD", "s", "x"],
+        &["ZADD", "z", "2", "two", "1", "one", "1.5", "half"],
+    ] {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        ask(&mut c, &words).await;
+    }
+    let http = common::client();
+    let get = |path: &str| http.get(s.url(path)).send();
+    let r = get("/kvs/h").await.expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-kvs-type"], "hash");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({"name": "kvs", "lang": "rust"}));
+    let body: serde_json::Value = get("/kvs/z")
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!([["one", 1.0], ["half", 1.5], ["two", 2.0]])
+    );
+    // Pages: the next offset is given until the end.
+    let r = get("/kvs/l?offset=1&limit=1").await.expect("get");
+    assert_eq!(r.headers()["x-kvs-total"], "3");
+    assert_eq!(r.headers()["x-kvs-next-offset"], "2");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body, serde_json::json!(["b"]));
+    let r = get("/kvs/l?offset=2").await.expect("get");
+    assert!(r.headers().get("x-kvs-next-offset").is_none());
+    assert_eq!(get("/kvs/l?limit=x").await.expect("get").status(), 400);
+    // Listings say what each key holds.
+    let listing: serde_json::Value = get("/kvs").await.expect("list").json().await.expect("json");
+    let kinds: Vec<(String, String)> = listing["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap_or_default().to_owned(),
+                k["type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("s".into(), "set".into())) && kinds.contains(&("z".into(), "zset".into())),
+        "{kinds:?}"
+    );
+    // The line protocol names the type in its error; DELETE over HTTP removes any type.
+    let line = common::line_request(&s, "cmd=get | key=s").await;
+    assert!(line.contains("24") && line.contains("set"), "{line}");
+    assert_eq!(
+        http.delete(s.url("/kvs/s"))
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        204
+    );
+    assert_eq!(ask(&mut c, &["EXISTS".into(), "s".into()]).await, "int(0)");
+    s.stop().await;
+}
