@@ -307,6 +307,27 @@ impl Packed {
         bytes
     }
 
+    /// Gives the entry a new version and modification time in place, when they fit the widths
+    /// its header was built with (a collection's write keeps its handle and everything else);
+    /// `false` when they do not, and the entry must be built again.
+    pub(crate) fn restamp(&mut self, version: u64, modified_at: Millis) -> bool {
+        let shape = self.shape();
+        let vw = Shape::int_width(shape.flags, WIDE_VERSION);
+        let mw = Shape::int_width(shape.flags, WIDE_MODIFIED);
+        if (vw == 6 && version >= NARROW_LIMIT) || (mw == 6 && modified_at >= NARROW_LIMIT) {
+            return false;
+        }
+        // SAFETY: `new` wrote the version (`vw` bytes) and then the modification time (`mw`
+        // bytes) at offset `shape.fixed`, inside the allocation and after the usage word; `&mut
+        // self` means no reader holds a view of them while they change.
+        unsafe {
+            let p = self.0.as_ptr().add(shape.fixed);
+            std::ptr::copy_nonoverlapping(version.to_le_bytes().as_ptr(), p, vw);
+            std::ptr::copy_nonoverlapping(modified_at.to_le_bytes().as_ptr(), p.add(vw), mw);
+        }
+        true
+    }
+
     /// The collection, for changing it in place: only a holder of the shard's write lock has the
     /// `&mut` that reaches it. `None` for a string.
     pub(crate) fn collection_mut(&mut self) -> Option<&mut Arc<Collection>> {
@@ -671,6 +692,41 @@ mod tests {
         drop(p);
         // The caller's handle outlives the entry's.
         assert_eq!(value.len(), COPY_SHARED_MAX + 1);
+    }
+
+    #[test]
+    fn a_restamp_rewrites_version_and_time_in_place_when_they_fit() {
+        let c = Arc::new(Collection::empty(Kind::List));
+        let e = Entry {
+            value: Value::Collection(c.clone()),
+            content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+            version: 5,
+            modified_at: 100,
+            expires_at: Some(9_000),
+        };
+        let mut p = Packed::new(b"list", &e);
+        assert!(p.restamp(6, 200));
+        let got = p.to_entry();
+        assert_eq!(
+            (got.version, got.modified_at, got.expires_at),
+            (6, 200, Some(9_000))
+        );
+        assert!(matches!(&got.value, Value::Collection(h) if Arc::ptr_eq(h, &c)));
+        assert_eq!(p.key(), b"list");
+        // Past the narrow width the entry must be built again.
+        assert!(!p.restamp(NARROW_LIMIT, 200));
+        assert!(!p.restamp(7, NARROW_LIMIT));
+        assert_eq!(p.to_entry().version, 6);
+        let wide = Packed::new(
+            b"w",
+            &Entry {
+                version: NARROW_LIMIT + 1,
+                ..e
+            },
+        );
+        let mut wide = wide;
+        assert!(wide.restamp(u64::MAX, 1));
+        assert_eq!(wide.to_entry().version, u64::MAX);
     }
 
     #[test]

@@ -273,7 +273,23 @@ impl Shard {
                     let collection = Arc::make_mut(handle);
                     out.count = collection.apply(edit, &limits);
                     let empty = collection.is_empty();
-                    let handle = handle.clone();
+                    let word = slot.usage().load(Ordering::Relaxed);
+                    let touched = self.tracking.touched(word, now);
+                    // The usual case: the same handle, the header's version and time rewritten
+                    // where they are; no allocation, no second lookup.
+                    if !empty && slot.restamp(version, modified_at) {
+                        slot.usage().store(touched, Ordering::Relaxed);
+                        let after = slot.footprint();
+                        self.account(after, before);
+                        if let Some(q) = self.s3.as_deref_mut() {
+                            q.resize(s3_in_main(touched), before, after);
+                        }
+                        return Ok(out);
+                    }
+                    let handle = slot
+                        .collection_mut()
+                        .ok_or(CommandError::WrongType)?
+                        .clone();
                     let after = slot.footprint();
                     mutated = Some((handle, empty, before, after));
                 } else if !replaying {

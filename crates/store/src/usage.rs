@@ -151,8 +151,22 @@ pub struct Tracking {
     footprint: AtomicI64,
     /// Shards report every change at once (memory is near its limit and every byte counts).
     precise: AtomicBool,
-    /// When collections leave their compact encodings.
-    limits: parking_lot::RwLock<crate::collection::Limits>,
+    /// When collections leave their compact encodings: read on every collection write, so kept
+    /// in atomics rather than behind a lock every writer would take.
+    limits: [AtomicI64; 6],
+}
+
+/// The thresholds as the words [`Tracking`] keeps them in.
+fn limits_words(l: crate::collection::Limits) -> [i64; 6] {
+    let w = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    [
+        w(l.hash_entries),
+        w(l.hash_value),
+        w(l.set_intset_entries),
+        w(l.zset_entries),
+        w(l.zset_value),
+        l.list_size,
+    ]
 }
 
 impl Default for Tracking {
@@ -164,7 +178,7 @@ impl Default for Tracking {
             decay_minutes: AtomicU32::new(1),
             footprint: AtomicI64::new(0),
             precise: AtomicBool::new(false),
-            limits: parking_lot::RwLock::new(crate::collection::Limits::default()),
+            limits: limits_words(crate::collection::Limits::default()).map(AtomicI64::new),
         }
     }
 }
@@ -172,12 +186,23 @@ impl Default for Tracking {
 impl Tracking {
     /// When collections leave their compact encodings.
     pub fn limits(&self) -> crate::collection::Limits {
-        *self.limits.read()
+        let w = |i: usize| self.limits[i].load(Ordering::Relaxed);
+        let n = |i: usize| usize::try_from(w(i)).unwrap_or(0);
+        crate::collection::Limits {
+            hash_entries: n(0),
+            hash_value: n(1),
+            set_intset_entries: n(2),
+            zset_entries: n(3),
+            zset_value: n(4),
+            list_size: w(5),
+        }
     }
 
     /// Changes when collections leave their compact encodings (for later writes).
     pub fn set_limits(&self, limits: crate::collection::Limits) {
-        *self.limits.write() = limits;
+        for (slot, value) in self.limits.iter().zip(limits_words(limits)) {
+            slot.store(value, Ordering::Relaxed);
+        }
     }
 
     /// The eviction policy in force.

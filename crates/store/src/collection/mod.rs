@@ -562,6 +562,11 @@ mod tests {
         }
         model.sort_by(|a, b| order((a.0, a.1.as_bytes()), (b.0, b.1.as_bytes())));
         assert_eq!(z.len(), model.len());
+        let ZSet::Sorted(_, ranked) = &z else {
+            panic!("a large sorted set")
+        };
+        let (kept, counted) = ranked.slots_counted();
+        assert_eq!(kept, counted, "the running count of chunk room");
         let got: Vec<(f64, String)> = z
             .iter()
             .map(|(m, s)| (s, String::from_utf8_lossy(m).into_owned()))

@@ -26,6 +26,8 @@ pub struct Ranked {
     chunks: Vec<Vec<(f64, Box<[u8]>)>>,
     len: usize,
     member_bytes: usize,
+    /// Elements the chunks have room for, kept up to date so the footprint costs nothing.
+    slots: usize,
 }
 
 impl Ranked {
@@ -41,8 +43,10 @@ impl Ranked {
     fn insert(&mut self, score: f64, member: &[u8]) {
         if self.chunks.is_empty() {
             self.chunks.push(Vec::with_capacity(CHUNK));
+            self.slots += CHUNK;
         }
         let c = self.chunk_for(score, member);
+        self.slots -= self.chunks[c].capacity();
         let chunk = &mut self.chunks[c];
         let at = chunk.partition_point(|(s, m)| order((*s, m), (score, member)) == Ordering::Less);
         chunk.insert(at, (score, member.into()));
@@ -51,8 +55,10 @@ impl Ranked {
         if chunk.len() >= 2 * CHUNK {
             let tail = chunk.split_off(CHUNK);
             chunk.shrink_to(CHUNK + CHUNK / 2);
+            self.slots += tail.capacity();
             self.chunks.insert(c + 1, tail);
         }
+        self.slots += self.chunks[c].capacity();
     }
 
     fn remove(&mut self, score: f64, member: &[u8]) -> bool {
@@ -68,15 +74,19 @@ impl Ranked {
         self.len -= 1;
         self.member_bytes -= size_class(member.len());
         if chunk.is_empty() {
+            self.slots -= chunk.capacity();
             self.chunks.remove(c);
         } else if chunk.len() < CHUNK / 4 && c + 1 < self.chunks.len() {
             // A nearly empty chunk joins the next one, so chunks stay reasonably full.
             let next = self.chunks.remove(c + 1);
+            self.slots -= next.capacity() + self.chunks[c].capacity();
             self.chunks[c].extend(next);
             if self.chunks[c].len() >= 2 * CHUNK {
                 let tail = self.chunks[c].split_off(CHUNK);
+                self.slots += tail.capacity();
                 self.chunks.insert(c + 1, tail);
             }
+            self.slots += self.chunks[c].capacity();
         }
         true
     }
@@ -93,6 +103,12 @@ impl Ranked {
                 .chunks
                 .get(c)
                 .map_or(0, |chunk| chunk.partition_point(|(s, m)| below(*s, m)))
+    }
+
+    /// The room the chunks have, counted afresh (for tests of the running count).
+    #[cfg(test)]
+    pub(crate) fn slots_counted(&self) -> (usize, usize) {
+        (self.slots, self.chunks.iter().map(Vec::capacity).sum())
     }
 
     fn iter_from(&self, rank: usize) -> impl Iterator<Item = (&[u8], f64)> {
@@ -174,10 +190,7 @@ impl ZSet {
             ZSet::Sorted(t, r) => {
                 t.footprint()
                     + r.member_bytes
-                    + r.chunks
-                        .iter()
-                        .map(|c| c.capacity() * size_of::<(f64, Box<[u8]>)>())
-                        .sum::<usize>()
+                    + r.slots * size_of::<(f64, Box<[u8]>)>()
                     + r.chunks.capacity() * size_of::<Vec<u8>>()
             }
         }

