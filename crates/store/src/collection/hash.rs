@@ -9,7 +9,8 @@ use crate::usage::size_class;
 pub enum Hash {
     /// Field, value, field, value, ... in insertion order.
     Pack(Pack),
-    Table(Table<Prefixed>),
+    /// Boxed, so a small hash (the usual one) is not as large as a table's bookkeeping.
+    Table(Box<Table<Prefixed>>),
 }
 
 impl Default for Hash {
@@ -140,7 +141,7 @@ impl Hash {
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
                 t.insert(item(f, v));
             }
-            *self = Hash::Table(t);
+            *self = Hash::Table(Box::new(t));
         }
     }
 

@@ -10,7 +10,9 @@ use crate::usage::size_class;
 #[derive(Clone, Debug)]
 pub enum List {
     Pack(Pack),
-    Deque(VecDeque<Box<[u8]>>, usize),
+    /// Boxed, so a short list is not as large as a deque's bookkeeping; with the bytes its
+    /// items take.
+    Deque(Box<VecDeque<Box<[u8]>>>, usize),
 }
 
 impl Default for List {
@@ -159,7 +161,7 @@ impl List {
         if let List::Pack(p) = self {
             let d: VecDeque<Box<[u8]>> = p.iter().map(Box::from).collect();
             let bytes = d.iter().map(|b| size_class(b.len())).sum();
-            *self = List::Deque(d, bytes);
+            *self = List::Deque(Box::new(d), bytes);
         }
     }
 
@@ -167,6 +169,13 @@ impl List {
     /// convert back and forth).
     fn repack(&mut self, limits: &Limits) {
         if let List::Deque(d, _) = self {
+            // Counting the bytes walks the list: only once the item count alone would fit.
+            if !limits.list_fits(d.len() * 2, 0) {
+                if d.capacity() > 64 && d.len() * 4 < d.capacity() {
+                    d.shrink_to_fit();
+                }
+                return;
+            }
             let raw: usize = d.iter().map(|b| b.len() + 2).sum();
             if limits.list_fits(d.len() * 2, raw * 2) {
                 let mut p = Pack::default();

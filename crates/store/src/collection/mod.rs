@@ -433,6 +433,13 @@ mod tests {
     use super::zset::order;
     use super::*;
 
+    /// A small collection is one small allocation besides its packed items: the large
+    /// encodings' bookkeeping is boxed away.
+    #[test]
+    fn a_collection_handle_is_small() {
+        assert!(size_of::<Collection>() <= 32, "{}", size_of::<Collection>());
+    }
+
     #[test]
     fn doubles_format_as_redis_7_0_does() {
         for (d, want) in [

@@ -3,11 +3,11 @@
 //! it is meant for a few hundred items at most; a collection outgrowing its thresholds moves to a
 //! real structure (see [`super::Limits`]).
 
-/// Items in one allocation, in order.
+/// Items in one allocation of exactly their size, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pack {
-    buf: Vec<u8>,
-    len: usize,
+    buf: Box<[u8]>,
+    len: u32,
 }
 
 fn varint_len(n: usize) -> usize {
@@ -42,7 +42,7 @@ fn header(buf: &[u8], at: usize) -> (usize, usize) {
 impl Pack {
     /// Items held.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether it holds no item.
@@ -55,9 +55,16 @@ impl Pack {
         self.buf.len()
     }
 
-    /// Bytes the buffer has reserved.
+    /// Bytes the buffer takes (it is always exactly the encoded size).
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
+    }
+
+    /// Changes the buffer as a vector, then gives it back exactly sized.
+    fn with_vec(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        f(&mut v);
+        self.buf = v.into_boxed_slice();
     }
 
     /// The items in order.
@@ -80,7 +87,7 @@ impl Pack {
 
     /// Item `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&[u8]> {
-        (index < self.len).then(|| {
+        (index < self.len()).then(|| {
             let at = self.offset(index);
             let (h, n) = header(&self.buf, at);
             &self.buf[at + h..at + h + n]
@@ -89,26 +96,30 @@ impl Pack {
 
     /// Inserts `item` so that it becomes item `index` (at most `len`).
     pub fn insert(&mut self, index: usize, item: &[u8]) {
-        let at = self.offset(index.min(self.len));
+        let at = self.offset(index.min(self.len()));
         let mut encoded = Vec::with_capacity(varint_len(item.len()) + item.len());
         put_varint(&mut encoded, item.len());
         encoded.extend_from_slice(item);
-        self.buf.reserve_exact(encoded.len());
-        self.buf.splice(at..at, encoded);
+        self.with_vec(|v| {
+            v.reserve_exact(encoded.len());
+            v.splice(at..at, encoded);
+        });
         self.len += 1;
     }
 
     /// Appends `item`.
     pub fn push(&mut self, item: &[u8]) {
-        self.buf.reserve_exact(varint_len(item.len()) + item.len());
-        put_varint(&mut self.buf, item.len());
-        self.buf.extend_from_slice(item);
+        self.with_vec(|v| {
+            v.reserve_exact(varint_len(item.len()) + item.len());
+            put_varint(v, item.len());
+            v.extend_from_slice(item);
+        });
         self.len += 1;
     }
 
     /// Removes `count` items starting at item `index`.
     pub fn remove(&mut self, index: usize, count: usize) {
-        let count = count.min(self.len.saturating_sub(index));
+        let count = count.min(self.len().saturating_sub(index));
         if count == 0 {
             return;
         }
@@ -118,14 +129,15 @@ impl Pack {
             let (h, n) = header(&self.buf, end);
             end += h + n;
         }
-        self.buf.drain(start..end);
-        self.len -= count;
-        self.shrink();
+        self.with_vec(|v| {
+            v.drain(start..end);
+        });
+        self.len -= count as u32;
     }
 
     /// Replaces item `index` with `item`.
     pub fn replace(&mut self, index: usize, item: &[u8]) {
-        if index >= self.len {
+        if index >= self.len() {
             return;
         }
         let start = self.offset(index);
@@ -133,22 +145,16 @@ impl Pack {
         let mut encoded = Vec::with_capacity(varint_len(item.len()) + item.len());
         put_varint(&mut encoded, item.len());
         encoded.extend_from_slice(item);
-        self.buf.splice(start..start + h + n, encoded);
-        self.shrink();
+        self.with_vec(|v| {
+            v.splice(start..start + h + n, encoded);
+        });
     }
 
     /// Keeps only `len` items from item `start`.
     pub fn keep(&mut self, start: usize, len: usize) {
-        let tail = self.len.saturating_sub(start.saturating_add(len));
-        self.remove(start.saturating_add(len).min(self.len), tail);
-        self.remove(0, start.min(self.len));
-    }
-
-    /// Gives back spare capacity once the buffer uses less than half of it.
-    fn shrink(&mut self) {
-        if self.buf.capacity() > 64 && self.buf.len() < self.buf.capacity() / 2 {
-            self.buf.shrink_to_fit();
-        }
+        let tail = self.len().saturating_sub(start.saturating_add(len));
+        self.remove(start.saturating_add(len).min(self.len()), tail);
+        self.remove(0, start.min(self.len()));
     }
 }
 

@@ -10,7 +10,8 @@ use crate::usage::size_class;
 pub enum Set {
     /// Members that are all integers in canonical form, in insertion order.
     Ints(Pack),
-    Table(Table<Whole>),
+    /// Boxed, so a small set is not as large as a table's bookkeeping.
+    Table(Box<Table<Whole>>),
 }
 
 impl Default for Set {
@@ -108,7 +109,7 @@ impl Set {
             for m in p.iter() {
                 t.insert(m.into());
             }
-            *self = Set::Table(t);
+            *self = Set::Table(Box::new(t));
         }
     }
 

@@ -53,8 +53,10 @@ impl Ranked {
         self.len += 1;
         self.member_bytes += size_class(member.len());
         if chunk.len() >= 2 * CHUNK {
+            // The front half keeps exactly its elements: with rising scores (the usual way a
+            // sorted set grows) nothing is inserted there again.
             let tail = chunk.split_off(CHUNK);
-            chunk.shrink_to(CHUNK + CHUNK / 2);
+            chunk.shrink_to_fit();
             self.slots += tail.capacity();
             self.chunks.insert(c + 1, tail);
         }
@@ -133,7 +135,8 @@ impl Ranked {
 pub enum ZSet {
     /// Member, score (8 bytes), member, score, ... in order.
     Pack(Pack),
-    Sorted(Table<Scored>, Ranked),
+    /// Boxed, so a small sorted set is not as large as the large one's bookkeeping.
+    Sorted(Box<Table<Scored>>, Box<Ranked>),
 }
 
 impl Default for ZSet {
@@ -295,7 +298,7 @@ impl ZSet {
                 t.insert(scored(s, m));
                 r.insert(s, m);
             }
-            *self = ZSet::Sorted(t, r);
+            *self = ZSet::Sorted(Box::new(t), Box::new(r));
         }
     }
 
