@@ -30,7 +30,11 @@ impl Definition for SortRo {
             Category::Slow,
             Category::Dangerous,
         ],
-        KeySpec::FIRST,
+        // Redis marks it movablekeys: its BY and GET patterns reach keys of their own.
+        KeySpec::Find {
+            shown: (1, 1, 1),
+            find: |_| vec![1],
+        },
         Access::READ,
         "generic",
         "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
