@@ -3,37 +3,9 @@
 
 mod common;
 
-use common::TestServer;
 use common::redis_server::redis_server;
+use common::{Rng, TestServer, connect_redis as connect};
 use redis::Value;
-
-async fn connect(addr: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://{addr}"))
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects")
-}
-
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-        of[self.below(of.len() as u64) as usize]
-    }
-}
 
 fn request(r: &mut Rng) -> Vec<String> {
     let key = |r: &mut Rng| r.pick(&["a", "b", "c", "s", "missing"]).to_owned();

@@ -196,3 +196,32 @@ pub async fn run_python(s: &TestServer, script: &str, done: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A multiplexed connection of the Rust redis client to `addr` (`host:port`).
+pub async fn connect_redis(addr: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects")
+}
+
+/// A small deterministic generator (xorshift), so a failing random test can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[self.below(of.len() as u64) as usize]
+    }
+}

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use super::parse::{float, int};
+use super::parse::{float, int, is};
 use crate::access::{Keyspace, Writer};
 use crate::collection::{Collection, Edit, Score};
 use crate::effects::Event;
@@ -193,6 +193,117 @@ pub(crate) fn numkeys_positions(argv: &[Bytes], at: usize) -> Vec<usize> {
         .filter(|n| *n > 0)
         .unwrap_or(0) as usize;
     (at + 1..(at + 1 + n).min(argv.len())).collect()
+}
+
+/// `LEFT|RIGHT [COUNT n]` after the keys.
+pub(crate) fn side_and_count(
+    rest: &[Bytes],
+    left: &str,
+    right: &str,
+) -> Result<(bool, usize), CommandError> {
+    let front = match rest.first() {
+        Some(s) if is(s, left) => true,
+        Some(s) if is(s, right) => false,
+        _ => return Err(CommandError::Syntax),
+    };
+    let count = match &rest[1..] {
+        [] => 1,
+        [opt, n] if is(opt, "count") => {
+            let n = int(n).map_err(|_| CommandError::Invalid("count should be greater than 0"))?;
+            if n <= 0 {
+                return Err(CommandError::Invalid("count should be greater than 0"));
+            }
+            n as usize
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    Ok((front, count))
+}
+
+/// BLPOP's and BZPOPMIN's `key ... timeout`: the keys and the timeout.
+pub(crate) fn keys_then_timeout(v: &[Bytes]) -> Result<(Vec<Bytes>, f64), CommandError> {
+    let (last, keys) = v.split_last().ok_or(CommandError::Syntax)?;
+    Ok((keys.to_vec(), timeout(last)?))
+}
+
+/// LMPOP's and ZMPOP's `numkeys key ... SIDE [COUNT n]`, after BLMPOP's and BZMPOP's leading
+/// `timeout` when `blocking`: the keys, whether the first side (`first`) was named, the count and
+/// the timeout.
+pub(crate) fn mpop_args(
+    v: &[Bytes],
+    blocking: bool,
+    first: &str,
+    second: &str,
+) -> Result<(Vec<Bytes>, bool, usize, Option<f64>), CommandError> {
+    let (wait, v) = if blocking {
+        (
+            Some(timeout(v.first().ok_or(CommandError::Syntax)?)?),
+            &v[1..],
+        )
+    } else {
+        (None, v)
+    };
+    let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
+    let (side, count) = side_and_count(rest, first, second)?;
+    Ok((keys.to_vec(), side, count, wait))
+}
+
+/// SINTERCARD's and ZINTERCARD's `[LIMIT n]` after the keys (0: none).
+pub(crate) fn card_limit(rest: &[Bytes]) -> Result<usize, CommandError> {
+    match rest {
+        [] => Ok(0),
+        [opt, n] if is(opt, "limit") => int(n)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(CommandError::Invalid("LIMIT can't be negative")),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+/// A SCAN cursor: a whole number, or Redis's error.
+pub(crate) fn cursor(arg: &[u8]) -> Result<u64, CommandError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CommandError::InvalidCursor)
+}
+
+/// SCAN's options, and its kin's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScanOptions {
+    pub(crate) pattern: Option<Bytes>,
+    pub(crate) count: usize,
+    pub(crate) kind: Option<Bytes>,
+}
+
+/// `[MATCH pattern] [COUNT count]`, and `[TYPE type]` when `types` (SCAN has it, HSCAN, SSCAN
+/// and ZSCAN do not).
+pub(crate) fn scan_options(rest: &[Bytes], types: bool) -> Result<ScanOptions, CommandError> {
+    let mut o = ScanOptions {
+        count: 10,
+        ..ScanOptions::default()
+    };
+    let mut rest = rest;
+    while let [opt, value, tail @ ..] = rest {
+        if is(opt, "MATCH") {
+            o.pattern = Some(value.clone());
+        } else if is(opt, "COUNT") {
+            o.count = usize::try_from(int(value)?)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or(CommandError::Syntax)?;
+        } else if types && is(opt, "TYPE") {
+            o.kind = Some(value.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        rest = tail;
+    }
+    if rest.is_empty() {
+        Ok(o)
+    } else {
+        Err(CommandError::Syntax)
+    }
 }
 
 /// A blocking command's timeout in seconds (0: forever), as Redis reads and refuses one.

@@ -1,8 +1,8 @@
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::bulk;
-use super::parse::{Args, int, is};
+use super::coll::{bulk, cursor, scan_options};
+use super::parse::Args;
 use super::spec::{Access, Category, Flag, KeySpec, Spec};
 use crate::access::Keyspace;
 use crate::collection::{Collection, format_double};
@@ -77,35 +77,14 @@ impl Definition for CollScan {
             "sscan" => Kind::Set,
             _ => Kind::ZSet,
         };
-        let cursor = std::str::from_utf8(&v[1])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(CommandError::InvalidCursor)?;
-        let mut scan = Self {
+        let o = scan_options(&v[2..], false)?;
+        Ok(Self {
             key: v[0].clone(),
             kind,
-            cursor,
-            pattern: None,
-            count: 10,
-        };
-        let mut rest = &v[2..];
-        while let [opt, value, tail @ ..] = rest {
-            if is(opt, "MATCH") {
-                scan.pattern = Some(value.clone());
-            } else if is(opt, "COUNT") {
-                scan.count = usize::try_from(int(value)?)
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or(CommandError::Syntax)?;
-            } else {
-                return Err(CommandError::Syntax);
-            }
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            return Err(CommandError::Syntax);
-        }
-        Ok(scan)
+            cursor: cursor(&v[1])?,
+            pattern: o.pattern,
+            count: o.count,
+        })
     }
 
     fn keys(&self) -> Option<Vec<&[u8]>> {

@@ -1,8 +1,8 @@
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::{numkeys, numkeys_positions, timeout};
-use super::parse::{Args, int, is};
+use super::coll::{keys_then_timeout, mpop_args, numkeys_positions};
+use super::parse::Args;
 use super::pop::pop_list;
 use super::spec::{Access, Category, Flag, KeySpec, Spec};
 use crate::access::Keyspace;
@@ -62,27 +62,6 @@ impl MPop {
     }
 }
 
-/// `LEFT|RIGHT [COUNT n]` after the keys.
-pub(crate) fn side_and_count(rest: &[Bytes], left: &str, right: &str) -> Result<(bool, usize), CommandError> {
-    let front = match rest.first() {
-        Some(s) if is(s, left) => true,
-        Some(s) if is(s, right) => false,
-        _ => return Err(CommandError::Syntax),
-    };
-    let count = match &rest[1..] {
-        [] => 1,
-        [opt, n] if is(opt, "count") => {
-            let n = int(n).map_err(|_| CommandError::Invalid("count should be greater than 0"))?;
-            if n <= 0 {
-                return Err(CommandError::Invalid("count should be greater than 0"));
-            }
-            n as usize
-        }
-        _ => return Err(CommandError::Syntax),
-    };
-    Ok((front, count))
-}
-
 const W: &[Flag] = &[Flag::Write];
 const B: &[Flag] = &[Flag::Write, Flag::Noscript, Flag::Blocking];
 const C: &[Category] = &[Category::Write, Category::List, Category::Slow];
@@ -113,29 +92,23 @@ impl Definition for MPop {
         let v = a.args;
         match a.cmd {
             "blpop" | "brpop" => {
-                let (last, keys) = v.split_last().ok_or_else(|| a.arity())?;
+                let (keys, wait) = keys_then_timeout(v)?;
                 Ok(Self {
-                    keys: keys.to_vec(),
+                    keys,
                     front: a.cmd == "blpop",
                     count: 1,
                     form: MPopForm::One,
-                    timeout: Some(timeout(last)?),
+                    timeout: Some(wait),
                 })
             }
             cmd => {
-                let (wait, v) = if cmd == "blmpop" {
-                    (Some(timeout(&v[0])?), &v[1..])
-                } else {
-                    (None, v)
-                };
-                let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
-                let (front, count) = side_and_count(rest, "left", "right")?;
+                let (keys, front, count, timeout) = mpop_args(v, cmd == "blmpop", "left", "right")?;
                 Ok(Self {
-                    keys: keys.to_vec(),
+                    keys,
                     front,
                     count,
                     form: MPopForm::Many,
-                    timeout: wait,
+                    timeout,
                 })
             }
         }

@@ -1,6 +1,7 @@
 use bytes::Bytes;
 
-use super::parse::{Args, int, is};
+use super::coll::{cursor as parse_cursor, scan_options};
+use super::parse::Args;
 use crate::access::Keyspace;
 use crate::entry::{Kind, Millis};
 use crate::error::CommandError;
@@ -42,36 +43,13 @@ fn cursor(shard: usize, epoch: u64, bucket: usize) -> u64 {
 impl Scan {
     pub(crate) fn parse(a: &Args<'_>) -> Result<Self, CommandError> {
         let v = a.at_least(1)?;
-        let cursor = std::str::from_utf8(&v[0])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(CommandError::InvalidCursor)?;
-        let mut scan = Scan {
-            cursor,
-            pattern: None,
-            count: 10,
-            kind: None,
-        };
-        let mut rest = &v[1..];
-        while let [opt, value, tail @ ..] = rest {
-            if is(opt, "MATCH") {
-                scan.pattern = Some(value.clone());
-            } else if is(opt, "COUNT") {
-                scan.count = usize::try_from(int(value)?)
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or(CommandError::Syntax)?;
-            } else if is(opt, "TYPE") {
-                scan.kind = Some(value.clone());
-            } else {
-                return Err(CommandError::Syntax);
-            }
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            return Err(CommandError::Syntax);
-        }
-        Ok(scan)
+        let o = scan_options(&v[1..], true)?;
+        Ok(Scan {
+            cursor: parse_cursor(&v[0])?,
+            pattern: o.pattern,
+            count: o.count,
+            kind: o.kind,
+        })
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {

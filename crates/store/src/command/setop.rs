@@ -3,8 +3,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::{numkeys, numkeys_positions, store_collection};
-use super::parse::{Args, int, is};
+use super::coll::{card_limit, numkeys, numkeys_positions, store_collection};
+use super::parse::Args;
 use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
 use crate::access::Keyspace;
 use crate::collection::{Edit, Set};
@@ -161,14 +161,7 @@ impl Definition for SetOp {
         };
         if a.cmd == "sintercard" {
             let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
-            let limit = match rest {
-                [] => 0,
-                [opt, n] if is(opt, "limit") => int(n)
-                    .ok()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or(CommandError::Invalid("LIMIT can't be negative"))?,
-                _ => return Err(CommandError::Syntax),
-            };
+            let limit = card_limit(rest)?;
             return Ok(Self {
                 op,
                 keys: keys.to_vec(),

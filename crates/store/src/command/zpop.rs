@@ -1,8 +1,7 @@
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::{double, numkeys, numkeys_positions, positive, timeout};
-use super::lmpop::side_and_count;
+use super::coll::{double, keys_then_timeout, mpop_args, numkeys_positions, positive};
 use super::parse::Args;
 use super::spec::{Access, Category, Flag, KeySpec, Spec};
 use crate::access::{Keyspace, Writer};
@@ -163,29 +162,23 @@ impl Definition for ZPop {
                 })
             }
             "bzpopmin" | "bzpopmax" => {
-                let (last, keys) = v.split_last().ok_or_else(|| a.arity())?;
+                let (keys, wait) = keys_then_timeout(v)?;
                 Ok(Self {
-                    keys: keys.to_vec(),
+                    keys,
                     max: a.cmd == "bzpopmax",
                     count: 1,
                     form: ZPopForm::Blocking,
-                    timeout: Some(timeout(last)?),
+                    timeout: Some(wait),
                 })
             }
             cmd => {
-                let (wait, v) = if cmd == "bzmpop" {
-                    (Some(timeout(&v[0])?), &v[1..])
-                } else {
-                    (None, v)
-                };
-                let (keys, rest) = numkeys(v, "numkeys should be greater than 0")?;
-                let (min, count) = side_and_count(rest, "min", "max")?;
+                let (keys, min, count, timeout) = mpop_args(v, cmd == "bzmpop", "min", "max")?;
                 Ok(Self {
-                    keys: keys.to_vec(),
+                    keys,
                     max: !min,
                     count,
                     form: ZPopForm::Many,
-                    timeout: wait,
+                    timeout,
                 })
             }
         }

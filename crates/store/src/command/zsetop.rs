@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::Definition;
-use super::coll::{bulk, double, numkeys_positions, store_collection};
+use super::coll::{bulk, card_limit, double, numkeys_positions, store_collection};
 use super::parse::{Args, float, int, is};
 use super::setop::SetOpKind;
 use super::spec::{Access, Category, Flag, KeyAccess, KeySpec, Spec};
@@ -241,14 +241,7 @@ impl Definition for ZSetOp {
             options_error: None,
         };
         if a.cmd == "zintercard" {
-            out.card_limit = Some(match rest {
-                [] => 0,
-                [opt, n] if is(opt, "limit") => int(n)
-                    .ok()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or(CommandError::Invalid("LIMIT can't be negative"))?,
-                _ => return Err(CommandError::Syntax),
-            });
+            out.card_limit = Some(card_limit(rest)?);
             return Ok(out);
         }
         if let Err(e) = out.options(rest, keys.len(), store) {
