@@ -182,17 +182,25 @@ async fn a_subscriber_that_never_reads_is_cut_off_while_others_keep_receiving() 
     reader.call(&["SUBSCRIBE", "firehose"]).await;
     let mut publisher = Raw::connect(&s).await;
     let payload = "x".repeat(16 * 1024);
+    // The reader keeps up: the publisher never gets more than 8 messages (128 KiB, half the
+    // limit) ahead of it, however the machine schedules the two. The stuck one never reads.
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = received.clone();
     let reading = tokio::spawn(async move {
         let mut got = 0;
         while got < 2000 {
             let frame = reader.read().await;
             assert_eq!(words(&frame)[0], "message");
             got += 1;
+            progress.store(got, std::sync::atomic::Ordering::Release);
         }
         got
     });
     let mut cut_off = false;
-    for _ in 0..2000 {
+    for sent in 0..2000 {
+        while sent > received.load(std::sync::atomic::Ordering::Acquire) + 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let Frame::Integer(n) = publisher.call(&["PUBLISH", "firehose", &payload]).await else {
             panic!("PUBLISH answers an integer");
         };
