@@ -103,6 +103,20 @@ pub struct DelArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// The key, of any type.
+    key: String,
+    /// Expire after this long from now: seconds, or 500ms, 10m, 1h30m.
+    #[arg(required_unless_present = "persist")]
+    ttl: Option<String>,
+    /// Remove the expiry instead: the key lives until deleted.
+    #[arg(long, conflicts_with = "ttl")]
+    persist: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
 pub struct LsArgs {
     /// Only keys starting with this.
     #[arg(default_value = "")]
@@ -247,6 +261,34 @@ pub fn del(args: DelArgs) -> ExitCode {
                 .map_err(|e| unreachable(&args.server, &e))?;
             match response.status().as_u16() {
                 204 => Ok(()),
+                404 => Err(Failure(1, format!("{}: no such key", args.key))),
+                _ => Err(refusal(response).await),
+            }
+        })
+    }))
+}
+
+/// `kvs expire KEY TTL` / `kvs expire KEY --persist`: change only the expiry of a key of any
+/// type (`PATCH /kvs/{key}`). Exit 1 if the key does not exist.
+pub fn expire(args: ExpireArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let mut url = key_url(&args.server, &args.key);
+            match &args.ttl {
+                Some(ttl) if !args.persist => {
+                    url.push_str("?ttl=");
+                    url.push_str(&utf8_percent_encode(ttl, NON_ALPHANUMERIC).to_string());
+                }
+                _ => url.push_str("?persist"),
+            }
+            let response = args
+                .server
+                .authorize(reqwest::Client::new().patch(url))?
+                .send()
+                .await
+                .map_err(|e| unreachable(&args.server, &e))?;
+            match response.status().as_u16() {
+                200 => Ok(()),
                 404 => Err(Failure(1, format!("{}: no such key", args.key))),
                 _ => Err(refusal(response).await),
             }

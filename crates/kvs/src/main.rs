@@ -28,6 +28,9 @@ enum Commands {
     Put(client::PutArgs),
     /// Delete a key. Exit 1 if it did not exist.
     Del(client::DelArgs),
+    /// Set a key's time to live (seconds, or 500ms, 10m, 1h30m), or remove it with --persist,
+    /// keeping the value; any type. Exit 1 if the key does not exist.
+    Expire(client::ExpireArgs),
     /// List keys by prefix, one per line, in byte order.
     Ls(client::LsArgs),
     /// Print changes to keys under a prefix as they happen; reconnects and resumes by itself.
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Commands::Get(args) => return client::get(args),
         Commands::Put(args) => return client::put(args),
         Commands::Del(args) => return client::del(args),
+        Commands::Expire(args) => return client::expire(args),
         Commands::Ls(args) => return client::ls(args),
         Commands::Watch(args) => return watch::run(args),
         Commands::Shell(args) => return shell::run(args),

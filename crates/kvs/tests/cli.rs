@@ -102,6 +102,32 @@ fn get_put_del_ls_with_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such key"));
     assert_eq!(run(&["del", "nope"], None).status.code(), Some(1));
 
+    // expire changes only the expiry: removed, then set again, the value kept.
+    let expires = |key: &str| {
+        let out = Command::new("curl")
+            .args(["-sI", &format!("{addr}/kvs/{key}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .contains("expires:")
+    };
+    assert!(
+        run(&["expire", "brief", "--persist"], None)
+            .status
+            .success()
+    );
+    assert!(!expires("brief"), "--persist removes the expiry");
+    assert!(run(&["expire", "brief", "10m"], None).status.success());
+    assert!(expires("brief"));
+    assert_eq!(run(&["get", "brief"], None).stdout, b"x");
+    assert_eq!(run(&["expire", "nope", "5"], None).status.code(), Some(1));
+    assert_eq!(
+        run(&["expire", "brief", "soon"], None).status.code(),
+        Some(3)
+    );
+    assert_eq!(run(&["expire", "brief"], None).status.code(), Some(2));
+
     // ls pages through everything in order (a page of 2 forces several requests).
     for i in 0..5 {
         assert!(
@@ -132,6 +158,7 @@ fn a_server_that_is_down_is_exit_3_with_a_clear_message() {
         vec!["get", "k"],
         vec!["put", "k", "v"],
         vec!["del", "k"],
+        vec!["expire", "k", "5"],
         vec!["ls"],
     ] {
         let mut all = args.clone();

@@ -173,6 +173,11 @@ async fn each_route_is_checked_as_the_command_it_performs() {
         answer(as_alice(http.delete(s.url("/kvs/app:1")))).await.0,
         StatusCode::FORBIDDEN
     );
+    assert_eq!(
+        answer(as_alice(http.patch(s.url("/kvs/app:1?ttl=1")))).await,
+        (StatusCode::FORBIDDEN, "no_permission".into()),
+        "changing an expiry is a write"
+    );
     // A listing shows only the keys alice may read.
     let listing: serde_json::Value = as_alice(http.get(s.url("/kvs")))
         .send()
@@ -213,6 +218,13 @@ async fn each_route_is_checked_as_the_command_it_performs() {
     assert_eq!(
         answer(as_writer(http.get(s.url("/kvs/w")))).await.0,
         StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        answer(as_writer(http.patch(s.url("/kvs/w?ttl=1h"))))
+            .await
+            .0,
+        StatusCode::OK,
+        "a write-only pattern may change an expiry"
     );
     // The same user gets the same answer over the Redis protocol.
     let mut alice = resp(&s, Some(("alice", "pw"))).await;

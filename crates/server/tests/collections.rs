@@ -614,3 +614,79 @@ async fn http_shows_collections_as_json_pages_and_the_line_protocol_refuses_them
     assert_eq!(ask(&mut c, &["EXISTS".into(), "s".into()]).await, "int(0)");
     s.stop().await;
 }
+
+/// Total bytes of the files in `dir`: the log and any snapshot.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_patch_sets_and_removes_a_collections_expiry_durably_without_logging_its_elements() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let persistence = || Persistence::in_dir(dir.path(), FsyncPolicy::Always);
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    for i in 0..3000 {
+        let words = vec![
+            "HSET".to_owned(),
+            "h".into(),
+            format!("field-{i}"),
+            "x".repeat(20),
+        ];
+        ask(&mut c, &words).await;
+    }
+    ask(
+        &mut c,
+        &["RPUSH".into(), "l".into(), "a".into(), "b".into()],
+    )
+    .await;
+    ask(&mut c, &["ZADD".into(), "z".into(), "1".into(), "m".into()]).await;
+    ask(&mut c, &["PEXPIRE".into(), "z".into(), "3600000".into()]).await;
+    let http = common::client();
+    let patch = |path: &str| http.patch(kvs.url(path)).send();
+
+    let logged = dir_bytes(dir.path());
+    let r = patch("/kvs/h?ttl=1h").await.expect("patch");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["expires_at"].is_string(), "{body}");
+    assert!(
+        dir_bytes(dir.path()) - logged < 512,
+        "an expiry change on a 3,000-field hash logs no fields ({} bytes)",
+        dir_bytes(dir.path()) - logged
+    );
+    let ttl = ask(&mut c, &["TTL".into(), "h".into()]).await;
+    assert!(
+        ["int(3600)", "int(3599)"].contains(&ttl.as_str()),
+        "TTL after PATCH ?ttl=1h: {ttl}"
+    );
+    assert_eq!(ask(&mut c, &["HLEN".into(), "h".into()]).await, "int(3000)");
+    assert_eq!(patch("/kvs/z?persist").await.expect("patch").status(), 200);
+    assert_eq!(ask(&mut c, &["TTL".into(), "z".into()]).await, "int(-1)");
+    // A short expiry removes the list, as EXPIRE would.
+    assert_eq!(
+        patch("/kvs/l?ttl=200ms").await.expect("patch").status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(ask(&mut c, &["EXISTS".into(), "l".into()]).await, "int(0)");
+    assert_eq!(patch("/kvs/l?ttl=1").await.expect("patch").status(), 404);
+    kvs.stop().await;
+
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    let ttl = ask(&mut c, &["TTL".into(), "h".into()]).await;
+    assert!(
+        ["int(3600)", "int(3599)", "int(3598)"].contains(&ttl.as_str()),
+        "the expiry set over HTTP survives a restart: {ttl}"
+    );
+    assert_eq!(ask(&mut c, &["HLEN".into(), "h".into()]).await, "int(3000)");
+    assert_eq!(ask(&mut c, &["TTL".into(), "z".into()]).await, "int(-1)");
+    assert_eq!(ask(&mut c, &["EXISTS".into(), "l".into()]).await, "int(0)");
+    kvs.stop().await;
+}

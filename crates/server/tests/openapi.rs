@@ -984,6 +984,64 @@ async fn every_documented_operation_answers_as_documented() {
     .await;
     t.send(KEY, t.req(Method::DELETE, &long_key), 414).await;
 
+    // PATCH /kvs/{key}: the expiry alone.
+    let a = t
+        .send(KEY, t.req(Method::PUT, "/kvs/doc/ttl").body("kept"), 201)
+        .await;
+    let first = etag_of(&a.json());
+    let a = t
+        .send(KEY, t.req(Method::PATCH, "/kvs/doc/ttl?ttl=10m"), 200)
+        .await;
+    assert!(a.json()["expires_at"].is_string(), "{:?}", a.json());
+    assert!(a.headers.contains_key(header::EXPIRES));
+    let a = t.send(KEY, t.req(Method::GET, "/kvs/doc/ttl"), 200).await;
+    assert_eq!(a.body, b"kept", "a PATCH keeps the value");
+    assert!(a.headers.contains_key(header::EXPIRES));
+    t.send(
+        KEY,
+        t.req(Method::PATCH, "/kvs/doc/ttl?persist")
+            .header(header::IF_MATCH, first.as_str()),
+        412,
+    )
+    .await;
+    let a = t
+        .send(KEY, t.req(Method::PATCH, "/kvs/doc/ttl?persist"), 200)
+        .await;
+    assert_eq!(a.json()["expires_at"], Value::Null);
+    assert!(!a.headers.contains_key(header::EXPIRES));
+    let now = etag_of(&a.json());
+    t.send(
+        KEY,
+        t.req(Method::PATCH, "/kvs/doc/ttl")
+            .header(header::EXPIRES, in_an_hour.as_str())
+            .header(header::IF_MATCH, now.as_str()),
+        200,
+    )
+    .await;
+    for bad in [
+        t.req(Method::PATCH, "/kvs/doc/ttl"),
+        t.req(Method::PATCH, "/kvs/doc/ttl?ttl=0"),
+        t.req(Method::PATCH, "/kvs/doc/ttl?ttl=5&persist"),
+        t.req(Method::PATCH, "/kvs/doc/ttl")
+            .header(header::EXPIRES, an_hour_ago.as_str()),
+        t.req(Method::PATCH, "/kvs/doc/ttl?ttl=5").body("a value"),
+        t.req(Method::PATCH, "/kvs/doc/ttl?ttl=5")
+            .header(header::IF_MATCH, "\"1\", \"2\""),
+    ] {
+        t.send(KEY, bad, 400).await;
+    }
+    t.send(KEY, t.req(Method::PATCH, "/kvs/doc/none?ttl=5"), 404)
+        .await;
+    t.send(
+        KEY,
+        t.req(Method::PATCH, "/kvs/doc/none?ttl=5")
+            .header(header::IF_MATCH, "*"),
+        412,
+    )
+    .await;
+    t.send(KEY, t.req(Method::PATCH, &format!("{long_key}?ttl=5")), 414)
+        .await;
+
     // GET and HEAD /kvs: pages, cursors, bad parameters.
     for k in ["list/c", "list/a", "list/b"] {
         t.send(KEY, t.req(Method::PUT, &format!("/kvs/{k}")).body(k), 201)
@@ -1394,7 +1452,10 @@ async fn undocumented_methods_get_405_with_exactly_the_documented_allow() {
     for template in paths(&doc).keys() {
         let documented = documented_methods(&doc, template);
         assert!(!documented.is_empty(), "{template} documents some method");
-        assert!(!documented.contains("PATCH"), "kvs serves no PATCH");
+        assert!(
+            !documented.contains("TRACE"),
+            "kvs serves no TRACE, the probe below"
+        );
         let path = concrete(template, "probe/405");
         for method in PROBE_METHODS.iter().filter(|m| !documented.contains(**m)) {
             let method = Method::from_bytes(method.as_bytes()).expect("method");
@@ -1522,14 +1583,14 @@ async fn every_served_route_is_documented_and_nothing_else_is_served() {
             );
         }
         let r = client
-            .request(Method::PATCH, server.url(path))
+            .request(Method::TRACE, server.url(path))
             .send()
             .await
             .expect("answered");
         assert_eq!(
             r.status(),
             StatusCode::METHOD_NOT_ALLOWED,
-            "PATCH {path} reaches a route"
+            "TRACE {path} reaches a route"
         );
         let allow: BTreeSet<String> = r
             .headers()
@@ -1569,7 +1630,7 @@ async fn every_served_route_is_documented_and_nothing_else_is_served() {
         "/openapi.yaml",
     ] {
         assert_eq!(template_for(&doc, path), None, "{path} is not documented");
-        for method in [Method::GET, Method::PATCH] {
+        for method in [Method::GET, Method::TRACE] {
             let r = client
                 .request(method.clone(), server.url(path))
                 .send()

@@ -6,8 +6,8 @@
 //!   `default` user's if it needs no password, and `401` otherwise, with
 //!   `WWW-Authenticate: Basic realm="kvs"`.
 //! - Each route is checked as the Redis command it performs: `GET`/`HEAD /kvs/{key}` as `GET key`
-//!   (read permission on the key), `PUT`/`POST` as `SET key` and `DELETE` as `DEL key` (write
-//!   permission), a listing as `SCAN` (and shows only keys the user may read), the person API as
+//!   (read permission on the key), `PUT`/`POST` as `SET key`, `PATCH` (the expiry) as
+//!   `PEXPIRE key` and `DELETE` as `DEL key` (write permission), a listing as `SCAN` (and shows only keys the user may read), the person API as
 //!   `GET`/`SET` of `person/<id>`, the admin routes as `BGSAVE`, `LASTSAVE`, `MEMORY STATS`,
 //!   `INFO` (`/admin/stats`, `/metrics`), `SLOWLOG GET`/`RESET` and `CLIENT LIST`/`KILL`. A
 //!   refusal is `403 no_permission` and an `ACL LOG` entry.
@@ -140,6 +140,7 @@ fn route_command(method: &Method, path: &str) -> Option<Vec<Vec<u8>>> {
                 Method::GET | Method::HEAD => words(&[b"get", &key]),
                 Method::PUT | Method::POST => words(&[b"set", &key, b""]),
                 Method::DELETE => words(&[b"del", &key]),
+                Method::PATCH => words(&[b"pexpire", &key, b"0"]),
                 _ => None,
             }
         }
@@ -216,6 +217,10 @@ mod tests {
             words(Method::POST, "/admin/snapshot").as_deref(),
             Some("bgsave")
         );
-        assert_eq!(words(Method::PATCH, "/kvs/k"), None);
+        assert_eq!(
+            words(Method::PATCH, "/kvs/k").as_deref(),
+            Some("pexpire k 0")
+        );
+        assert_eq!(words(Method::OPTIONS, "/kvs/k"), None);
     }
 }

@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvs_store::{
-    Command, DEFAULT_CONTENT_TYPE, Delete, Entry, ExpiryUpdate, Get, Reply, Set, SetReply, Value,
+    Command, DEFAULT_CONTENT_TYPE, Delete, Entry, Expire, ExpiryUpdate, Get, Reply, Set, SetReply,
+    Value,
 };
 use percent_encoding::percent_decode;
 
@@ -20,13 +21,13 @@ use super::error::ApiError;
 use super::watch::{self, Scope, Watch};
 use super::{AppState, body, query};
 
-const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE";
+const ALLOW: &str = "GET, HEAD, PUT, POST, PATCH, DELETE";
 
 pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let allowed = matches!(
         parts.method,
-        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::PATCH | Method::DELETE
     );
     let result = match key_of(&parts, state.limits.max_key_len) {
         _ if !allowed => Err(ApiError::method_not_allowed(ALLOW)),
@@ -64,6 +65,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         Ok(key) => match parts.method {
             Method::HEAD => get(&state, key, &parts.uri, &parts.headers, false).await,
             Method::DELETE => delete(&state, key, &parts.headers).await,
+            Method::PATCH => expire(&state, key, &parts, body).await,
             _ => put(&state, key, &parts, body).await,
         },
     };
@@ -200,7 +202,80 @@ async fn put(
     }
 }
 
-async fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// `PATCH /kvs/{key}?ttl=` (or `Expires`) sets the expiry of a key of any type, keeping its value;
+/// `?persist` removes it. The body must be empty: values are written with PUT.
+async fn expire(
+    state: &AppState,
+    key: Bytes,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (tags, if_version) = single_if_match(&parts.headers, "a PATCH")?;
+    let persist = query::param(&parts.uri, "persist").is_some();
+    let ttl = query::text_param(&parts.uri, "ttl");
+    let at = match (persist, write_expiry(ttl.as_deref(), &parts.headers)?) {
+        (true, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send either ?persist or an expiry, not both",
+            ));
+        }
+        (true, None) => None,
+        (false, Some(at)) => Some(at),
+        (false, None) => {
+            return Err(ApiError::bad_request(
+                "PATCH changes a key's expiry: send ?ttl=, an Expires header or ?persist",
+            ));
+        }
+    };
+    // A declared body is refused unread; one sent without a length is read under the value limit.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0");
+    if declared
+        || !body::read(&parts.headers, body, &state.limits)
+            .await?
+            .is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "PATCH takes no body: it changes only the expiry (write values with PUT)",
+        ));
+    }
+    let command = Expire {
+        key: key.clone(),
+        at,
+        if_version,
+    };
+    match state.engine.execute(Command::Expire(command)).await {
+        Reply::ExpirySet { version } => {
+            let mut json = serde_json::Map::new();
+            query::key_fields(&key, &mut json);
+            json.insert("version".into(), version.into());
+            json.insert(
+                "expires_at".into(),
+                at.map(super::conditions::rfc3339)
+                    .map_or(serde_json::Value::Null, serde_json::Value::from),
+            );
+            let mut response = axum::Json(json).into_response();
+            let h = response.headers_mut();
+            h.insert(header::ETAG, etag(version));
+            if let Some(at) = at {
+                h.insert(header::EXPIRES, http_date(at));
+            }
+            Ok(response)
+        }
+        Reply::NotFound if tags.is_some() => Err(ApiError::precondition_failed(None)),
+        Reply::NotFound => Err(ApiError::not_found("no such key")),
+        Reply::ConditionFailed { current } => Err(ApiError::precondition_failed(current)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `If-Match` for a write that names one version: the tags given, and the version if one.
+fn single_if_match(
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<(Option<Tags>, Option<u64>), ApiError> {
     let tags = headers
         .get(header::IF_MATCH)
         .map(|v| parse_tags(v, Comparison::Strong))
@@ -211,12 +286,17 @@ async fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Res
             [one] => Some(*one),
             [] => return Err(ApiError::precondition_failed(None)),
             _ => {
-                return Err(ApiError::bad_request(
-                    "If-Match on a delete takes one entity tag",
-                ));
+                return Err(ApiError::bad_request(format!(
+                    "If-Match on {what} takes one entity tag"
+                )));
             }
         },
     };
+    Ok((tags, if_version))
+}
+
+async fn delete(state: &AppState, key: Bytes, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let (tags, if_version) = single_if_match(headers, "a delete")?;
     match state
         .engine
         .execute(Command::Delete(Delete { key, if_version }))

@@ -8,11 +8,14 @@ use super::spec::Spec;
 use super::Definition;
 
 /// Set (`Some`) or clear (`None`) the expiry of an existing key. Changing the expiry is a write:
-/// the key gets a new version, so conditional writers see it.
+/// the key gets a new version, so conditional writers see it. The value, of any type, is kept
+/// as it is; a collection's change is logged without its elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expire {
     pub key: Bytes,
     pub at: Option<Millis>,
+    /// Only if the key is at this version (HTTP `If-Match`).
+    pub if_version: Option<u64>,
 }
 
 impl Expire {
@@ -20,14 +23,25 @@ impl Expire {
         Self {
             key: key.into(),
             at,
+            if_version: None,
         }
+    }
+
+    pub fn if_version(mut self, version: u64) -> Self {
+        self.if_version = Some(version);
+        self
     }
 
     pub fn apply<K: Keyspace>(&self, ks: &K, now: Millis) -> Reply {
         ks.write(&self.key, |shard| {
             let mut version = 0;
+            let mut held = None;
             let written = shard.update(&self.key, now, |current| {
                 let current = current.ok_or(())?;
+                if self.if_version.is_some_and(|v| v != current.version) {
+                    held = Some(current.version);
+                    return Err(());
+                }
                 version = ks.next_version();
                 Ok(Entry {
                     version,
@@ -45,7 +59,12 @@ impl Expire {
                     shard.event(event, &self.key);
                     Reply::ExpirySet { version }
                 }
-                Err(()) => Reply::NotFound,
+                Err(()) => match held {
+                    Some(current) => Reply::ConditionFailed {
+                        current: Some(current),
+                    },
+                    None => Reply::NotFound,
+                },
             }
         })
     }
@@ -95,6 +114,24 @@ mod tests {
         assert_eq!(e.value, Bytes::from("v"));
         assert_eq!(e.modified_at, 0);
         assert_eq!(store.sweep_expired(1_000, 10), 0);
+    }
+
+    #[test]
+    fn a_version_condition_is_checked() {
+        let store = Store::new();
+        Set::new("k", "v").apply(&store, 0);
+        assert_eq!(
+            Expire::new("k", Some(50)).if_version(7).apply(&store, 0),
+            Reply::ConditionFailed { current: Some(1) }
+        );
+        assert_eq!(
+            Expire::new("k", Some(50)).if_version(1).apply(&store, 0),
+            Reply::ExpirySet { version: 2 }
+        );
+        assert_eq!(
+            Expire::new("missing", None).if_version(1).apply(&store, 0),
+            Reply::NotFound
+        );
     }
 
     #[test]
