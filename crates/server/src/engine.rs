@@ -36,6 +36,8 @@ pub struct Engine {
     notify_lock: parking_lot::Mutex<()>,
     /// What the server counts about itself (see [`crate::stats`]).
     stats: Arc<Stats>,
+    /// The Lua script running now, if any: it holds every shard's lock.
+    script: Arc<crate::script::Running>,
 }
 
 impl Default for Engine {
@@ -71,6 +73,7 @@ impl Engine {
             pubsub: Arc::default(),
             notify_lock: parking_lot::Mutex::new(()),
             stats: Arc::default(),
+            script: Arc::default(),
         }
     }
 
@@ -125,6 +128,7 @@ impl Engine {
             pubsub: Arc::default(),
             notify_lock: parking_lot::Mutex::new(()),
             stats,
+            script: Arc::default(),
         }
     }
 
@@ -387,6 +391,7 @@ impl Engine {
 
     /// Applies `command` and answers once its effects are as durable as the fsync policy says.
     pub async fn execute(&self, command: Command) -> Reply {
+        self.script_done().await;
         let answer = self.apply(command);
         self.settle(answer, Reply::Error).await
     }
@@ -462,6 +467,33 @@ impl Engine {
             .map(Uncommitted::new);
         self.free_flushed();
         applied
+    }
+
+    /// The script running now, if any (see [`crate::script`]).
+    pub(crate) fn script(&self) -> &Arc<crate::script::Running> {
+        &self.script
+    }
+
+    /// Waits, without holding a thread, until no script runs: a script holds every shard, so
+    /// anything that takes a shard's lock would otherwise stop its thread until the script ends.
+    pub(crate) async fn script_done(&self) {
+        while self.script.elapsed().is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Runs `f` with the write lock of every shard held, so nothing from any door interleaves
+    /// with it (a script); what it wrote is submitted as one record when it returns.
+    pub(crate) fn apply_exclusive<R>(
+        &self,
+        f: impl FnOnce(&kvs_store::Transaction<'_>, Millis) -> R,
+    ) -> Uncommitted<R> {
+        let now = now_millis();
+        let txn = kvs_store::Transaction::lock(&self.store, None);
+        let value = f(&txn, now);
+        let ticket = txn.commit();
+        self.free_flushed();
+        Uncommitted::new(kvs_store::Applied { value, ticket })
     }
 
     /// The keyspace, for maintenance tasks such as the expiry sweep.

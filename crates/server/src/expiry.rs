@@ -37,12 +37,14 @@ pub(crate) async fn sweep(engine: Arc<Engine>, stop: CancellationToken) {
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
+        engine.script_done().await;
         let listened = engine.feed().is_open();
         let wait = pause(engine.store().next_expiry(), now_millis(), listened);
         tokio::select! {
             _ = &mut stopped => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        engine.script_done().await;
         // Keep going while whole batches come back, yielding between them.
         while engine.store().sweep_expired(now_millis(), BATCH) == BATCH {
             if stop.is_cancelled() {

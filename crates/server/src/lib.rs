@@ -20,6 +20,7 @@ pub mod memory;
 pub mod persistence;
 pub mod pubsub;
 pub mod resp;
+mod script;
 mod server;
 pub mod stats;
 pub mod tls;

@@ -19,6 +19,7 @@ use super::session::Session;
 use crate::commit::Uncommitted;
 use crate::listener::{Addresses, ByteStream};
 use crate::pubsub::Mailbox;
+use crate::script::Busy;
 use crate::stats::{Class, Door};
 
 /// Bytes asked of the socket per read. The buffer grows only by what actually arrives.
@@ -202,6 +203,18 @@ fn holds(engine: &crate::engine::Engine, blocked: &super::session::Blocked) -> b
     })
 }
 
+/// Whether a request may run while a script is running: SCRIPT KILL and SHUTDOWN NOSAVE (as
+/// Redis lets them), and requests that touch no key and only look at the connection.
+fn busy_allowed(argv: &[bytes::Bytes]) -> bool {
+    let word = |i: usize| argv.get(i).map(|w| w.to_ascii_lowercase());
+    match word(0).as_deref() {
+        Some(b"script") => word(1).as_deref() == Some(b"kill"),
+        Some(b"shutdown") => word(1).as_deref() == Some(b"nosave"),
+        Some(b"ping" | b"echo" | b"hello" | b"auth" | b"client" | b"quit" | b"reset") => true,
+        _ => false,
+    }
+}
+
 /// Resolves when messages may be waiting in `mailbox`; never without one.
 async fn mail(mailbox: Option<&Mailbox>) {
     match mailbox {
@@ -309,7 +322,47 @@ pub(crate) async fn run<S: ByteStream>(
                     if let Some(mailbox) = session.mailbox() {
                         mailbox.drain_into(&mut output);
                     }
+                    // While a script runs, requests wait for it, and past its time limit are
+                    // answered BUSY, without holding this thread (the script holds every shard).
+                    let mut refused = None;
+                    loop {
+                        let allowed = busy_allowed(&argv);
+                        match crate::script::Scripts::busy(shared.engine.script(), allowed) {
+                            None => break,
+                            Some(Busy::Refuse(frame)) => {
+                                refused = Some(frame);
+                                break;
+                            }
+                            Some(Busy::Wait) => tokio::select! {
+                                () = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+                                _ = &mut killed => break 'connection,
+                            },
+                        }
+                    }
+                    if let Some(frame) = refused {
+                        held.push(
+                            Uncommitted::nothing_written(frame),
+                            session.version(),
+                            None,
+                            None,
+                        );
+                        continue;
+                    }
                     let answer = session.handle(&argv);
+                    let answer = match session.take_script() {
+                        None => answer,
+                        Some(script) => {
+                            // Other connections on this thread go on while the script runs.
+                            tokio::select! {
+                                done = script => done.unwrap_or_else(|_| {
+                                    Uncommitted::nothing_written(Frame::err(
+                                        "the scripting engine stopped",
+                                    ))
+                                }),
+                                _ = &mut killed => break 'connection,
+                            }
+                        }
+                    };
                     let answer = match session.take_blocked() {
                         None => answer,
                         Some(blocked) => {

@@ -33,6 +33,8 @@ pub struct Shared {
     pub(crate) acl: Arc<Acl>,
     /// `CLIENT PAUSE`.
     pub(crate) pause: client_list::Pause,
+    /// Lua scripts (EVAL and SCRIPT).
+    pub(crate) scripts: crate::script::Scripts,
 }
 
 impl Shared {
@@ -43,6 +45,7 @@ impl Shared {
             clients: Clients::default(),
             acl,
             pause: client_list::Pause::default(),
+            scripts: crate::script::Scripts::default(),
         })
     }
 }

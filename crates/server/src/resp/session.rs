@@ -85,7 +85,12 @@ pub(crate) struct Session {
     pub(crate) activity: Arc<Activity>,
     /// A blocking command (BLPOP and kin) found nothing: the connection waits for it.
     blocked: Option<Blocked>,
+    /// A script handed to the scripting thread: the connection waits for its answer.
+    script: Option<ScriptAnswer>,
 }
+
+/// Where a script's answer arrives.
+pub(crate) type ScriptAnswer = tokio::sync::oneshot::Receiver<Uncommitted<Frame>>;
 
 /// A blocking command that found nothing, to run again when one of its keys changes.
 #[derive(Debug)]
@@ -122,6 +127,7 @@ impl Session {
             watched: Vec::new(),
             awaited: None,
             blocked: None,
+            script: None,
             subs: None,
             drain_before_reply: false,
             replies_off: false,
@@ -172,6 +178,23 @@ impl Session {
     /// The blocking command the request just handled left waiting, if it did.
     pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {
         self.blocked.take()
+    }
+
+    /// The script the request just handled started, if it did: its answer replaces the reply.
+    pub(crate) fn take_script(&mut self) -> Option<ScriptAnswer> {
+        self.script.take()
+    }
+
+    /// Hands `request` to the scripting thread, as this connection's user; the connection then
+    /// waits for the answer (see [`Session::take_script`]). The frame returned stands in for it.
+    pub(crate) fn start_script(&mut self, request: crate::script::Request) -> Frame {
+        let shared = self.shared.clone();
+        self.script = Some(shared.scripts.submit(
+            request,
+            shared.engine.clone(),
+            self.user.clone(),
+        ));
+        Frame::Null
     }
 
     /// The protocol replies are written in.
@@ -610,11 +633,20 @@ impl Session {
         let Some(block) = self.shared.engine.apply_block(data, &watched) else {
             return Uncommitted::nothing_written(Frame::NullArray);
         };
-        // Connection commands answer now, in their place among the block's replies.
+        // Connection commands answer now, in their place among the block's replies; a script's
+        // writes are waited for with the block's.
         let mut session = Vec::new();
+        let mut scripts = Uncommitted::nothing_written(());
         for q in &queued {
             if let Queued::Session(c, argv) = q {
-                session.push(self.run(c, argv));
+                let frame = self.run(c, argv);
+                match self.script.take() {
+                    None => session.push(frame),
+                    Some(answer) => {
+                        let answer = wait_for_script(answer);
+                        scripts = scripts.and(answer).map(|((), frame)| session.push(frame));
+                    }
+                }
             }
         }
         let stats = self.shared.engine.stats().clone();
@@ -632,19 +664,22 @@ impl Session {
                 }
             }
         }
-        block.map(|replies| {
-            let (mut replies, mut session) = (replies.into_iter(), session.into_iter());
-            let out: Vec<Frame> = queued
-                .iter()
-                .map(|q| match q {
-                    Queued::Data(..) => replies.next().map_or(Frame::Null, Frame::from),
-                    Queued::Session(..) => session.next().unwrap_or(Frame::Null),
-                    Queued::Refused(refusal) => refusal.clone(),
-                })
-                .collect();
-            count_block(&stats, &queued, &out);
-            Frame::Array(out)
-        })
+        block
+            .map(|replies| {
+                let (mut replies, mut session) = (replies.into_iter(), session.into_iter());
+                let out: Vec<Frame> = queued
+                    .iter()
+                    .map(|q| match q {
+                        Queued::Data(..) => replies.next().map_or(Frame::Null, Frame::from),
+                        Queued::Session(..) => session.next().unwrap_or(Frame::Null),
+                        Queued::Refused(refusal) => refusal.clone(),
+                    })
+                    .collect();
+                count_block(&stats, &queued, &out);
+                Frame::Array(out)
+            })
+            .and(scripts)
+            .map(|(frame, ())| frame)
     }
 
     /// A queued request's refusal at EXEC, if the user may no longer run it.
@@ -679,6 +714,22 @@ impl Session {
             .unwrap_or_default();
         self.shared.clients.update(self.id, |c| c.name = shown);
         self.name = name.filter(|n| !n.is_empty());
+    }
+}
+
+/// Waits on this thread for a script queued in a transaction (it runs on the scripting thread
+/// once the block's commands have run).
+fn wait_for_script(mut answer: ScriptAnswer) -> Uncommitted<Frame> {
+    loop {
+        match answer.try_recv() {
+            Ok(done) => return done,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Uncommitted::nothing_written(Frame::err("the scripting engine stopped"));
+            }
+        }
     }
 }
 

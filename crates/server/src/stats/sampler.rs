@@ -18,6 +18,7 @@ pub(crate) async fn run(engine: Arc<Engine>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        engine.script_done().await;
         let now = now_millis();
         let memory = engine.memory();
         let gauges = Gauges {

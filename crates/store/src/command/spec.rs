@@ -29,6 +29,7 @@ pub enum Flag {
     NoMulti,
     AllowBusy,
     NoAsyncLoading,
+    NoMandatoryKeys,
 }
 
 impl Flag {
@@ -52,6 +53,7 @@ impl Flag {
             Flag::NoMulti => "no_multi",
             Flag::AllowBusy => "allow_busy",
             Flag::NoAsyncLoading => "no_async_loading",
+            Flag::NoMandatoryKeys => "no_mandatory_keys",
         }
     }
 }

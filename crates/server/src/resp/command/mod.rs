@@ -13,6 +13,7 @@ mod connection;
 mod introspection;
 mod memory;
 mod pubsub;
+mod scripting;
 mod server;
 mod transactions;
 
@@ -40,6 +41,7 @@ const GROUPS: &[&[SessionCommand]] = &[
     memory::COMMANDS,
     pubsub::COMMANDS,
     introspection::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// What a name is, by the table.

@@ -1,0 +1,224 @@
+-- The environment kvs gives a script, built once per Lua state. It runs with the real globals
+-- table; scripts run with `env`, a read-only view of it. Rust passes in the hidden table `K`,
+-- where it puts, for the length of one script, the function that runs a command (`K.call`).
+local K = ...
+local G = _G
+local lua_error, lua_pcall, lua_xpcall = error, pcall, xpcall
+local lua_type, lua_rawget, lua_rawset, lua_tostring = type, rawget, rawset, tostring
+local lua_setmetatable, lua_getfenv, lua_setfenv = setmetatable, getfenv, setfenv
+local lua_loadstring, lua_select = loadstring, select
+
+local protected = lua_setmetatable({}, { __mode = 'k' })
+
+local function readonly()
+  lua_error('Attempt to modify a readonly table', 2)
+end
+
+-- A read-only view of `t`: reads go through, writes raise Redis's error.
+local function protect(t)
+  local view = lua_setmetatable({}, { __index = t, __newindex = readonly, __metatable = false })
+  protected[view] = true
+  return view
+end
+
+-- An error table as Redis makes them: `{err = 'CODE message'}`.
+local function err_table(text)
+  return { err = text }
+end
+
+local redis = {}
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REDIS_VERSION = K.version
+redis.REDIS_VERSION_NUM = K.version_num
+
+local function running(name)
+  local call = K.call
+  if call == nil then
+    lua_error(err_table('ERR ' .. name .. ' can only be called inside a script invocation'))
+  end
+  return call
+end
+
+-- Runs a command; raises its error as a table. A function of Rust's (K.call_raise), so that a
+-- script's `return redis.call(...)` is no tail call and its line is known.
+redis.call = K.call_raise
+
+-- Runs a command; returns its error as a table.
+redis.pcall = function(...)
+  local _, reply = running('redis.call/pcall')(...)
+  return reply
+end
+
+redis.error_reply = function(...)
+  local text = ...
+  if lua_select('#', ...) ~= 1 or lua_type(text) ~= 'string' then
+    return err_table('ERR wrong number or type of arguments')
+  end
+  if text:sub(1, 1) ~= '-' then text = '-' .. text end
+  local code, rest = text:match('^%-(%S+) (.*)$')
+  if code == nil then
+    code, rest = 'ERR', text:sub(2)
+  end
+  rest = rest:gsub('[\r\n]+$', '')
+  return err_table(code .. ' ' .. rest)
+end
+
+redis.status_reply = function(...)
+  local text = ...
+  if lua_select('#', ...) ~= 1 or lua_type(text) ~= 'string' then
+    return err_table('ERR wrong number or type of arguments')
+  end
+  return { ok = text }
+end
+
+redis.sha1hex = function(...)
+  if lua_select('#', ...) ~= 1 then
+    lua_error(err_table('ERR wrong number of arguments'))
+  end
+  return K.sha1hex(lua_tostring((...)) or '')
+end
+
+redis.log = function(...)
+  local n = lua_select('#', ...)
+  if n < 2 then lua_error(err_table('ERR redis.log() requires two arguments or more.')) end
+  local level = ...
+  if lua_type(level) ~= 'number' then
+    lua_error(err_table('ERR First argument must be a number (log level).'))
+  end
+  if level < 0 or level > 3 then lua_error(err_table('ERR Invalid debug level.')) end
+  local parts = {}
+  for i = 2, n do
+    local v = lua_select(i, ...)
+    if lua_type(v) == 'string' or lua_type(v) == 'number' then parts[#parts + 1] = lua_tostring(v) end
+  end
+  K.log(level, table.concat(parts, ' '))
+end
+
+redis.setresp = function(...)
+  if lua_select('#', ...) ~= 1 then
+    lua_error(err_table('ERR redis.setresp() requires one argument.'))
+  end
+  local version = ...
+  if version ~= 2 and version ~= 3 then
+    lua_error(err_table('ERR RESP version must be 2 or 3.'))
+  end
+  if K.call == nil then
+    lua_error(err_table('ERR redis.setresp can only be called inside a script invocation'))
+  end
+  K.resp = version
+end
+
+redis.set_repl = function(...)
+  if lua_select('#', ...) ~= 1 then
+    lua_error(err_table('ERR redis.set_repl() requires two arguments.'))
+  end
+  local flags = ...
+  if lua_type(flags) ~= 'number' or flags < 0 or flags > 3 then
+    lua_error(err_table('ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'))
+  end
+  if K.call == nil then
+    lua_error(err_table('ERR redis.set_repl can only be called inside a script invocation'))
+  end
+end
+
+-- Effects are always what is logged and replicated in kvs, as in Redis 7.
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+
+G.redis = redis
+
+-- pcall as Redis gives it to scripts: an error table caught is given as its text.
+local function caught(ok, ...)
+  if not ok then
+    local e = ...
+    if K.raised ~= nil then
+      e = K.raised
+      K.raised = nil
+    end
+    if lua_type(e) == 'table' and lua_type(lua_rawget(e, 'err')) == 'string' then
+      return false, lua_rawget(e, 'err')
+    end
+  end
+  return ok, ...
+end
+G.pcall = function(...) return caught(lua_pcall(...)) end
+
+G.rawset = function(t, k, v)
+  if protected[t] then lua_error('Attempt to modify a readonly table', 2) end
+  return lua_rawset(t, k, v)
+end
+G.setmetatable = function(t, mt)
+  if protected[t] then lua_error('Attempt to modify a readonly table', 2) end
+  return lua_setmetatable(t, mt)
+end
+
+-- Text chunks only, running in the script's environment.
+local env
+G.loadstring = function(text, name)
+  if lua_type(text) == 'string' and text:byte(1) == 27 then
+    return nil, 'binary chunks are not allowed'
+  end
+  local f, e = lua_loadstring(text, name)
+  if f then lua_setfenv(f, env) end
+  return f, e
+end
+G.load = nil
+G.getfenv = function(f)
+  if f == nil then f = 1 end
+  if lua_type(f) == 'number' and f > 0 then f = f + 1 end
+  local e = lua_getfenv(f)
+  if e == G then return env end
+  return e
+end
+
+-- What scripts may not reach.
+G.print, G.dofile, G.loadfile, G.module, G.require = nil, nil, nil, nil, nil
+G.os, G.io, G.package, G.debug = nil, nil, nil, nil
+
+-- The scripts' view of the globals: libraries read-only, unknown names an error.
+local libraries = {}
+for _, name in ipairs({ 'string', 'math', 'table', 'coroutine', 'redis', 'cjson', 'bit', 'struct', 'cmsgpack' }) do
+  if lua_type(G[name]) == 'table' then libraries[name] = protect(G[name]) end
+end
+env = lua_setmetatable({}, {
+  __index = function(_, name)
+    local lib = libraries[name]
+    if lib ~= nil then return lib end
+    local v = G[name]
+    if v == nil then
+      lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = readonly,
+  __metatable = false,
+})
+protected[env] = true
+libraries._G = env
+
+-- Finds the line of the script an error was raised on, and makes the error a table.
+local function handler(e)
+  local line = K.line()
+  if K.raised ~= nil then
+    e = K.raised
+    K.raised = nil
+  end
+  if lua_type(e) ~= 'table' then
+    e = { err = 'ERR ' .. lua_tostring(e) }
+  elseif protected[e] then
+    e = { err = lua_rawget(e, 'err') }
+  end
+  return { err = lua_rawget(e, 'err'), line = line }
+end
+
+-- Runs a compiled script: true and its result, or false and an error table.
+K.run = function(f, keys, args)
+  lua_rawset(G, 'KEYS', keys)
+  lua_rawset(G, 'ARGV', args)
+  K.resp = 2
+  K.raised = nil
+  return lua_xpcall(f, handler)
+end
+K.env = env

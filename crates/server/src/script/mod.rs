@@ -1,0 +1,223 @@
+//! Lua scripting, as Redis 7.0 has it: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`.
+//!
+//! Scripts run on Lua 5.1 (mlua, with Lua's own sources built in) on one thread of their own,
+//! `kvs-lua`, which owns the Lua state and the compiled scripts. A connection hands its request
+//! over and waits for the answer without holding its thread, so other connections go on.
+//!
+//! A script runs with the write lock of every shard held (a [`kvs_store::Transaction`] over the
+//! whole store): no command from any door interleaves with it, and what it wrote is submitted
+//! to the log as one record when it ends, as a `MULTI`/`EXEC` block is. Its answer waits for
+//! that record like any write's.
+
+mod convert;
+mod vm;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use kvs_protocol::resp::Frame;
+use tokio::sync::oneshot;
+
+use crate::acl::User;
+use crate::commit::Uncommitted;
+use crate::engine::Engine;
+
+/// Scripts whose source came with `EVAL` are kept at most this many (the oldest is dropped);
+/// those loaded with `SCRIPT LOAD` stay until `SCRIPT FLUSH`.
+pub(crate) const MAX_EVAL_SCRIPTS: usize = 500;
+
+/// Where a script comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Its text (`EVAL`).
+    Body(Bytes),
+    /// The SHA1 of a text run or loaded before (`EVALSHA`).
+    Sha(Bytes),
+}
+
+/// What a request must do while a script runs.
+#[derive(Debug)]
+pub(crate) enum Busy {
+    Wait,
+    Refuse(Frame),
+}
+
+/// What the scripting thread is asked to do.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Eval {
+        source: Source,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        /// `EVAL_RO` / `EVALSHA_RO`.
+        read_only: bool,
+    },
+    Load(Bytes),
+    Flush,
+}
+
+struct Job {
+    request: Request,
+    engine: Arc<Engine>,
+    user: Arc<User>,
+    answer: oneshot::Sender<Uncommitted<Frame>>,
+}
+
+/// How long a script runs before other clients are answered `BUSY` instead of waiting for it
+/// (Redis's `busy-reply-threshold`, formerly `lua-time-limit`).
+pub(crate) const BUSY_AFTER: std::time::Duration = std::time::Duration::from_millis(5000);
+
+/// What the other connections see of the script running now.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    /// When it began, in milliseconds of [`Running::clock`]; 0: no script runs.
+    since: AtomicU64,
+    /// It has run a write command: it can no longer be killed.
+    wrote: AtomicBool,
+    /// SCRIPT KILL asked it to stop.
+    kill: AtomicBool,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Running {
+    fn clock(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(std::time::Instant::now);
+        u64::try_from(epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    pub(crate) fn begin(&self) {
+        self.wrote.store(false, Ordering::Release);
+        self.kill.store(false, Ordering::Release);
+        self.since.store(self.clock(), Ordering::Release);
+    }
+
+    pub(crate) fn end(&self) {
+        self.since.store(0, Ordering::Release);
+        self.kill.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn wrote(&self) {
+        self.wrote.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn killed(&self) -> bool {
+        self.kill.load(Ordering::Acquire)
+    }
+
+    /// How long the running script has run; `None` when none runs.
+    pub(crate) fn elapsed(&self) -> Option<std::time::Duration> {
+        match self.since.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(std::time::Duration::from_millis(
+                self.clock().saturating_sub(since),
+            )),
+        }
+    }
+
+    /// SCRIPT KILL: stops a script that has not written.
+    pub(crate) fn kill(&self) -> Frame {
+        if self.elapsed().is_none() {
+            return Frame::Error("NOTBUSY No scripts in execution right now.".into());
+        }
+        if self.wrote.load(Ordering::Acquire) {
+            return Frame::Error(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. \
+                 You can either wait the script termination or kill the server in a hard way using \
+                 the SHUTDOWN NOSAVE command."
+                    .into(),
+            );
+        }
+        self.kill.store(true, Ordering::Release);
+        Frame::ok()
+    }
+}
+
+/// The scripting thread, started on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Scripts {
+    jobs: parking_lot::Mutex<Option<mpsc::Sender<Job>>>,
+    /// The SHA1s of the scripts the thread holds, for `SCRIPT EXISTS` without a trip to it.
+    known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
+}
+
+impl Scripts {
+    /// Hands `request` to the scripting thread; the answer arrives on the receiver.
+    pub(crate) fn submit(
+        &self,
+        request: Request,
+        engine: Arc<Engine>,
+        user: Arc<User>,
+    ) -> oneshot::Receiver<Uncommitted<Frame>> {
+        let (answer, receiver) = oneshot::channel();
+        let running = engine.script().clone();
+        let job = Job {
+            request,
+            engine,
+            user,
+            answer,
+        };
+        let mut jobs = self.jobs.lock();
+        let sender = jobs.get_or_insert_with(|| start(self.known.clone(), running));
+        if let Err(mpsc::SendError(job)) = sender.send(job) {
+            // The thread is gone (it could not start): say so rather than hang.
+            let _ = job.answer.send(Uncommitted::nothing_written(Frame::err(
+                "the scripting engine is not running",
+            )));
+            *jobs = None;
+        }
+        receiver
+    }
+
+    /// What a request that arrives while a script runs must do: `None` to go ahead (no script
+    /// runs, or the request may run beside one), else wait and ask again, or be answered `BUSY`.
+    pub(crate) fn busy(running: &Running, allowed: bool) -> Option<Busy> {
+        let elapsed = running.elapsed()?;
+        if allowed {
+            return None;
+        }
+        Some(if elapsed < BUSY_AFTER {
+            Busy::Wait
+        } else {
+            Busy::Refuse(Frame::Error(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                    .into(),
+            ))
+        })
+    }
+
+    /// Whether a script with this SHA1 (any case) is loaded.
+    pub(crate) fn exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.known.read().contains(&sha)
+    }
+}
+
+fn start(
+    known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
+    running: Arc<Running>,
+) -> mpsc::Sender<Job> {
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let spawned = std::thread::Builder::new()
+        .name("kvs-lua".into())
+        .spawn(move || {
+            let mut vm = match vm::Vm::new(known, running) {
+                Ok(vm) => vm,
+                Err(e) => {
+                    tracing::error!("cannot start the Lua interpreter: {e}");
+                    return;
+                }
+            };
+            for job in receiver {
+                let answer = vm.handle(job.request, &job.engine, &job.user);
+                let _ = job.answer.send(answer);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the scripting thread: {e}");
+    }
+    sender
+}
