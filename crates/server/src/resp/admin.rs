@@ -47,6 +47,14 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
                 .map_or("no".to_owned(), |d| d.log().policy().to_string()),
         ),
         ("maxmemory", shared.engine.memory().limit().to_string()),
+        (
+            "busy-reply-threshold",
+            shared.engine.script().busy_after().as_millis().to_string(),
+        ),
+        (
+            "lua-time-limit",
+            shared.engine.script().busy_after().as_millis().to_string(),
+        ),
         ("hash-max-listpack-entries", limits.hash_entries.to_string()),
         ("hash-max-listpack-value", limits.hash_value.to_string()),
         ("hash-max-ziplist-entries", limits.hash_entries.to_string()),
@@ -173,6 +181,8 @@ enum Change {
     PubsubLimit(Option<crate::pubsub::OutputLimit>),
     /// A collection encoding threshold (`hash-max-listpack-entries`, ...).
     Encoding(&'static str, i64),
+    /// `busy-reply-threshold` (alias `lua-time-limit`), in milliseconds.
+    BusyAfter(u64),
 }
 
 /// `CONFIG SET name value [name value ...]`: every value is checked before any is applied, so
@@ -282,6 +292,10 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                     _ => return failed("argument must be between -5 and 2147483647 inclusive"),
                 }
             }
+            "busy-reply-threshold" | "lua-time-limit" => match int(i64::MAX as u64, 0) {
+                Ok(ms) => Change::BusyAfter(ms),
+                Err(e) => return e,
+            },
             "list-compress-depth" => match int(i32::MAX as u64, 0) {
                 // kvs does not compress lists: the setting is accepted and has no effect.
                 Ok(_) => Change::Encoding("none", 0),
@@ -333,6 +347,7 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
             Change::SlowlogMaxLen(n) => shared.engine.stats().slowlog.set_max_len(n),
             Change::PubsubLimit(Some(limit)) => shared.engine.pubsub().set_limit(limit),
             Change::PubsubLimit(None) => {}
+            Change::BusyAfter(ms) => shared.engine.script().set_busy_after(ms),
             Change::Encoding(which, n) => {
                 let store = shared.engine.store();
                 let mut limits = store.collection_limits();

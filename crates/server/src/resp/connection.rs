@@ -203,16 +203,19 @@ fn holds(engine: &crate::engine::Engine, blocked: &super::session::Blocked) -> b
     })
 }
 
-/// Whether a request may run while a script is running: SCRIPT KILL and SHUTDOWN NOSAVE (as
-/// Redis lets them), and requests that touch no key and only look at the connection.
+/// Whether a request may run while a script is running: the commands Redis flags
+/// `allow_busy` (SCRIPT KILL, AUTH, HELLO, QUIT, ...) and SHUTDOWN NOSAVE.
 fn busy_allowed(argv: &[bytes::Bytes]) -> bool {
-    let word = |i: usize| argv.get(i).map(|w| w.to_ascii_lowercase());
-    match word(0).as_deref() {
-        Some(b"script") => word(1).as_deref() == Some(b"kill"),
-        Some(b"shutdown") => word(1).as_deref() == Some(b"nosave"),
-        Some(b"ping" | b"echo" | b"hello" | b"auth" | b"client" | b"quit" | b"reset") => true,
-        _ => false,
+    let Some(name) = argv.first().and_then(|n| std::str::from_utf8(n).ok()) else {
+        return false;
+    };
+    if name.eq_ignore_ascii_case("shutdown") {
+        return argv
+            .get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"nosave"));
     }
+    super::command::spec(name)
+        .is_some_and(|spec| spec.describing(argv).has(kvs_store::Flag::AllowBusy))
 }
 
 /// Resolves when messages may be waiting in `mailbox`; never without one.
@@ -353,14 +356,19 @@ pub(crate) async fn run<S: ByteStream>(
                         None => answer,
                         Some(script) => {
                             // Other connections on this thread go on while the script runs.
-                            tokio::select! {
+                            let done = tokio::select! {
                                 done = script => done.unwrap_or_else(|_| {
                                     Uncommitted::nothing_written(Frame::err(
                                         "the scripting engine stopped",
                                     ))
                                 }),
                                 _ = &mut killed => break 'connection,
+                            };
+                            // Its error code counts in INFO errorstats, as any reply's does.
+                            if let Frame::Error(text) = done.peek() {
+                                shared.engine.stats().error(text);
                             }
+                            done
                         }
                     };
                     let answer = match session.take_blocked() {

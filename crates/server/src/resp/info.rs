@@ -179,6 +179,12 @@ fn memory(shared: &Shared) -> Lines {
         kv("allocator_allocated", m.allocator_allocated),
         kv("allocator_active", m.allocator_active),
         kv("allocator_resident", m.allocator_resident),
+        kv("used_memory_lua", shared.engine.script().lua_bytes()),
+        kv(
+            "used_memory_lua_human",
+            human(shared.engine.script().lua_bytes()),
+        ),
+        kv("number_of_cached_scripts", shared.scripts.count()),
         kv("maxmemory", m.maxmemory),
         kv("maxmemory_human", human(m.maxmemory)),
         kv("maxmemory_policy", &m.maxmemory_policy),

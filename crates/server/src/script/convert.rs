@@ -7,7 +7,7 @@ use mlua::{Lua, Table, Value};
 
 /// How deep a returned value may nest before its innermost part is replaced by an error, as
 /// Redis replaces what runs past Lua's stack.
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 500;
 
 /// A command's reply as the script sees it: with `resp3` (after `redis.setresp(3)`) nulls are
 /// `nil` and maps, sets, doubles and booleans keep their RESP3 form; otherwise they are given

@@ -15,8 +15,10 @@ local function readonly()
 end
 
 -- A read-only view of `t`: reads go through, writes raise Redis's error.
+local sealed = lua_setmetatable({}, { __newindex = readonly, __metatable = false })
+protected[sealed] = true
 local function protect(t)
-  local view = lua_setmetatable({}, { __index = t, __newindex = readonly, __metatable = false })
+  local view = lua_setmetatable({}, { __index = t, __newindex = readonly, __metatable = sealed })
   protected[view] = true
   return view
 end
@@ -32,22 +34,21 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 redis.REDIS_VERSION = K.version
 redis.REDIS_VERSION_NUM = K.version_num
 
-local function running(name)
-  local call = K.call
-  if call == nil then
-    lua_error(err_table('ERR ' .. name .. ' can only be called inside a script invocation'))
-  end
-  return call
-end
-
 -- Runs a command; raises its error as a table. A function of Rust's (K.call_raise), so that a
 -- script's `return redis.call(...)` is no tail call and its line is known.
 redis.call = K.call_raise
 
 -- Runs a command; returns its error as a table.
-redis.pcall = function(...)
-  local _, reply = running('redis.call/pcall')(...)
-  return reply
+redis.pcall = K.call_protected
+
+redis.acl_check_cmd = function(...)
+  local check = K.acl
+  if check == nil then
+    lua_error(err_table('ERR redis.acl_check_cmd can only be called inside a script invocation'))
+  end
+  local ok, answer = check(...)
+  if not ok then lua_error(answer) end
+  return answer
 end
 
 redis.error_reply = function(...)
@@ -131,6 +132,10 @@ G.redis = redis
 
 -- pcall as Redis gives it to scripts: an error table caught is given as its text.
 local function caught(ok, ...)
+  if not ok and K.killed then
+    -- SCRIPT KILL: no pcall in the script holds the error back.
+    lua_error(K.raised or err_table('ERR Script killed by user with SCRIPT KILL...'))
+  end
   if not ok then
     local e = ...
     if K.raised ~= nil then
@@ -144,6 +149,15 @@ local function caught(ok, ...)
   return ok, ...
 end
 G.pcall = function(...) return caught(lua_pcall(...)) end
+G.xpcall = function(f, h)
+  local function again(ok, ...)
+    if not ok and K.killed then
+      lua_error(K.raised or err_table('ERR Script killed by user with SCRIPT KILL...'))
+    end
+    return ok, ...
+  end
+  return again(lua_xpcall(f, h))
+end
 
 G.rawset = function(t, k, v)
   if protected[t] then lua_error('Attempt to modify a readonly table', 2) end
@@ -193,7 +207,7 @@ env = lua_setmetatable({}, {
     return v
   end,
   __newindex = readonly,
-  __metatable = false,
+  __metatable = sealed,
 })
 protected[env] = true
 libraries._G = env
@@ -219,6 +233,7 @@ K.run = function(f, keys, args)
   lua_rawset(G, 'ARGV', args)
   K.resp = 2
   K.raised = nil
+  K.killed = nil
   return lua_xpcall(f, handler)
 end
 K.env = env

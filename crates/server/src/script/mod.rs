@@ -65,9 +65,9 @@ struct Job {
     answer: oneshot::Sender<Uncommitted<Frame>>,
 }
 
-/// How long a script runs before other clients are answered `BUSY` instead of waiting for it
-/// (Redis's `busy-reply-threshold`, formerly `lua-time-limit`).
-pub(crate) const BUSY_AFTER: std::time::Duration = std::time::Duration::from_millis(5000);
+/// How long a script runs before other clients are answered `BUSY` instead of waiting for it,
+/// unless set (Redis's `busy-reply-threshold`, formerly `lua-time-limit`).
+pub(crate) const BUSY_AFTER_MS: u64 = 5000;
 
 /// What the other connections see of the script running now.
 #[derive(Debug, Default)]
@@ -79,9 +79,33 @@ pub(crate) struct Running {
     /// SCRIPT KILL asked it to stop.
     kill: AtomicBool,
     epoch: std::sync::OnceLock<std::time::Instant>,
+    /// `busy-reply-threshold` in milliseconds, less [`BUSY_AFTER_MS`] (so zero is the default).
+    busy_after_delta: std::sync::atomic::AtomicI64,
+    /// Bytes the Lua state holds, as of the last script.
+    lua_bytes: AtomicU64,
 }
 
 impl Running {
+    /// Bytes the Lua state holds (`used_memory_lua`).
+    pub(crate) fn lua_bytes(&self) -> u64 {
+        self.lua_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_lua_bytes(&self, bytes: usize) {
+        self.lua_bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// How long a script runs before others are answered BUSY.
+    pub(crate) fn busy_after(&self) -> std::time::Duration {
+        let delta = self.busy_after_delta.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(BUSY_AFTER_MS.saturating_add_signed(delta))
+    }
+
+    pub(crate) fn set_busy_after(&self, ms: u64) {
+        let delta = i64::try_from(ms).unwrap_or(i64::MAX) - BUSY_AFTER_MS as i64;
+        self.busy_after_delta.store(delta, Ordering::Relaxed);
+    }
+
     fn clock(&self) -> u64 {
         let epoch = self.epoch.get_or_init(std::time::Instant::now);
         u64::try_from(epoch.elapsed().as_millis())
@@ -179,7 +203,7 @@ impl Scripts {
         if allowed {
             return None;
         }
-        Some(if elapsed < BUSY_AFTER {
+        Some(if elapsed < running.busy_after() {
             Busy::Wait
         } else {
             Busy::Refuse(Frame::Error(
@@ -187,6 +211,11 @@ impl Scripts {
                     .into(),
             ))
         })
+    }
+
+    /// How many scripts are loaded (`INFO memory`'s `number_of_cached_scripts`).
+    pub(crate) fn count(&self) -> usize {
+        self.known.read().len()
     }
 
     /// Whether a script with this SHA1 (any case) is loaded.
@@ -203,6 +232,8 @@ fn start(
     let (sender, receiver) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name("kvs-lua".into())
+        // Converting a deeply nested reply recurses: room for it, whatever the build.
+        .stack_size(32 << 20)
         .spawn(move || {
             let mut vm = match vm::Vm::new(known, running) {
                 Ok(vm) => vm,

@@ -61,6 +61,11 @@ pub(super) struct Vm {
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
 
+/// The most memory the Lua state may hold: a script that allocates without end gets Lua's
+/// "not enough memory" error instead of taking the server's memory. (Its allocations also count
+/// toward `maxmemory`, which reads the allocator's figures.)
+pub(crate) const LUA_MEMORY_LIMIT: usize = 1 << 30;
+
 impl Vm {
     pub(super) fn new(
         known: Arc<parking_lot::RwLock<HashSet<String>>>,
@@ -70,6 +75,7 @@ impl Vm {
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
+        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         let hidden = lua.create_table()?;
         hidden.raw_set("version", crate::resp::REDIS_VERSION)?;
         hidden.raw_set("version_num", version_num(crate::resp::REDIS_VERSION))?;
@@ -109,23 +115,38 @@ impl Vm {
                 Ok(None)
             })?,
         )?;
-        // redis.call: runs the command through the running script's `call`, and raises a
-        // failure as its error table (kept in `raised` for the error handler and pcall).
-        let weak = hidden.clone();
-        hidden.raw_set(
-            "call_raise",
-            lua.create_function(move |lua, args: MultiValue| {
-                let (ok, reply): (bool, Value) = match weak.raw_get::<Value>("call")? {
-                    Value::Function(call) => call.call(args)?,
+        // redis.call and redis.pcall: Rust functions, so that a script's `return redis.call(...)`
+        // is no tail call (its line is known when it fails) and any number of arguments fits.
+        // Both reach the running script's `call` (set for the length of one script) with the
+        // arguments in a table; redis.call raises a failure as its error table, kept in `raised`
+        // for the error handler and pcall.
+        let dispatch = {
+            let hidden = hidden.clone();
+            move |lua: &Lua, args: MultiValue| -> mlua::Result<(bool, Value)> {
+                let n = args.len();
+                let packed = lua.create_table_with_capacity(n, 0)?;
+                for (i, v) in args.into_iter().enumerate() {
+                    packed.raw_set(i + 1, v)?;
+                }
+                match hidden.raw_get::<Value>("call")? {
+                    Value::Function(call) => call.call((packed, n)),
                     _ => {
                         let t = lua.create_table()?;
                         t.raw_set(
                             "err",
                             "ERR redis.call/pcall can only be called inside a script invocation",
                         )?;
-                        (false, Value::Table(t))
+                        Ok((false, Value::Table(t)))
                     }
-                };
+                }
+            }
+        };
+        let raising = dispatch.clone();
+        let raised = hidden.clone();
+        hidden.raw_set(
+            "call_raise",
+            lua.create_function(move |lua, args: MultiValue| {
+                let (ok, reply) = raising(lua, args)?;
                 if ok {
                     return Ok(reply);
                 }
@@ -133,9 +154,13 @@ impl Vm {
                     Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
                     _ => String::new(),
                 };
-                weak.raw_set("raised", reply)?;
+                raised.raw_set("raised", reply)?;
                 Err(mlua::Error::RuntimeError(text))
             })?,
+        )?;
+        hidden.raw_set(
+            "call_protected",
+            lua.create_function(move |lua, args: MultiValue| Ok(dispatch(lua, args)?.1))?,
         )?;
         lua.load(include_str!("env.lua"))
             .set_name("=kvs")
@@ -152,6 +177,7 @@ impl Vm {
                 let t = lua.create_table()?;
                 t.raw_set("err", KILLED)?;
                 raised.raw_set("raised", t)?;
+                raised.raw_set("killed", true)?;
                 Err(mlua::Error::RuntimeError(KILLED.into()))
             },
         )?;
@@ -176,6 +202,12 @@ impl Vm {
         engine: &Engine,
         user: &User,
     ) -> Uncommitted<Frame> {
+        let answer = self.answer(request, engine, user);
+        self.running.set_lua_bytes(self.lua.used_memory());
+        answer
+    }
+
+    fn answer(&mut self, request: Request, engine: &Engine, user: &User) -> Uncommitted<Frame> {
         let done = Uncommitted::nothing_written;
         match request {
             Request::Load(body) => done(match self.compile(&body, false) {
@@ -287,11 +319,17 @@ impl Vm {
         self.running.begin();
         let answer = engine.apply_exclusive(|txn, now| {
             let result = lua.scope(|scope| {
-                let call = scope.create_function(|lua, args: MultiValue| {
+                let call = scope.create_function(|lua, (packed, n): (Table, usize)| {
+                    let args = (1..=n)
+                        .map(|i| packed.raw_get::<Value>(i))
+                        .collect::<mlua::Result<Vec<Value>>>()?;
                     let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
                     context.call(lua, args, txn, now, resp3)
                 })?;
                 hidden.raw_set("call", call)?;
+                let acl =
+                    scope.create_function(|lua, args: MultiValue| context.acl_check(lua, args))?;
+                hidden.raw_set("acl", acl)?;
                 let keys = lua.create_sequence_from(
                     keys.iter()
                         .map(|k| lua.create_string(k))
@@ -304,6 +342,7 @@ impl Vm {
                 )?;
                 let (ok, value): (bool, Value) = run.call((function, keys, args))?;
                 hidden.raw_set("call", Value::Nil)?;
+                hidden.raw_set("acl", Value::Nil)?;
                 let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
                 Ok(if ok {
                     to_frame(&value, resp3)
@@ -312,6 +351,7 @@ impl Vm {
                 })
             });
             let _ = hidden.raw_set("call", Value::Nil);
+            let _ = hidden.raw_set("acl", Value::Nil);
             result.unwrap_or_else(|e| {
                 Frame::err(format!("Error running script {sha}, {}", lua_message(&e)))
             })
@@ -323,8 +363,14 @@ impl Vm {
 
 /// The reply to a script that raised an error: its text, and where in the script it was.
 fn failure(value: &Value, sha: &str) -> Frame {
-    let Value::Table(t) = value else {
-        return Frame::err(format!("Error running script {sha}, execution failure"));
+    let t = match value {
+        Value::Table(t) => t,
+        // Lua calls no error handler for running out of memory: its message comes as it is.
+        Value::String(s) => {
+            let text = String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
+            return Frame::err(format!("Error running script {sha}, {text}"));
+        }
+        _ => return Frame::err(format!("Error running script {sha}, execution failure")),
     };
     let text = match t.raw_get::<Value>("err") {
         Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
@@ -348,12 +394,49 @@ struct Context<'a> {
     wrote: Cell<bool>,
 }
 
+/// A script's arguments as a request: strings as they are, numbers as Redis writes them.
+fn request_of(args: Vec<Value>) -> Option<Vec<Bytes>> {
+    args.into_iter()
+        .map(|v| match v {
+            Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => Some(Bytes::from(n.to_string())),
+            Value::Number(n) => Some(Bytes::from(kvs_store::format_double(n))),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Context<'_> {
+    /// `redis.acl_check_cmd`: whether the script's user may run the command: `(true, bool)`, or
+    /// `(false, error table)`.
+    fn acl_check(&self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+        let fail = |text: &str| -> mlua::Result<(bool, Value)> {
+            let t = lua.create_table()?;
+            t.raw_set("err", text)?;
+            Ok((false, Value::Table(t)))
+        };
+        if args.is_empty() {
+            return fail("ERR Please specify at least one argument for this redis lib call");
+        }
+        let Some(argv) = request_of(args.into_iter().collect()) else {
+            return fail("ERR Lua redis lib command arguments must be strings or integers");
+        };
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        let Some(found) = table::find(&name) else {
+            return fail("ERR Invalid command passed to redis.acl_check_cmd()");
+        };
+        let allowed = self
+            .user
+            .check(found.spec().describing(&argv), &argv)
+            .is_ok();
+        Ok((true, Value::Boolean(allowed)))
+    }
+
     /// `redis.call` / `redis.pcall`: `(true, reply)` or `(false, error table)`.
     fn call(
         &self,
         lua: &Lua,
-        args: MultiValue,
+        args: Vec<Value>,
         txn: &Transaction<'_>,
         now: Millis,
         resp3: bool,
@@ -366,19 +449,15 @@ impl Context<'_> {
         if args.is_empty() {
             return fail("ERR Please specify at least one argument for this redis lib call");
         }
-        let mut argv = Vec::with_capacity(args.len());
-        for v in args {
-            match v {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-                Value::Number(n) => argv.push(Bytes::from(kvs_store::format_double(n))),
-                _ => {
-                    return fail("ERR Lua redis lib command arguments must be strings or integers");
-                }
-            }
-        }
+        let Some(argv) = request_of(args) else {
+            return fail("ERR Lua redis lib command arguments must be strings or integers");
+        };
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         let Some(found) = table::find(&name) else {
+            // Redis's commands that scripts may not run, which kvs does not have either.
+            if REFUSED_ELSEWHERE.contains(&name.as_str()) {
+                return fail("ERR This Redis command is not allowed from script");
+            }
             return fail("ERR Unknown Redis command called from script");
         };
         let spec = found.spec();
@@ -418,7 +497,7 @@ impl Context<'_> {
             return fail("ERR Write commands are not allowed from read-only scripts.");
         }
         let frame = match found {
-            Found::Data(_) => match Command::from_argv(&argv) {
+            Found::Data(_) => match Command::from_argv(&sorted_in_scripts(argv, txn, now)) {
                 Err(e) => Frame::Error(e.to_string()),
                 Ok(command) => {
                     if command.writes()
@@ -445,6 +524,61 @@ impl Context<'_> {
             frame => Ok((true, to_lua(lua, frame, resp3)?)),
         }
     }
+}
+
+/// Commands of Redis that it refuses in scripts and kvs does not have.
+const REFUSED_ELSEWHERE: &[&str] = &[
+    "cluster",
+    "replicaof",
+    "slaveof",
+    "sync",
+    "psync",
+    "failover",
+    "wait",
+    "bgrewriteaof",
+];
+
+/// `SORT key BY <pattern without *>` leaves a set in its table's order, which differs between
+/// servers; a script's answers must not, so there Redis sorts such a set's members as strings
+/// (ALPHA) and ignores the pattern. The request, so changed when it applies.
+fn sorted_in_scripts(mut argv: Vec<Bytes>, txn: &Transaction<'_>, now: Millis) -> Vec<Bytes> {
+    let name = argv[0].to_ascii_lowercase();
+    if (name != b"sort" && name != b"sort_ro") || argv.len() < 4 {
+        return argv;
+    }
+    let mut by = None;
+    let mut i = 2;
+    while i < argv.len() {
+        match argv[i].to_ascii_lowercase().as_slice() {
+            b"by" if i + 1 < argv.len() => {
+                by = Some(i);
+                i += 2;
+            }
+            b"limit" => i += 3,
+            b"get" | b"store" => i += 2,
+            _ => i += 1,
+        }
+    }
+    let Some(at) = by else { return argv };
+    if argv[at + 1].contains(&b'*') {
+        return argv;
+    }
+    let kind = Command::TypeOf(kvs_store::TypeOf {
+        key: argv[1].clone(),
+    })
+    .apply(txn, now);
+    if !matches!(kind, kvs_store::Reply::Status(t) if t == "set") {
+        return argv;
+    }
+    argv.drain(at..at + 2);
+    if !argv
+        .iter()
+        .skip(2)
+        .any(|a| a.eq_ignore_ascii_case(b"alpha"))
+    {
+        argv.push(Bytes::from_static(b"ALPHA"));
+    }
+    argv
 }
 
 /// The connection commands a script may call: those that need no connection and touch no key.
