@@ -57,7 +57,7 @@ bench() {
   t1=$(date +%s.%N)
   after=$(cpu_ticks "$1")
   awk -F'"' -v n="$REQUESTS" -v t0="$t0" -v t1="$t1" -v a="$after" -v b="$before" -v t="$ticks" \
-    'NR == 2 {printf "%.0f %.0f\n", n / (t1 - t0), n / ((a - b) / t)}' <<<"$out"
+    'NR == 2 {cpu = (a - b) / t; printf "%.0f %.0f\n", n / (t1 - t0), (cpu > 0 ? n / cpu : 0)}' <<<"$out"
 }
 
 # piped PID PORT FILE: server CPU microseconds per call of FILE's N calls.
@@ -87,6 +87,6 @@ echo
 echo "| | kvs | redis | kvs ÷ redis |"
 echo "|---|---|---|---|"
 echo "| EVALSHA calls/s, unpipelined | $(col 1 "$work/kvs-bench") | $(col 1 "$work/redis-bench") | |"
-echo "| EVALSHA calls per server CPU-s | $kvs_cpu | $redis_cpu | $(awk -v a="$kvs_cpu" -v b="$redis_cpu" 'BEGIN {printf "%.2f", a / b}') |"
+echo "| EVALSHA calls per server CPU-s | $kvs_cpu | $redis_cpu | $(awk -v a="$kvs_cpu" -v b="$redis_cpu" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "n/a"}') |"
 echo "| server CPU µs per EVALSHA, pipelined | $(col 1 "$work/kvs-evalsha") | $(col 1 "$work/redis-evalsha") | |"
 echo "| server CPU µs per MULTI GET INCR EXEC, pipelined | $(col 1 "$work/kvs-multi") | $(col 1 "$work/redis-multi") | |"
