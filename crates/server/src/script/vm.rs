@@ -130,14 +130,10 @@ impl Vm {
                 }
                 match hidden.raw_get::<Value>("call")? {
                     Value::Function(call) => call.call((packed, n)),
-                    _ => {
-                        let t = lua.create_table()?;
-                        t.raw_set(
-                            "err",
-                            "ERR redis.call/pcall can only be called inside a script invocation",
-                        )?;
-                        Ok((false, Value::Table(t)))
-                    }
+                    _ => failed(
+                        lua,
+                        "ERR redis.call/pcall can only be called inside a script invocation",
+                    ),
                 }
             }
         };
@@ -394,32 +390,37 @@ struct Context<'a> {
     wrote: Cell<bool>,
 }
 
-/// A script's arguments as a request: strings as they are, numbers as Redis writes them.
-fn request_of(args: Vec<Value>) -> Option<Vec<Bytes>> {
+/// A script's arguments as a request: strings as they are, numbers as Redis writes them; or
+/// Redis's error for none, or for one of another type.
+fn request_of(args: Vec<Value>) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call");
+    }
     args.into_iter()
         .map(|v| match v {
-            Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(n) => Some(Bytes::from(n.to_string())),
-            Value::Number(n) => Some(Bytes::from(kvs_store::format_double(n))),
-            _ => None,
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => Ok(Bytes::from(n.to_string())),
+            Value::Number(n) => Ok(Bytes::from(kvs_store::format_double(n))),
+            _ => Err("ERR Lua redis lib command arguments must be strings or integers"),
         })
         .collect()
+}
+
+/// A failed call as the Lua side takes it: `(false, {err = text})`.
+fn failed(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", text)?;
+    Ok((false, Value::Table(t)))
 }
 
 impl Context<'_> {
     /// `redis.acl_check_cmd`: whether the script's user may run the command: `(true, bool)`, or
     /// `(false, error table)`.
     fn acl_check(&self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
-        let fail = |text: &str| -> mlua::Result<(bool, Value)> {
-            let t = lua.create_table()?;
-            t.raw_set("err", text)?;
-            Ok((false, Value::Table(t)))
-        };
-        if args.is_empty() {
-            return fail("ERR Please specify at least one argument for this redis lib call");
-        }
-        let Some(argv) = request_of(args.into_iter().collect()) else {
-            return fail("ERR Lua redis lib command arguments must be strings or integers");
+        let fail = |text: &str| failed(lua, text);
+        let argv = match request_of(args.into_iter().collect()) {
+            Ok(argv) => argv,
+            Err(why) => return fail(why),
         };
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         let Some(found) = table::find(&name) else {
@@ -441,16 +442,10 @@ impl Context<'_> {
         now: Millis,
         resp3: bool,
     ) -> mlua::Result<(bool, Value)> {
-        let fail = |text: &str| -> mlua::Result<(bool, Value)> {
-            let t = lua.create_table()?;
-            t.raw_set("err", text)?;
-            Ok((false, Value::Table(t)))
-        };
-        if args.is_empty() {
-            return fail("ERR Please specify at least one argument for this redis lib call");
-        }
-        let Some(argv) = request_of(args) else {
-            return fail("ERR Lua redis lib command arguments must be strings or integers");
+        let fail = |text: &str| failed(lua, text);
+        let argv = match request_of(args) {
+            Ok(argv) => argv,
+            Err(why) => return fail(why),
         };
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         let Some(found) = table::find(&name) else {
