@@ -37,8 +37,7 @@ for unit in "$@"; do
   skip=("--skipfile" /dev/null)
   [ -f "$here/$(basename "$unit").skip" ] && skip=(--skipfile "$here/$(basename "$unit").skip")
   # shellcheck disable=SC2086 # extra arguments split on purpose, e.g. "--tags -needs:debug"
-  # A unit's `<name>.sed` here, if any, adapts a copy of it (scripting.tcl: only its EVAL pass
-  # until FUNCTION exists), which then runs as `<unit>-kvs`.
+  # A unit's `<name>.sed` here, if any, adapts a copy of it first, which then runs as `<unit>-kvs`.
   run="$unit"
   if [ -f "$here/$(basename "$unit").sed" ]; then
     run="$unit-kvs"

@@ -137,6 +137,7 @@ fn weight(effects: &Effects) -> usize {
                 key.len() + edit.weight() + 64
             }
             Change::Flush => 32,
+            Change::Meta(name, value) => name.len() + value.len() + 32,
         })
         .sum::<usize>()
         + 64

@@ -1,7 +1,9 @@
 //! Lua scripts answer as redis-server 7.0 answers them: the same scripts (conversions, errors
 //! and their texts, the script environment, EVALSHA and SCRIPT) go to both and every answer
 //! must match. Then: a script is atomic against other clients, its writes survive a restart,
-//! and the Python `redis` package's Lock and Script objects work unmodified.
+//! and the Python `redis` package's Lock and Script objects work unmodified. Function libraries
+//! (FUNCTION, FCALL) answer as redis-server's do, move between the two servers by DUMP and
+//! RESTORE both ways, and survive restarts from the log and from a snapshot.
 
 mod common;
 
@@ -193,6 +195,52 @@ const CASES: &[&[&str]] = &[
     &["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"],
     &["SCRIPT", "KILL"],
     &["SCRIPT", "NOSUCH"],
+    // Redis's libraries for scripts.
+    &[
+        "EVAL",
+        "return cjson.encode({a = {1, 2.5, 'x/y'}, b = cjson.null})",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return cjson.decode('[1,\"\\u00e9\",{\"k\":null}]')[2]",
+        "0",
+    ],
+    // Not in tail position: kvs's library functions are Lua wrappers, and a tail call to one
+    // loses the script's line (a documented difference).
+    &["EVAL", "local t = cjson.decode('[1,2') return t", "0"],
+    &[
+        "EVAL",
+        "local t = cmsgpack.unpack(cmsgpack.pack({1, 'two', {3}})) return {t[1], t[2], t[3][1]}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return cmsgpack.pack(-1099511627776, 0.1, 'x')",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return {bit.band(0xff, 0x0f), bit.tohex(255), bit.rol(1, 33), bit.bnot(0)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return {struct.pack('>i2B', 258, 7), struct.unpack('<H', 'ab')}",
+        "0",
+    ],
+    &["EVAL", "local s = struct.pack('i99', 1) return s", "0"],
+    &[
+        "EVAL",
+        "return {tostring(math.random()), math.random(10), math.random(5, 6)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "math.randomseed(42) return tostring(math.random())",
+        "0",
+    ],
+    &["EVAL", "cjson.encode = nil", "0"],
     // What scripts wrote.
     &["MGET", "k", "n", "f", "x"],
     &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
@@ -200,12 +248,17 @@ const CASES: &[&[&str]] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scripts_answer_as_redis_server_does() {
+    same_answers(CASES).await;
+}
+
+/// Sends `cases` in order to a fresh kvs and a fresh redis-server; every answer must match.
+async fn same_answers(cases: &[&[&str]]) {
     let kvs = TestServer::start().await;
     let redis = redis_server(&[]).await;
     let mut k = connect(&kvs.resp.to_string()).await;
     let mut r = connect(&redis.addr()).await;
     let mut differ = Vec::new();
-    for case in CASES {
+    for case in cases {
         let ours = ask(&mut k, case).await;
         let theirs = ask(&mut r, case).await;
         if ours != theirs {
@@ -415,6 +468,288 @@ async fn a_script_allocating_without_end_fails_and_the_server_stays_up() {
     assert_eq!(ask(&mut c, &["EVAL", "return 1 + 1", "0"]).await, "int(2)");
     let info = ask(&mut c, &["INFO", "memory"]).await;
     assert!(info.contains("number_of_cached_scripts:3"), "{info}");
+    kvs.stop().await;
+}
+
+// One function per library and one library per listing: Redis lists them in its hash tables'
+// order, which differs from run to run.
+const LIB: &str = "#!lua name=mylib\nlocal function key(keys) return keys[1] end\nredis.register_function('setget', function(keys, args) redis.call('set', key(keys), args[1]) return redis.call('get', key(keys)) end)";
+const PEEK: &str = "#!lua name=peeklib\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads a key'}";
+
+/// Function requests whose answers must be the same from kvs and redis-server, in order.
+const FUNCTION_CASES: &[&[&str]] = &[
+    &["FUNCTION", "FLUSH"],
+    &["FUNCTION", "LOAD", LIB],
+    &["FUNCTION", "LOAD", LIB],
+    &["FUNCTION", "LOAD", "REPLACE", LIB],
+    &["FUNCTION", "LIST"],
+    &["FUNCTION", "LOAD", PEEK],
+    &["FCALL", "setget", "1", "k", "v1"],
+    &["FCALL", "SETGET", "1", "k", "v2"],
+    &["FCALL_RO", "peek", "1", "k"],
+    &["FCALL_RO", "setget", "1", "k", "v3"],
+    &["FCALL", "nosuch", "0"],
+    &["FCALL", "peek", "x"],
+    &["FCALL", "peek", "2", "k"],
+    &["FCALL", "peek", "-1"],
+    &["FUNCTION", "LIST", "LIBRARYNAME", "peek*", "WITHCODE"],
+    &["FUNCTION", "LIST", "LIBRARYNAME", "MY*"],
+    &["FUNCTION", "LIST", "LIBRARYNAME", "other*"],
+    &["FUNCTION", "LIST", "LIBRARYNAME"],
+    &["FUNCTION", "LIST", "BAD"],
+    &["FUNCTION", "STATS"],
+    &["FUNCTION", "KILL"],
+    &["FUNCTION", "LOAD", "return 1"],
+    &["FUNCTION", "LOAD", "#!lua name=a name=b\nreturn 1"],
+    &["FUNCTION", "LOAD", "#!lua\nreturn 1"],
+    &["FUNCTION", "LOAD", "#!lua name=bad-name\nreturn 1"],
+    &["FUNCTION", "LOAD", "#!nope name=x\nreturn 1"],
+    &["FUNCTION", "LOAD", "#!lua name=x\nreturn 1"],
+    &["FUNCTION", "LOAD", "#!lua name=x\nnot lua"],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function('setget', function() return 1 end)",
+    ],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function('f', function() return 1 end, 3)",
+    ],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function{function_name='f', callback=function() return 1 end, flags={'bad'}}",
+    ],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function{function_name='f', callback=function() return 1 end, extra=1}",
+    ],
+    &["FUNCTION", "LOAD", "#!lua name=x\nredis.call('ping')"],
+    &["FUNCTION", "LOAD", "#!lua name=x\ny = 1"],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function('f', function() return KEYS[1] end)",
+    ],
+    &["FCALL", "f", "1", "k"],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=y\nredis.register_function('g', function() return redis.call('nosuch') end)",
+    ],
+    &["FCALL", "g", "0"],
+    &["FUNCTION", "DELETE", "x"],
+    &["FUNCTION", "DELETE", "x"],
+    &["FUNCTION", "DELETE", "y"],
+    &["FUNCTION", "DELETE", "PEEKLIB"],
+    &["FUNCTION", "DELETE", "peeklib"],
+    &["FUNCTION", "RESTORE", "garbage"],
+    &["FUNCTION", "RESTORE", "garbage", "BADPOLICY"],
+    &["FUNCTION", "FLUSH", "LATER"],
+    &["FUNCTION", "STATS"],
+    &["FUNCTION", "LIST"],
+    &["FLUSHALL"],
+    &["FCALL", "setget", "1", "k", "after flushall"],
+    &["FUNCTION", "FLUSH", "ASYNC"],
+    &["FCALL", "setget", "1", "k", "v"],
+    &["FUNCTION", "LIST"],
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_answer_as_redis_server_does() {
+    same_answers(FUNCTION_CASES).await;
+}
+
+async fn dump(c: &mut redis::aio::MultiplexedConnection) -> Vec<u8> {
+    redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query_async(c)
+        .await
+        .expect("dump")
+}
+
+async fn restore(
+    c: &mut redis::aio::MultiplexedConnection,
+    payload: &[u8],
+    policy: &str,
+) -> String {
+    match redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(payload)
+        .arg(policy)
+        .query_async::<Value>(c)
+        .await
+    {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("error: {}", e.detail().unwrap_or_default()),
+    }
+}
+
+/// Libraries move between kvs and redis-server with FUNCTION DUMP and RESTORE, both ways
+/// (redis-server compresses its payloads with LZF; kvs writes them plain), and RESTORE's
+/// policies act as Redis's do.
+#[tokio::test(flavor = "multi_thread")]
+async fn function_payloads_move_between_kvs_and_redis_server() {
+    let kvs = TestServer::start().await;
+    let redis = redis_server(&[]).await;
+    let mut k = connect(&kvs.resp.to_string()).await;
+    let mut r = connect(&redis.addr()).await;
+    let other = "#!lua name=other\nredis.register_function('twice', function(keys, args) return args[1] .. args[1] end)";
+    ask(&mut r, &["FUNCTION", "LOAD", LIB]).await;
+    ask(&mut r, &["FUNCTION", "LOAD", other]).await;
+    let theirs = dump(&mut r).await;
+    assert_eq!(restore(&mut k, &theirs, "APPEND").await, "ok");
+    assert_eq!(
+        ask(&mut k, &["FCALL", "twice", "0", "ab"]).await,
+        ask(&mut k, &["ECHO", "abab"]).await
+    );
+    assert_eq!(
+        ask(&mut k, &["FUNCTION", "LIST", "WITHCODE"]).await,
+        ask(&mut r, &["FUNCTION", "LIST", "WITHCODE"]).await
+    );
+    // APPEND refuses a library already there; REPLACE replaces it; FLUSH starts over.
+    let again = restore(&mut k, &theirs, "APPEND").await;
+    assert!(again.contains("already exists"), "{again}");
+    assert_eq!(restore(&mut k, &theirs, "REPLACE").await, "ok");
+    let ours = dump(&mut k).await;
+    ask(&mut r, &["FUNCTION", "FLUSH"]).await;
+    assert_eq!(
+        restore(&mut r, &ours, "FLUSH").await,
+        "ok",
+        "redis-server takes kvs's payload"
+    );
+    assert_eq!(
+        ask(&mut r, &["FCALL", "setget", "1", "k", "v"]).await,
+        ask(&mut r, &["ECHO", "v"]).await
+    );
+    let mut damaged = ours.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x20;
+    assert_eq!(
+        restore(&mut k, &damaged, "FLUSH").await,
+        "error: DUMP payload version or checksum are wrong"
+    );
+    assert_eq!(
+        ask(&mut k, &["FUNCTION", "LIST"]).await,
+        ask(&mut r, &["FUNCTION", "LIST"]).await,
+        "a refused payload changes nothing"
+    );
+    kvs.stop().await;
+}
+
+/// Function libraries are data: they come back after a restart, from the log and then from a
+/// snapshot, and FLUSHALL leaves them; scripts loaded with SCRIPT LOAD do not come back, as in
+/// Redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn function_libraries_survive_restarts_and_scripts_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let persistence = || Persistence::in_dir(dir.path(), FsyncPolicy::Always);
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    assert_eq!(
+        ask(&mut c, &["FUNCTION", "LOAD", LIB]).await,
+        ask(&mut c, &["ECHO", "mylib"]).await
+    );
+    ask(&mut c, &["FUNCTION", "LOAD", PEEK]).await;
+    let gone = "#!lua name=gone\nredis.register_function('g', function() return 1 end)";
+    ask(&mut c, &["FUNCTION", "LOAD", gone]).await;
+    assert_eq!(ask(&mut c, &["FUNCTION", "DELETE", "gone"]).await, "ok");
+    let sha = ask(&mut c, &["SCRIPT", "LOAD", "return 1"]).await;
+    assert_eq!(ask(&mut c, &["FLUSHALL"]).await, "ok");
+    let listed = ask(&mut c, &["FUNCTION", "LIST", "WITHCODE"]).await;
+    kvs.stop().await;
+
+    // From the log.
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    assert_eq!(ask(&mut c, &["FUNCTION", "LIST", "WITHCODE"]).await, listed);
+    assert_eq!(
+        ask(&mut c, &["FCALL", "setget", "1", "k", "v"]).await,
+        ask(&mut c, &["ECHO", "v"]).await
+    );
+    assert!(
+        sha.contains("e0e1f9fabfc9d4800c877a703b823ac0578ff8db"),
+        "{sha}"
+    );
+    assert_eq!(
+        ask(
+            &mut c,
+            &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]
+        )
+        .await,
+        "error: NOSCRIPT No matching script. Please use EVAL."
+    );
+    let info = ask(&mut c, &["INFO", "memory"]).await;
+    assert!(info.contains("number_of_libraries:2"), "{info}");
+    assert!(info.contains("number_of_functions:2"), "{info}");
+    // From a snapshot, with the log behind it empty of functions.
+    assert_eq!(ask(&mut c, &["SAVE"]).await, "ok");
+    kvs.stop().await;
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    assert_eq!(ask(&mut c, &["FUNCTION", "LIST", "WITHCODE"]).await, listed);
+    assert_eq!(
+        ask(&mut c, &["FCALL_RO", "peek", "1", "k"]).await,
+        ask(&mut c, &["ECHO", "v"]).await
+    );
+    assert_eq!(ask(&mut c, &["FUNCTION", "FLUSH"]).await, "ok");
+    kvs.stop().await;
+    let kvs = TestServer::with(|c| c.persistence = persistence()).await;
+    let mut c = connect(&kvs.resp.to_string()).await;
+    assert_eq!(
+        ask(&mut c, &["FUNCTION", "LIST"]).await,
+        format!("{:?}", Value::Array(vec![])),
+        "a flush is kept too"
+    );
+    kvs.stop().await;
+}
+
+/// A looping function: others are answered BUSY in FUNCTION KILL's words, FUNCTION STATS names
+/// it, SCRIPT KILL does not stop it and FUNCTION KILL does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_looping_function_is_stopped_by_function_kill() {
+    let kvs = TestServer::start().await;
+    let addr = kvs.resp.to_string();
+    let mut other = connect(&addr).await;
+    ask(
+        &mut other,
+        &["CONFIG", "SET", "busy-reply-threshold", "100"],
+    )
+    .await;
+    let spin = "#!lua name=spin\nredis.register_function('spin', function() local n = 0 while true do n = n + 1 end end)";
+    ask(&mut other, &["FUNCTION", "LOAD", spin]).await;
+    let looping = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let mut c = connect(&addr).await;
+            ask(&mut c, &["FCALL", "spin", "0"]).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        ask(&mut other, &["GET", "k"]).await,
+        "error: BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    );
+    let stats = ask(&mut other, &["FUNCTION", "STATS"]).await;
+    assert!(
+        stats.contains("\"spin\"") && stats.contains("\"fcall\"") && stats.contains("duration_ms"),
+        "{stats}"
+    );
+    let refused = ask(&mut other, &["SCRIPT", "KILL"]).await;
+    assert!(
+        refused.contains("You can only call FUNCTION KILL"),
+        "{refused}"
+    );
+    assert_eq!(ask(&mut other, &["FUNCTION", "KILL"]).await, "ok");
+    let ended = looping.await.expect("the function's client");
+    assert!(ended.contains("Script killed by user"), "{ended}");
+    assert_eq!(
+        ask(&mut other, &["SET", "k", "v"]).await,
+        "ok",
+        "the server goes on"
+    );
     kvs.stop().await;
 }
 

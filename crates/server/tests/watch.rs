@@ -138,6 +138,7 @@ fn expected(item: &FeedItem, prefix: &[u8]) -> Vec<(String, String, String, Opti
                     "update".into(),
                     None,
                 ),
+                Change::Meta(..) => (id, String::new(), "server_state".into(), None),
             }
         })
         .collect()

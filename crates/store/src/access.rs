@@ -387,6 +387,18 @@ impl<'a> Transaction<'a> {
         }
     }
 
+    /// Sets the server state `name` kept beside the keyspace to `value` (see [`Store::meta`]):
+    /// it is logged with the transaction's other changes, as one record. Only a transaction
+    /// holding every shard may, so that no other change can come between.
+    pub fn set_meta(&self, name: Bytes, value: Bytes) {
+        assert!(
+            self.held.iter().all(Option::is_some),
+            "server state is set only by a transaction over every shard"
+        );
+        self.noted.meta(&name, &value);
+        self.store.put_meta(name, value);
+    }
+
     /// Submits the block's effects as one, still under its locks, then releases them. Returns
     /// what the block's replies wait for; `None` when it wrote nothing.
     pub fn commit(mut self) -> Option<Ticket> {

@@ -13,6 +13,8 @@
 //!                                              the collection under key got new metadata
 //!                                              (flags 0x01: has an expiry)
 //!         | 0x09 key edit                      a snapshot's further elements of a collection
+//!         | 0x0a name:key value:key            server state kept beside the keyspace (the
+//!                                              function libraries) now holds value
 //! key    := len:u32 bytes
 //! entry  := [content_type_len:u32 bytes]       present when flags has 0x02
 //!           version:u64 modified_at:u64 value_len:u64 bytes
@@ -67,6 +69,7 @@ const CLEAR: u8 = 4;
 const EDIT: u8 = 7;
 const RESTAMP: u8 = 8;
 const EXTEND: u8 = 9;
+const META: u8 = 10;
 /// Elements per edit when a whole collection is written.
 const BODY_CHUNK: usize = 1024;
 
@@ -269,8 +272,16 @@ pub fn encode(effects: &Effects, buf: &mut Vec<u8>) {
                 }
             }
             Change::Extend(key, edit) => encode_extend(buf, key, edit),
+            Change::Meta(name, value) => encode_meta(buf, name, value),
         }
     }
+}
+
+/// Appends the change that sets the server state `name` to `value`.
+pub(crate) fn encode_meta(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    buf.push(META);
+    encode_key(buf, name);
+    encode_key(buf, value);
 }
 
 /// Bytes the record of `effects` takes, give or take a content type: for sizing a buffer.
@@ -289,6 +300,7 @@ pub fn encoded_len(effects: &Effects) -> usize {
                 32 + key.len() + edit.weight()
             }
             Change::Restamp { key, .. } => 40 + key.len(),
+            Change::Meta(name, value) => 9 + name.len() + value.len(),
         })
         .sum::<usize>()
 }
@@ -505,6 +517,7 @@ pub fn decode_with(record: &[u8], limits: &Limits) -> Result<Effects, BadRecord>
                 }
             }
             EXTEND => Change::Extend(cur.bytes32()?, cur.edit()?),
+            META => Change::Meta(cur.bytes32()?, cur.bytes32()?),
             _ => return Err(BadRecord("unknown change kind")),
         });
     }

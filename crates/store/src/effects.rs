@@ -58,6 +58,9 @@ pub enum Change {
     /// More elements of a collection a snapshot is carrying, after its put: applied whatever the
     /// key's version.
     Extend(Bytes, Edit),
+    /// Server state kept beside the keyspace, under its name, now holds this value (the
+    /// scripting engine's function libraries). Not a key: no feed shows it.
+    Meta(Bytes, Bytes),
 }
 
 impl Change {
@@ -69,7 +72,7 @@ impl Change {
             | Change::Edit { key, .. }
             | Change::Restamp { key, .. }
             | Change::Extend(key, _) => Some(key),
-            Change::Flush => None,
+            Change::Flush | Change::Meta(..) => None,
         }
     }
 }
@@ -255,11 +258,20 @@ impl Noted {
         }
     }
 
-    /// Notes that every key was removed; earlier changes no longer matter.
+    /// Notes that the server state `name` now holds `value`.
+    pub(crate) fn meta(&self, name: &Bytes, value: &Bytes) {
+        if self.armed.get() {
+            self.changes
+                .borrow_mut()
+                .push(Change::Meta(name.clone(), value.clone()));
+        }
+    }
+
+    /// Notes that every key was removed; earlier changes to keys no longer matter.
     pub(crate) fn flush(&self) {
         if self.armed.get() {
             let mut changes = self.changes.borrow_mut();
-            changes.clear();
+            changes.retain(|c| matches!(c, Change::Meta(..)));
             changes.push(Change::Flush);
         }
     }

@@ -1,9 +1,11 @@
 //! The sharded keyspace and its store-wide revision counter.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use parking_lot::RwLock;
 
@@ -62,6 +64,9 @@ pub struct Store {
     /// Entries removed by FLUSHALL and not yet freed (see [`Store::take_garbage`]).
     garbage: parking_lot::Mutex<Vec<Garbage>>,
     has_garbage: AtomicBool,
+    /// State the server keeps beside the keyspace, by name, opaque to the store (the scripting
+    /// engine's function libraries): logged and snapshotted with the keys, untouched by FLUSHALL.
+    meta: RwLock<BTreeMap<Bytes, Bytes>>,
 }
 
 impl Default for Store {
@@ -91,6 +96,7 @@ impl Store {
             evict_cursor: AtomicUsize::new(0),
             garbage: parking_lot::Mutex::new(Vec::new()),
             has_garbage: AtomicBool::new(false),
+            meta: RwLock::new(BTreeMap::new()),
             hasher: DefaultHashBuilder::default(),
             revision: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -98,6 +104,26 @@ impl Store {
             noting: AtomicBool::new(false),
             notifying: AtomicBool::new(false),
         }
+    }
+
+    /// The server state kept under `name` beside the keyspace (see [`crate::Transaction::set_meta`]);
+    /// `None` if never set.
+    pub fn meta(&self, name: &[u8]) -> Option<Bytes> {
+        self.meta.read().get(name).cloned()
+    }
+
+    /// Every piece of server state kept beside the keyspace, for a snapshot.
+    pub(crate) fn all_meta(&self) -> Vec<(Bytes, Bytes)> {
+        self.meta
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Sets the server state `name` (replay, and transactions holding every shard).
+    pub(crate) fn put_meta(&self, name: Bytes, value: Bytes) {
+        self.meta.write().insert(name, value);
     }
 
     /// The last version assigned by any write (0 for a store never written).
@@ -160,7 +186,7 @@ impl Store {
             removed += shard.sweep(now, budget - removed, |key| {
                 if noting {
                     changes.push(Change::Remove(
-                        bytes::Bytes::copy_from_slice(key),
+                        Bytes::copy_from_slice(key),
                         Removal::Expired,
                     ));
                 }

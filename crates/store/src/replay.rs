@@ -29,6 +29,7 @@ impl Store {
                     self.shard_at(self.shard_index(&key)).write().remove(&key);
                 }
                 Change::Flush => self.clear(),
+                Change::Meta(name, value) => self.put_meta(name, value),
                 Change::Edit {
                     key,
                     version,

@@ -76,6 +76,13 @@ impl Store {
                 }
             }
         }
+        // The server's state kept beside the keys, one record for each piece.
+        for (name, value) in self.all_meta() {
+            buf.clear();
+            buf.extend_from_slice(&self.revision().to_le_bytes());
+            change::encode_meta(&mut buf, &name, &value);
+            sink(&buf)?;
+        }
         Ok(written)
     }
 
@@ -146,5 +153,32 @@ mod tests {
         );
         assert_eq!(run(&copy, "PTTL long", 20), run(&store, "PTTL long", 20));
         assert_eq!(copy.revision(), store.revision());
+    }
+
+    #[test]
+    fn server_state_beside_the_keys_survives_a_snapshot_and_a_flush() {
+        let store = Store::with_shards(4);
+        run(&store, "SET k v", 10);
+        let txn = crate::Transaction::lock(&store, None);
+        txn.set_meta(
+            Bytes::from_static(b"functions"),
+            Bytes::from_static(b"code"),
+        );
+        let _ = txn.commit();
+        run(&store, "FLUSHALL", 10);
+        assert_eq!(store.meta(b"functions").as_deref(), Some(&b"code"[..]));
+        let mut records = Vec::new();
+        store
+            .snapshot(20, |r| {
+                records.push(r.to_vec());
+                Ok::<_, ()>(())
+            })
+            .expect("snapshot");
+        let copy = Store::with_shards(2);
+        for record in &records {
+            copy.replay(record, 20).expect("replays");
+        }
+        assert_eq!(copy.meta(b"functions").as_deref(), Some(&b"code"[..]));
+        assert_eq!(copy.meta(b"other"), None);
     }
 }

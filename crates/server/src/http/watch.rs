@@ -455,6 +455,10 @@ fn event(change: &Change, values: Values) -> Json {
             o.insert("op".into(), "update".into());
             o.insert("type".into(), edit.kind().name().into());
         }
+        // Not a key: no scope sees it, so no event shows it.
+        Change::Meta(..) => {
+            o.insert("op".into(), "server_state".into());
+        }
     }
     Json::Object(o)
 }

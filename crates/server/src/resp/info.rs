@@ -185,6 +185,16 @@ fn memory(shared: &Shared) -> Lines {
             human(shared.engine.script().lua_bytes()),
         ),
         kv("number_of_cached_scripts", shared.scripts.count()),
+        kv("number_of_functions", {
+            let libraries = shared.scripts.libraries();
+            let n: usize = libraries.iter().map(|l| l.functions.len()).sum();
+            n
+        }),
+        kv("number_of_libraries", shared.scripts.libraries().len()),
+        kv(
+            "used_memory_vm_functions",
+            shared.engine.script().function_bytes(),
+        ),
         kv("maxmemory", m.maxmemory),
         kv("maxmemory_human", human(m.maxmemory)),
         kv("maxmemory_policy", &m.maxmemory_policy),

@@ -39,13 +39,22 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(engine: Arc<Engine>, config: Config, acl: Arc<Acl>) -> Arc<Self> {
+        let scripts = crate::script::Scripts::default();
+        // Function libraries the data directory holds are loaded before the first request.
+        if engine
+            .store()
+            .meta(crate::script::functions::META_NAME)
+            .is_some()
+        {
+            scripts.load_stored(engine.clone(), acl.default_user());
+        }
         Arc::new(Self {
             engine,
             config,
             clients: Clients::default(),
             acl,
             pause: client_list::Pause::default(),
-            scripts: crate::script::Scripts::default(),
+            scripts,
         })
     }
 }

@@ -508,6 +508,13 @@ impl Session {
     /// Runs a connection command after checking its arity and subcommand.
     fn run(&mut self, c: &'static SessionCommand, argv: &[Bytes]) -> Frame {
         let answer = match command::check(&c.spec, argv) {
+            // Over the memory limit, what needs memory is refused (FUNCTION LOAD, RESTORE).
+            Ok(()) if c.spec.describing(argv).has(Flag::Denyoom) => {
+                match self.shared.engine.admit() {
+                    Ok(()) => (c.run)(self, &argv[1..]),
+                    Err(oom) => Frame::Error(oom.to_string()),
+                }
+            }
             Ok(()) => (c.run)(self, &argv[1..]),
             Err(e) => e,
         };

@@ -196,11 +196,14 @@ local libraries = {}
 for _, name in ipairs({ 'string', 'math', 'table', 'coroutine', 'redis', 'cjson', 'bit', 'struct', 'cmsgpack' }) do
   if lua_type(G[name]) == 'table' then libraries[name] = protect(G[name]) end
 end
+local function lookup(name)
+  local lib = libraries[name]
+  if lib ~= nil then return lib end
+  return G[name]
+end
 env = lua_setmetatable({}, {
   __index = function(_, name)
-    local lib = libraries[name]
-    if lib ~= nil then return lib end
-    local v = G[name]
+    local v = lookup(name)
     if v == nil then
       lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
     end
@@ -237,3 +240,141 @@ K.run = function(f, keys, args)
   return lua_xpcall(f, handler)
 end
 K.env = env
+
+-- Functions (FUNCTION LOAD, FCALL) live in a Lua state of their own, made with K.functions set.
+-- A library's code runs once when it loads, seeing only a `redis` that can register functions;
+-- the functions it registers run later with the globals scripts see (but no KEYS or ARGV: they
+-- get their keys and arguments as parameters).
+if K.functions then
+  local lua_pairs, lua_lower = pairs, string.lower
+  local function fail(text) lua_error(err_table('ERR ' .. text)) end
+  -- Strings, and numbers as strings (what Lua's C API takes for a string).
+  local function text(v)
+    local t = lua_type(v)
+    if t == 'string' then return v end
+    if t == 'number' then return lua_tostring(v) end
+    return nil
+  end
+  local loading = {
+    log = redis.log,
+    LOG_DEBUG = redis.LOG_DEBUG,
+    LOG_VERBOSE = redis.LOG_VERBOSE,
+    LOG_NOTICE = redis.LOG_NOTICE,
+    LOG_WARNING = redis.LOG_WARNING,
+    REDIS_VERSION = redis.REDIS_VERSION,
+    REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+  }
+  loading.register_function = function(...)
+    local registered = K.registered
+    if registered == nil then
+      fail('redis.register_function can only be called on FUNCTION LOAD command')
+    end
+    local n = lua_select('#', ...)
+    if n < 1 or n > 2 then fail('wrong number of arguments to redis.register_function') end
+    local name, callback, description
+    local flags = {}
+    if n == 2 then
+      local first, second = ...
+      name = text(first)
+      if name == nil then fail('first argument to redis.register_function must be a string') end
+      if lua_type(second) ~= 'function' then
+        fail('second argument to redis.register_function must be a function')
+      end
+      callback = second
+    else
+      local named = ...
+      if lua_type(named) ~= 'table' then
+        fail('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+      end
+      for k, v in lua_pairs(named) do
+        local key = text(k)
+        if key == nil then fail('named argument key given to redis.register_function is not a string') end
+        key = lua_lower(key)
+        if key == 'function_name' then
+          name = text(v)
+          if name == nil then fail('function_name argument given to redis.register_function must be a string') end
+        elseif key == 'description' then
+          description = text(v)
+          if description == nil then fail('description argument given to redis.register_function must be a string') end
+        elseif key == 'callback' then
+          if lua_type(v) ~= 'function' then fail('callback argument given to redis.register_function must be a function') end
+          callback = v
+        elseif key == 'flags' then
+          if lua_type(v) ~= 'table' then
+            fail('flags argument to redis.register_function must be a table representing function flags')
+          end
+          local i = 1
+          while true do
+            local flag = v[i]
+            if flag == nil then break end
+            flag = text(flag)
+            if flag == nil or not K.flags[lua_lower(flag)] then fail('unknown flag given') end
+            flags[#flags + 1] = lua_lower(flag)
+            i = i + 1
+          end
+        else
+          fail('unknown argument given to redis.register_function')
+        end
+      end
+      if name == nil then fail('redis.register_function must get a function name argument') end
+      if callback == nil then fail('redis.register_function must get a callback argument') end
+    end
+    if not name:match('^[%w_]+$') then fail(K.bad_name) end
+    local key = lua_lower(name)
+    if registered.names[key] then fail('Function already exists in the library') end
+    registered.names[key] = true
+    registered[#registered + 1] = { name = name, callback = callback, flags = flags, description = description }
+  end
+  local loading_redis = lua_setmetatable({}, {
+    __index = function(_, name)
+      local v = loading[name]
+      if v == nil then
+        lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = readonly,
+    __metatable = sealed,
+  })
+  protected[loading_redis] = true
+  local fenv = lua_setmetatable({}, {
+    __index = function(_, name)
+      local v
+      if K.loading then
+        if name == 'redis' then v = loading_redis end
+      else
+        v = lookup(name)
+      end
+      if v == nil then
+        lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = readonly,
+    __metatable = sealed,
+  })
+  protected[fenv] = true
+  K.env = fenv
+
+  -- Runs a library's code: true and what it registered, or false and an error table.
+  K.load = function(chunk)
+    K.loading = true
+    K.registered = { names = {} }
+    K.raised = nil
+    K.killed = nil
+    local ok, e = lua_xpcall(chunk, handler)
+    local registered = K.registered
+    K.loading = nil
+    K.registered = nil
+    if not ok then return false, e end
+    return true, registered
+  end
+
+  -- Runs a function with its keys and arguments: as K.run does a script.
+  K.run = function(f, keys, args)
+    K.resp = 2
+    K.raised = nil
+    K.killed = nil
+    return lua_xpcall(function() return f(keys, args) end, handler)
+  end
+end

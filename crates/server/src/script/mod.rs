@@ -1,8 +1,14 @@
-//! Lua scripting, as Redis 7.0 has it: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`.
+//! Lua scripting, as Redis 7.0 has it: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`;
+//! function libraries with `FUNCTION` and `FCALL`.
 //!
 //! Scripts run on Lua 5.1 (mlua, with Lua's own sources built in) on one thread of their own,
-//! `kvs-lua`, which owns the Lua state and the compiled scripts. A connection hands its request
-//! over and waits for the answer without holding its thread, so other connections go on.
+//! `kvs-lua`, which owns the Lua states (one for scripts, one for functions, as in Redis) and
+//! what is compiled in them. A connection hands its request over and waits for the answer
+//! without holding its thread, so other connections go on.
+//!
+//! Function libraries are data, as in Redis: they are kept in the store's server state (see
+//! [`kvs_store::Transaction::set_meta`]) as a `FUNCTION DUMP` payload, so each change is one log
+//! record, snapshots carry them, and FLUSHALL leaves them.
 //!
 //! A script runs with the write lock of every shard held (a [`kvs_store::Transaction`] over the
 //! whole store): no command from any door interleaves with it, and what it wrote is submitted
@@ -10,6 +16,8 @@
 //! that record like any write's.
 
 mod convert;
+pub(crate) mod functions;
+mod libs;
 mod vm;
 
 use std::sync::Arc;
@@ -56,6 +64,44 @@ pub(crate) enum Request {
     },
     Load(Bytes),
     Flush,
+    /// `FCALL` / `FCALL_RO`.
+    Fcall {
+        name: Bytes,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        read_only: bool,
+        /// The whole request, for FUNCTION STATS.
+        argv: Vec<Bytes>,
+    },
+    Function(FunctionChange),
+    /// Nothing but loading the stored libraries, done before any first request.
+    Sync,
+}
+
+/// A change to the function libraries.
+#[derive(Debug)]
+pub(crate) enum FunctionChange {
+    Load {
+        code: Bytes,
+        replace: bool,
+    },
+    Delete(Bytes),
+    Flush,
+    Restore {
+        payload: Bytes,
+        policy: RestorePolicy,
+    },
+}
+
+/// What FUNCTION RESTORE does with libraries already loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RestorePolicy {
+    /// Adds; a library of the same name is an error (the default).
+    Append,
+    /// Adds, replacing libraries of the same name.
+    Replace,
+    /// Replaces every library.
+    Flush,
 }
 
 struct Job {
@@ -81,9 +127,19 @@ pub(crate) struct Running {
     epoch: std::sync::OnceLock<std::time::Instant>,
     /// `busy-reply-threshold` in milliseconds, less [`BUSY_AFTER_MS`] (so zero is the default).
     busy_after_delta: std::sync::atomic::AtomicI64,
-    /// Bytes the Lua state holds, as of the last script.
+    /// Bytes the scripts' Lua state holds, as of the last script.
     lua_bytes: AtomicU64,
+    /// Bytes the functions' Lua state holds.
+    function_bytes: AtomicU64,
+    /// The running one is a function: its name and request (FUNCTION STATS).
+    function: parking_lot::Mutex<Option<(String, Vec<Bytes>)>>,
+    is_function: AtomicBool,
 }
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 impl Running {
     /// Bytes the Lua state holds (`used_memory_lua`).
@@ -91,8 +147,15 @@ impl Running {
         self.lua_bytes.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_lua_bytes(&self, bytes: usize) {
-        self.lua_bytes.store(bytes as u64, Ordering::Relaxed);
+    /// Bytes the functions' Lua state holds (`used_memory_vm_functions`).
+    pub(crate) fn function_bytes(&self) -> u64 {
+        self.function_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_lua_bytes(&self, scripts: usize, functions: usize) {
+        self.lua_bytes.store(scripts as u64, Ordering::Relaxed);
+        self.function_bytes
+            .store(functions as u64, Ordering::Relaxed);
     }
 
     /// How long a script runs before others are answered BUSY.
@@ -113,7 +176,11 @@ impl Running {
             .max(1)
     }
 
-    pub(crate) fn begin(&self) {
+    /// A script (`None`) or a function (its name and request) begins.
+    pub(crate) fn begin(&self, function: Option<(String, Vec<Bytes>)>) {
+        self.is_function
+            .store(function.is_some(), Ordering::Release);
+        *self.function.lock() = function;
         self.wrote.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
         self.since.store(self.clock(), Ordering::Release);
@@ -122,6 +189,31 @@ impl Running {
     pub(crate) fn end(&self) {
         self.since.store(0, Ordering::Release);
         self.kill.store(false, Ordering::Release);
+        *self.function.lock() = None;
+    }
+
+    /// The BUSY error for requests refused while it runs.
+    fn busy_error(&self) -> Frame {
+        Frame::Error(
+            if self.is_function.load(Ordering::Acquire) {
+                BUSY_FUNCTION
+            } else {
+                BUSY_EVAL
+            }
+            .into(),
+        )
+    }
+
+    /// The function running now: its name, request and how long it has run (FUNCTION STATS).
+    pub(crate) fn running_function(&self) -> Option<(String, Vec<Bytes>, std::time::Duration)> {
+        let elapsed = self.elapsed()?;
+        let (name, argv) = self.function.lock().clone()?;
+        Some((name, argv, elapsed))
+    }
+
+    /// A script (not a function) runs now.
+    pub(crate) fn running_eval(&self) -> bool {
+        self.elapsed().is_some() && !self.is_function.load(Ordering::Acquire)
     }
 
     pub(crate) fn wrote(&self) {
@@ -142,8 +234,9 @@ impl Running {
         }
     }
 
-    /// SCRIPT KILL: stops a script that has not written.
-    pub(crate) fn kill(&self) -> Frame {
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL: stops a script, or a function, that has not
+    /// written.
+    pub(crate) fn kill(&self, eval: bool) -> Frame {
         if self.elapsed().is_none() {
             return Frame::Error("NOTBUSY No scripts in execution right now.".into());
         }
@@ -154,6 +247,13 @@ impl Running {
                  the SHUTDOWN NOSAVE command."
                     .into(),
             );
+        }
+        let function = self.is_function.load(Ordering::Acquire);
+        if eval && function {
+            return Frame::Error(BUSY_FUNCTION.into());
+        }
+        if !eval && !function {
+            return Frame::Error(BUSY_EVAL.into());
         }
         self.kill.store(true, Ordering::Release);
         Frame::ok()
@@ -166,6 +266,9 @@ pub(crate) struct Scripts {
     jobs: parking_lot::Mutex<Option<mpsc::Sender<Job>>>,
     /// The SHA1s of the scripts the thread holds, for `SCRIPT EXISTS` without a trip to it.
     known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
+    /// The function libraries loaded, for FUNCTION LIST, DUMP and STATS without a trip to it
+    /// (they are answered while a function runs).
+    libraries: Arc<parking_lot::RwLock<Vec<functions::Library>>>,
 }
 
 impl Scripts {
@@ -185,7 +288,8 @@ impl Scripts {
             answer,
         };
         let mut jobs = self.jobs.lock();
-        let sender = jobs.get_or_insert_with(|| start(self.known.clone(), running));
+        let sender =
+            jobs.get_or_insert_with(|| start(self.known.clone(), running, self.libraries.clone()));
         if let Err(mpsc::SendError(job)) = sender.send(job) {
             // The thread is gone (it could not start): say so rather than hang.
             let _ = job.answer.send(Uncommitted::nothing_written(Frame::err(
@@ -206,11 +310,21 @@ impl Scripts {
         Some(if elapsed < running.busy_after() {
             Busy::Wait
         } else {
-            Busy::Refuse(Frame::Error(
-                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-                    .into(),
-            ))
+            Busy::Refuse(running.busy_error())
         })
+    }
+
+    /// Loads the function libraries the store holds, waiting (on this thread) until they are.
+    pub(crate) fn load_stored(&self, engine: Arc<Engine>, user: Arc<User>) {
+        let mut answer = self.submit(Request::Sync, engine, user);
+        while let Err(oneshot::error::TryRecvError::Empty) = answer.try_recv() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// The function libraries loaded now.
+    pub(crate) fn libraries(&self) -> Vec<functions::Library> {
+        self.libraries.read().clone()
     }
 
     /// How many scripts are loaded (`INFO memory`'s `number_of_cached_scripts`).
@@ -228,6 +342,7 @@ impl Scripts {
 fn start(
     known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
     running: Arc<Running>,
+    libraries: Arc<parking_lot::RwLock<Vec<functions::Library>>>,
 ) -> mpsc::Sender<Job> {
     let (sender, receiver) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
@@ -235,7 +350,7 @@ fn start(
         // Converting a deeply nested reply recurses: room for it, whatever the build.
         .stack_size(32 << 20)
         .spawn(move || {
-            let mut vm = match vm::Vm::new(known, running) {
+            let mut vm = match vm::Vm::new(known, running, libraries) {
                 Ok(vm) => vm,
                 Err(e) => {
                     tracing::error!("cannot start the Lua interpreter: {e}");

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
@@ -13,7 +14,8 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use sha1::{Digest, Sha1};
 
 use super::convert::{to_frame, to_lua};
-use super::{MAX_EVAL_SCRIPTS, Request, Source};
+use super::functions::{self, Flags, Library};
+use super::{FunctionChange, MAX_EVAL_SCRIPTS, Request, RestorePolicy, Source};
 use crate::acl::{Denied, User};
 use crate::commit::Uncommitted;
 use crate::engine::Engine;
@@ -31,14 +33,7 @@ pub(crate) fn sha1hex(body: &[u8]) -> String {
     out
 }
 
-/// What a script's `#!lua flags=...` line says (a script without one has `shebang: false`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Flags {
-    shebang: bool,
-    no_writes: bool,
-    allow_oom: bool,
-}
-
+/// A script or function ready to run.
 struct Compiled {
     function: Function,
     flags: Flags,
@@ -46,39 +41,90 @@ struct Compiled {
     by_eval: bool,
 }
 
-pub(super) struct Vm {
+/// A library and the Lua functions it registered, in the order of its `functions`.
+struct Loaded {
+    library: Library,
+    callbacks: Vec<Function>,
+}
+
+/// One Lua state with the environment scripts (or functions) see.
+struct State {
     lua: Lua,
     /// The hidden table the environment reads the running script's state from.
     hidden: Table,
     env: Table,
     run: Function,
+}
+
+/// What a failing script is called in its error: `script: <label>, on @user_<kind>:<line>.`
+enum Label<'a> {
+    Script(&'a str),
+    Function(&'a str),
+}
+
+impl Label<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Label::Script(s) | Label::Function(s) => s,
+        }
+    }
+
+    fn chunk(&self) -> &'static str {
+        match self {
+            Label::Script(_) => "@user_script",
+            Label::Function(_) => "@user_function",
+        }
+    }
+}
+
+pub(super) struct Vm {
+    eval: State,
     scripts: HashMap<String, Compiled>,
     /// Scripts that came with EVAL, oldest first.
     evaluated: VecDeque<String>,
     known: Arc<parking_lot::RwLock<HashSet<String>>>,
     running: Arc<super::Running>,
+    /// Functions: a Lua state of their own, as in Redis.
+    functions: State,
+    libraries: Vec<Loaded>,
+    /// The libraries as others read them (FUNCTION LIST, DUMP, STATS), kept equal to `libraries`.
+    registry: Arc<parking_lot::RwLock<Vec<Library>>>,
+    /// When loading a library's code must stop (FUNCTION LOAD's time limit).
+    deadline: Arc<parking_lot::Mutex<Option<Instant>>>,
+    /// The libraries the store holds have been loaded (done before the first request).
+    synced: bool,
 }
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+const LOAD_TIMEOUT: &str = "ERR FUNCTION LOAD timeout";
 
-/// The most memory the Lua state may hold: a script that allocates without end gets Lua's
+/// The most memory one Lua state may hold: a script that allocates without end gets Lua's
 /// "not enough memory" error instead of taking the server's memory. (Its allocations also count
 /// toward `maxmemory`, which reads the allocator's figures.)
 pub(crate) const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
-impl Vm {
-    pub(super) fn new(
-        known: Arc<parking_lot::RwLock<HashSet<String>>>,
-        running: Arc<super::Running>,
+impl State {
+    fn new(
+        running: &Arc<super::Running>,
+        for_functions: bool,
+        deadline: &Arc<parking_lot::Mutex<Option<Instant>>>,
     ) -> mlua::Result<Self> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+        super::libs::install(&lua)?;
         let hidden = lua.create_table()?;
         hidden.raw_set("version", crate::resp::REDIS_VERSION)?;
         hidden.raw_set("version_num", version_num(crate::resp::REDIS_VERSION))?;
+        hidden.raw_set("functions", for_functions)?;
+        hidden.raw_set("bad_name", functions::BAD_NAME)?;
+        let flags = lua.create_table()?;
+        for name in functions::FLAG_NAMES {
+            flags.raw_set(name, true)?;
+        }
+        hidden.raw_set("flags", flags)?;
         hidden.raw_set(
             "sha1hex",
             lua.create_function(|lua, text: mlua::LuaString| {
@@ -103,7 +149,10 @@ impl Vm {
             lua.create_function(|lua, ()| {
                 for level in 1..200 {
                     let found = lua.inspect_stack(level, |frame| {
-                        let ours = frame.source().source.as_deref() == Some("@user_script");
+                        let ours = matches!(
+                            frame.source().source.as_deref(),
+                            Some("@user_script" | "@user_function")
+                        );
                         ours.then(|| frame.current_line())
                     });
                     match found {
@@ -161,34 +210,73 @@ impl Vm {
         lua.load(include_str!("env.lua"))
             .set_name("=kvs")
             .call::<()>(hidden.clone())?;
-        // SCRIPT KILL is seen every 10,000 instructions; once asked, the error is raised again
-        // at each check, so a script's own pcall cannot hold it back.
-        let (stop, raised) = (running.clone(), hidden.clone());
+        // SCRIPT KILL (and FUNCTION LOAD's time limit) is seen every 10,000 instructions; once
+        // asked, the error is raised again at each check, so a script's own pcall cannot hold it
+        // back.
+        let (stop, raised, deadline) = (running.clone(), hidden.clone(), deadline.clone());
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(10_000),
             move |lua, _| {
-                if !stop.killed() {
+                let text = if stop.killed() {
+                    KILLED
+                } else if deadline.lock().is_some_and(|d| Instant::now() >= d) {
+                    LOAD_TIMEOUT
+                } else {
                     return Ok(mlua::VmState::Continue);
-                }
+                };
                 let t = lua.create_table()?;
-                t.raw_set("err", KILLED)?;
+                t.raw_set("err", text)?;
                 raised.raw_set("raised", t)?;
                 raised.raw_set("killed", true)?;
-                Err(mlua::Error::RuntimeError(KILLED.into()))
+                Err(mlua::Error::RuntimeError(text.into()))
             },
         )?;
         let env: Table = hidden.raw_get("env")?;
         let run: Function = hidden.raw_get("run")?;
-        known.write().clear();
+        // What building the environment left behind is not the state's size.
+        lua.gc_collect()?;
+        lua.gc_collect()?;
         Ok(Self {
             lua,
             hidden,
             env,
             run,
+        })
+    }
+
+    /// Compiles `code` as a chunk named `chunk` in the scripts' environment; Lua's message on
+    /// failure.
+    fn compile(&self, code: &[u8], chunk: &str) -> Result<Function, String> {
+        self.lua
+            .load(code)
+            .set_name(chunk)
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| lua_message(&e).replace(['\r', '\n'], " "))
+    }
+}
+
+impl Vm {
+    pub(super) fn new(
+        known: Arc<parking_lot::RwLock<HashSet<String>>>,
+        running: Arc<super::Running>,
+        registry: Arc<parking_lot::RwLock<Vec<Library>>>,
+    ) -> mlua::Result<Self> {
+        let deadline = Arc::new(parking_lot::Mutex::new(None));
+        known.write().clear();
+        registry.write().clear();
+        Ok(Self {
+            eval: State::new(&running, false, &deadline)?,
+            functions: State::new(&running, true, &deadline)?,
             scripts: HashMap::new(),
             evaluated: VecDeque::new(),
             known,
             running,
+            libraries: Vec::new(),
+            registry,
+            deadline,
+            synced: false,
         })
     }
 
@@ -198,8 +286,15 @@ impl Vm {
         engine: &Engine,
         user: &User,
     ) -> Uncommitted<Frame> {
+        if !self.synced {
+            self.synced = true;
+            self.sync(engine);
+        }
         let answer = self.answer(request, engine, user);
-        self.running.set_lua_bytes(self.lua.used_memory());
+        self.running.set_lua_bytes(
+            self.eval.lua.used_memory(),
+            self.functions.lua.used_memory(),
+        );
         answer
     }
 
@@ -211,10 +306,13 @@ impl Vm {
                 Err(e) => Frame::Error(e),
             }),
             Request::Flush => {
-                match Vm::new(self.known.clone(), self.running.clone()) {
-                    Ok(fresh) => *self = fresh,
+                match State::new(&self.running, false, &self.deadline) {
+                    Ok(fresh) => self.eval = fresh,
                     Err(e) => return done(Frame::err(format!("cannot restart Lua: {e}"))),
                 }
+                self.scripts.clear();
+                self.evaluated.clear();
+                self.known.write().clear();
                 done(Frame::ok())
             }
             Request::Eval {
@@ -223,6 +321,15 @@ impl Vm {
                 args,
                 read_only,
             } => self.eval(source, keys, args, read_only, engine, user),
+            Request::Fcall {
+                name,
+                keys,
+                args,
+                read_only,
+                argv,
+            } => self.fcall(&name, keys, args, read_only, argv, engine, user),
+            Request::Function(change) => self.change_functions(change, engine),
+            Request::Sync => done(Frame::ok()),
         }
     }
 
@@ -234,18 +341,9 @@ impl Vm {
         }
         let (flags, code) = shebang(body)?;
         let function = self
-            .lua
-            .load(code)
-            .set_name("@user_script")
-            .set_mode(ChunkMode::Text)
-            .set_environment(self.env.clone())
-            .into_function()
-            .map_err(|e| {
-                format!(
-                    "ERR Error compiling script (new function): {}",
-                    lua_message(&e).replace(['\r', '\n'], " ")
-                )
-            })?;
+            .eval
+            .compile(&code, "@user_script")
+            .map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
         if by_eval {
             self.evaluated.push_back(sha.clone());
             while self.evaluated.len() > MAX_EVAL_SCRIPTS {
@@ -278,7 +376,6 @@ impl Vm {
         engine: &Engine,
         user: &User,
     ) -> Uncommitted<Frame> {
-        let refuse = |text: &str| Uncommitted::nothing_written(Frame::Error(text.to_owned()));
         let sha = match source {
             Source::Body(body) => match self.compile(&body, true) {
                 Ok(sha) => sha,
@@ -287,93 +384,385 @@ impl Vm {
             Source::Sha(sha) => String::from_utf8_lossy(&sha).to_ascii_lowercase(),
         };
         let Some(compiled) = self.scripts.get(&sha) else {
-            return refuse(NOSCRIPT);
+            return Uncommitted::nothing_written(Frame::Error(NOSCRIPT.into()));
         };
-        let flags = compiled.flags;
-        let function = compiled.function.clone();
-        if flags.shebang && !flags.no_writes && read_only {
-            return refuse("ERR Can not execute a script with write flag using *_ro command.");
-        }
-        // Memory is looked at once, before the shards are locked (making room takes their locks).
-        let oom = engine.admit().is_err();
-        if oom && flags.shebang && !flags.no_writes && !flags.allow_oom {
-            return refuse(
-                "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
-            );
-        }
-        let context = Context {
-            running: &self.running,
-            engine,
-            user,
-            read_only: read_only || flags.no_writes,
-            oom: oom && !flags.allow_oom,
-            wrote: Cell::new(false),
+        let call = Call {
+            function: compiled.function.clone(),
+            flags: compiled.flags,
+            keys,
+            args,
+            read_only,
+            label: Label::Script(&sha),
         };
-        let lua = &self.lua;
-        let hidden = &self.hidden;
-        let run = &self.run;
-        self.running.begin();
-        let answer = engine.apply_exclusive(|txn, now| {
-            let result = lua.scope(|scope| {
-                let call = scope.create_function(|lua, (packed, n): (Table, usize)| {
-                    let args = (1..=n)
-                        .map(|i| packed.raw_get::<Value>(i))
-                        .collect::<mlua::Result<Vec<Value>>>()?;
-                    let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
-                    context.call(lua, args, txn, now, resp3)
-                })?;
-                hidden.raw_set("call", call)?;
-                let acl =
-                    scope.create_function(|lua, args: MultiValue| context.acl_check(lua, args))?;
-                hidden.raw_set("acl", acl)?;
-                let keys = lua.create_sequence_from(
-                    keys.iter()
-                        .map(|k| lua.create_string(k))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?;
-                let args = lua.create_sequence_from(
-                    args.iter()
-                        .map(|a| lua.create_string(a))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?;
-                let (ok, value): (bool, Value) = run.call((function, keys, args))?;
-                hidden.raw_set("call", Value::Nil)?;
-                hidden.raw_set("acl", Value::Nil)?;
-                let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
-                Ok(if ok {
-                    to_frame(&value, resp3)
-                } else {
-                    failure(&value, &sha)
-                })
-            });
-            let _ = hidden.raw_set("call", Value::Nil);
-            let _ = hidden.raw_set("acl", Value::Nil);
-            result.unwrap_or_else(|e| {
-                Frame::err(format!("Error running script {sha}, {}", lua_message(&e)))
-            })
+        run(&self.eval, &self.running, call, None, engine, user)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fcall(
+        &mut self,
+        name: &[u8],
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        read_only: bool,
+        argv: Vec<Bytes>,
+        engine: &Engine,
+        user: &User,
+    ) -> Uncommitted<Frame> {
+        let found = self.libraries.iter().find_map(|loaded| {
+            loaded
+                .library
+                .functions
+                .iter()
+                .position(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
+                .map(|i| (&loaded.library.functions[i], &loaded.callbacks[i]))
         });
-        self.running.end();
-        answer
+        let Some((info, callback)) = found else {
+            return Uncommitted::nothing_written(Frame::err("Function not found"));
+        };
+        let fname = info.name.clone();
+        let call = Call {
+            function: callback.clone(),
+            flags: info.flags,
+            keys,
+            args,
+            read_only,
+            label: Label::Function(&fname),
+        };
+        let shown = Some((fname.clone(), argv));
+        run(&self.functions, &self.running, call, shown, engine, user)
+    }
+
+    /// Loads the libraries the store holds (at startup, after recovery), with no time limit.
+    fn sync(&mut self, engine: &Engine) {
+        let Some(payload) = engine.store().meta(functions::META_NAME) else {
+            return;
+        };
+        let codes = match functions::undump(&payload) {
+            Ok(codes) => codes,
+            Err(e) => {
+                tracing::error!("the stored function libraries cannot be read: {e}");
+                return;
+            }
+        };
+        for code in codes {
+            match self.create(&code, None) {
+                Ok(loaded) => self.libraries.push(loaded),
+                Err(e) => tracing::error!("a stored function library does not load: {e}"),
+            }
+        }
+        self.publish();
+    }
+
+    /// Runs a library's code and collects what it registers, without adding it; the error
+    /// text (without `ERR `) if it fails. `limit`: how long the code may run.
+    fn create(&mut self, code: &Bytes, limit: Option<Duration>) -> Result<Loaded, String> {
+        let meta = functions::metadata(code)?;
+        let chunk = self
+            .functions
+            .compile(&code[meta.body..], "@user_function")
+            .map_err(|e| format!("Error compiling function: {e}"))?;
+        let load: Function = self
+            .functions
+            .hidden
+            .raw_get("load")
+            .map_err(|e| e.to_string())?;
+        *self.deadline.lock() = limit.map(|l| Instant::now() + l);
+        let result = load.call::<(bool, Value)>(chunk);
+        *self.deadline.lock() = None;
+        let registered = match result {
+            Ok((true, Value::Table(t))) => t,
+            Ok((_, value)) => {
+                let text = match &value {
+                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                    Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+                    _ => "ERR execution failure".into(),
+                };
+                return Err(format!("Error registering functions: {text}"));
+            }
+            Err(e) => return Err(format!("Error registering functions: {}", lua_message(&e))),
+        };
+        let mut library = Library {
+            name: meta.name,
+            code: code.clone(),
+            functions: Vec::new(),
+        };
+        let mut callbacks = Vec::new();
+        for entry in registered.sequence_values::<Table>() {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let mut flags = Flags::declared();
+            if let Ok(names) = entry.raw_get::<Table>("flags") {
+                for flag in names.sequence_values::<String>().flatten() {
+                    flags.add(&flag);
+                }
+            }
+            library.functions.push(functions::FunctionInfo {
+                name: entry.raw_get("name").map_err(|e| e.to_string())?,
+                description: entry
+                    .raw_get::<Option<mlua::LuaString>>("description")
+                    .ok()
+                    .flatten()
+                    .map(|d| Bytes::copy_from_slice(&d.as_bytes())),
+                flags,
+            });
+            callbacks.push(entry.raw_get("callback").map_err(|e| e.to_string())?);
+        }
+        if library.functions.is_empty() {
+            return Err("No functions registered".into());
+        }
+        Ok(Loaded { library, callbacks })
+    }
+
+    /// The first function of `new` whose name a library other than `except` already has.
+    fn collision(&self, new: &Loaded, except: Option<&str>) -> Option<String> {
+        new.library.functions.iter().find_map(|f| {
+            self.libraries
+                .iter()
+                .filter(|l| except.is_none_or(|e| l.library.name != e))
+                .flat_map(|l| &l.library.functions)
+                .any(|g| g.name.eq_ignore_ascii_case(&f.name))
+                .then(|| f.name.clone())
+        })
+    }
+
+    /// Where the library named `name` is (library names are case-sensitive, function names
+    /// are not, as in Redis).
+    fn position(&self, name: &str) -> Option<usize> {
+        self.libraries.iter().position(|l| l.library.name == name)
+    }
+
+    /// FUNCTION LOAD, DELETE, FLUSH and RESTORE: the change made, logged as one record with the
+    /// libraries that result; or Redis's error, nothing changed.
+    fn change_functions(&mut self, change: FunctionChange, engine: &Engine) -> Uncommitted<Frame> {
+        let refuse = |text: String| Uncommitted::nothing_written(Frame::err(text));
+        let reply = match change {
+            FunctionChange::Load { code, replace } => {
+                let loaded = match self.create(&code, Some(functions::LOAD_TIMEOUT)) {
+                    Ok(loaded) => loaded,
+                    Err(e) => return refuse(e),
+                };
+                let name = loaded.library.name.clone();
+                let existing = self.position(&name);
+                if existing.is_some() && !replace {
+                    return refuse(format!("Library '{name}' already exists"));
+                }
+                if let Some(f) = self.collision(&loaded, Some(&name)) {
+                    return refuse(format!("Function {f} already exists"));
+                }
+                match existing {
+                    Some(i) => self.libraries[i] = loaded,
+                    None => self.libraries.push(loaded),
+                }
+                Frame::bulk(name)
+            }
+            FunctionChange::Delete(name) => {
+                let name = String::from_utf8_lossy(&name);
+                let Some(i) = self.position(&name) else {
+                    return refuse("Library not found".into());
+                };
+                self.libraries.remove(i);
+                Frame::ok()
+            }
+            FunctionChange::Flush => {
+                match State::new(&self.running, true, &self.deadline) {
+                    Ok(fresh) => self.functions = fresh,
+                    Err(e) => return refuse(format!("cannot restart Lua: {e}")),
+                }
+                self.libraries.clear();
+                Frame::ok()
+            }
+            FunctionChange::Restore { payload, policy } => {
+                if let Err(e) = self.restore(&payload, policy) {
+                    return refuse(e);
+                }
+                Frame::ok()
+            }
+        };
+        self.publish();
+        let payload = functions::dump(self.libraries.iter().map(|l| &l.library.code[..]));
+        engine.apply_exclusive(move |txn, _| {
+            txn.set_meta(Bytes::from_static(functions::META_NAME), payload);
+            reply
+        })
+    }
+
+    fn restore(&mut self, payload: &[u8], policy: RestorePolicy) -> Result<(), String> {
+        let codes = functions::undump(payload)?;
+        // The payload's libraries first load among themselves, as into an empty server.
+        let mut incoming: Vec<Loaded> = Vec::new();
+        for code in &codes {
+            let loaded = self.create(code, None)?;
+            if incoming
+                .iter()
+                .any(|l| l.library.name == loaded.library.name)
+            {
+                return Err(format!("Library '{}' already exists", loaded.library.name));
+            }
+            if let Some(f) = loaded.library.functions.iter().find(|f| {
+                incoming
+                    .iter()
+                    .flat_map(|l| &l.library.functions)
+                    .any(|g| g.name.eq_ignore_ascii_case(&f.name))
+            }) {
+                return Err(format!("Function {} already exists", f.name));
+            }
+            incoming.push(loaded);
+        }
+        if policy == RestorePolicy::Flush {
+            self.libraries = incoming;
+            return Ok(());
+        }
+        let replaced: Vec<&str> = incoming.iter().map(|l| l.library.name.as_str()).collect();
+        for name in &replaced {
+            if self.position(name).is_some() && policy == RestorePolicy::Append {
+                return Err(format!("Library {name} already exists"));
+            }
+        }
+        let kept = |l: &Loaded| !replaced.contains(&l.library.name.as_str());
+        for new in &incoming {
+            for f in &new.library.functions {
+                let taken = self
+                    .libraries
+                    .iter()
+                    .filter(|l| kept(l))
+                    .flat_map(|l| &l.library.functions)
+                    .any(|g| g.name.eq_ignore_ascii_case(&f.name));
+                if taken {
+                    return Err(format!("Function {} already exists", f.name));
+                }
+            }
+        }
+        self.libraries.retain(|l| kept(l));
+        self.libraries.extend(incoming);
+        Ok(())
+    }
+
+    /// Shows the libraries as they now are to FUNCTION LIST, DUMP and STATS.
+    fn publish(&self) {
+        *self.registry.write() = self.libraries.iter().map(|l| l.library.clone()).collect();
     }
 }
 
+/// A script or function to run, and how.
+struct Call<'a> {
+    function: Function,
+    flags: Flags,
+    keys: Vec<Bytes>,
+    args: Vec<Bytes>,
+    /// `EVAL_RO`, `FCALL_RO` and the like.
+    read_only: bool,
+    label: Label<'a>,
+}
+
+/// Runs `call` in `state` with every shard locked; its reply, and its writes as one record.
+/// `shown`: the name and request FUNCTION STATS shows while it runs (`None` for a script).
+fn run(
+    state: &State,
+    running: &super::Running,
+    call: Call<'_>,
+    shown: Option<(String, Vec<Bytes>)>,
+    engine: &Engine,
+    user: &User,
+) -> Uncommitted<Frame> {
+    let refuse = |text: &str| Uncommitted::nothing_written(Frame::Error(text.to_owned()));
+    let Call {
+        function,
+        flags,
+        keys,
+        args,
+        read_only,
+        label,
+    } = call;
+    if flags.declared && !flags.no_writes() && read_only {
+        return refuse("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    // Memory is looked at once, before the shards are locked (making room takes their locks).
+    let oom = engine.admit().is_err();
+    if oom && flags.declared && !flags.no_writes() && !flags.allow_oom() {
+        return refuse(
+            "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
+        );
+    }
+    let context = Context {
+        running,
+        engine,
+        user,
+        read_only: read_only || flags.no_writes(),
+        oom: oom && !flags.allow_oom(),
+        wrote: Cell::new(false),
+    };
+    let (lua, hidden, run) = (&state.lua, &state.hidden, &state.run);
+    running.begin(shown);
+    let answer = engine.apply_exclusive(|txn, now| {
+        let result = lua.scope(|scope| {
+            let call = scope.create_function(|lua, (packed, n): (Table, usize)| {
+                let args = (1..=n)
+                    .map(|i| packed.raw_get::<Value>(i))
+                    .collect::<mlua::Result<Vec<Value>>>()?;
+                let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
+                context.call(lua, args, txn, now, resp3)
+            })?;
+            hidden.raw_set("call", call)?;
+            let acl =
+                scope.create_function(|lua, args: MultiValue| context.acl_check(lua, args))?;
+            hidden.raw_set("acl", acl)?;
+            let keys = lua.create_sequence_from(
+                keys.iter()
+                    .map(|k| lua.create_string(k))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let args = lua.create_sequence_from(
+                args.iter()
+                    .map(|a| lua.create_string(a))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let (ok, value): (bool, Value) = run.call((function, keys, args))?;
+            hidden.raw_set("call", Value::Nil)?;
+            hidden.raw_set("acl", Value::Nil)?;
+            let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
+            Ok(if ok {
+                to_frame(&value, resp3)
+            } else {
+                failure(&value, &label)
+            })
+        });
+        let _ = hidden.raw_set("call", Value::Nil);
+        let _ = hidden.raw_set("acl", Value::Nil);
+        result.unwrap_or_else(|e| {
+            Frame::err(format!(
+                "Error running script {}, {}",
+                label.name(),
+                lua_message(&e)
+            ))
+        })
+    });
+    running.end();
+    // A step of garbage collection after each call, as Redis takes one (50 KB every 50 calls):
+    // what scripts leave behind is freed as they run, not only when Lua's own pace decides.
+    let _ = lua.gc_step();
+    answer
+}
+
 /// The reply to a script that raised an error: its text, and where in the script it was.
-fn failure(value: &Value, sha: &str) -> Frame {
+fn failure(value: &Value, label: &Label<'_>) -> Frame {
+    let name = label.name();
     let t = match value {
         Value::Table(t) => t,
         // Lua calls no error handler for running out of memory: its message comes as it is.
         Value::String(s) => {
             let text = String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
-            return Frame::err(format!("Error running script {sha}, {text}"));
+            return Frame::err(format!("Error running script {name}, {text}"));
         }
-        _ => return Frame::err(format!("Error running script {sha}, execution failure")),
+        _ => return Frame::err(format!("Error running script {name}, execution failure")),
     };
     let text = match t.raw_get::<Value>("err") {
         Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-        _ => return Frame::err(format!("Error running script {sha}, execution failure")),
+        _ => return Frame::err(format!("Error running script {name}, execution failure")),
     };
     match t.raw_get::<Option<i64>>("line") {
-        Ok(Some(line)) => Frame::Error(format!("{text} script: {sha}, on @user_script:{line}.")),
+        Ok(Some(line)) => Frame::Error(format!(
+            "{text} script: {name}, on {}:{line}.",
+            label.chunk()
+        )),
         _ => Frame::Error(text),
     }
 }
@@ -630,10 +1019,7 @@ fn shebang(body: &[u8]) -> Result<(Flags, Vec<u8>), String> {
     if engine != "#!lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
     }
-    let mut flags = Flags {
-        shebang: true,
-        ..Flags::default()
-    };
+    let mut flags = Flags::declared();
     for word in words {
         let Some(list) = word.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {word}"));
@@ -642,11 +1028,9 @@ fn shebang(body: &[u8]) -> Result<(Flags, Vec<u8>), String> {
             continue;
         }
         for flag in list.split(',') {
-            match flag {
-                "no-writes" => flags.no_writes = true,
-                "allow-oom" => flags.allow_oom = true,
-                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
-                other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
+            // Unlike register_function's, a shebang's flags are matched as written.
+            if !functions::FLAG_NAMES.contains(&flag) || !flags.add(flag) {
+                return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
             }
         }
     }
