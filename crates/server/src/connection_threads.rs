@@ -13,8 +13,10 @@
 //! (`Door::PLACEMENT` in `crate::listener`). A connection moves here as a raw socket, so anything
 //! that wraps the socket (TLS) is applied after the move, on this thread.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::net::TcpStream;
@@ -27,6 +29,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug)]
 pub(crate) struct ConnectionThreads {
     handles: Vec<Handle>,
+    /// Per thread: it is held by a long script (see [`stalled`]).
+    stalled: Vec<Arc<AtomicBool>>,
     next: AtomicUsize,
     stops: Vec<oneshot::Sender<()>>,
     joins: Vec<JoinHandle<()>>,
@@ -37,6 +41,7 @@ impl ConnectionThreads {
     pub(crate) fn start(n: usize) -> std::io::Result<Self> {
         let mut threads = Self {
             handles: Vec::new(),
+            stalled: Vec::new(),
             next: AtomicUsize::new(0),
             stops: Vec::new(),
             joins: Vec::new(),
@@ -44,12 +49,17 @@ impl ConnectionThreads {
         for i in 0..n.max(1) {
             let runtime = Builder::new_current_thread().enable_all().build()?;
             let (stop, stopped) = oneshot::channel::<()>();
+            let flag = Arc::new(AtomicBool::new(false));
             threads.handles.push(runtime.handle().clone());
             threads.stops.push(stop);
+            threads.stalled.push(flag.clone());
             threads.joins.push(
                 std::thread::Builder::new()
                     .name(format!("kvs-conn-{i}"))
+                    // Quick scripts run here: the same room as the scripting thread's.
+                    .stack_size(crate::script::SCRIPT_STACK)
                     .spawn(move || {
+                        STALLED.with(|s| *s.borrow_mut() = Some(flag));
                         // Runs the spawned connections until told to stop (or until the pool,
                         // and with it the sender, is dropped).
                         let _ = runtime.block_on(stopped);
@@ -59,9 +69,15 @@ impl ConnectionThreads {
         Ok(threads)
     }
 
-    /// Runs `task` on the next thread in turn.
+    /// Runs `task` on the next thread in turn, passing over threads a long script holds
+    /// (unless every one is).
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        let n = self.handles.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = (0..n)
+            .map(|k| (first + k) % n)
+            .find(|&i| !self.stalled[i].load(Ordering::Relaxed))
+            .unwrap_or(first % n);
         self.handles[i].spawn(task);
     }
 
@@ -88,6 +104,27 @@ impl ConnectionThreads {
             }
         }));
     }
+}
+
+thread_local! {
+    /// The stalled flag of the connection thread this is (`None` on other threads).
+    static STALLED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Says whether the connection thread this is called on is held by a long script (a quick
+/// script that turned slow runs where it started): new connections are placed elsewhere while
+/// it is. Does nothing on other threads.
+pub(crate) fn stalled(on: bool) {
+    STALLED.with(|s| {
+        if let Some(flag) = &*s.borrow() {
+            flag.store(on, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Whether this is a connection thread.
+pub(crate) fn on_connection_thread() -> bool {
+    STALLED.with(|s| s.borrow().is_some())
 }
 
 impl Drop for ConnectionThreads {

@@ -273,6 +273,8 @@ impl Server {
             tasks.spawn(crate::tls::watch(secure.tls.clone(), stop.clone()));
         }
         let shared = resp::Shared::new(self.engine.clone(), self.config.clone(), self.acl.clone());
+        // With two connection threads or more, one is always free to take SCRIPT KILL.
+        shared.scripts.set_inline(workers >= 2);
         let app = http::AppState::new(
             self.engine.clone(),
             self.config.limits.clone(),

@@ -438,6 +438,55 @@ async fn a_looping_script_makes_others_busy_and_script_kill_stops_it() {
     kvs.stop().await;
 }
 
+/// A quick script runs on its connection's own thread. When one turns slow there (it loops),
+/// its thread stops serving its other connections, so new connections are placed on the other
+/// threads: they get BUSY past the time limit, SCRIPT KILL from them stops it, and all goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quick_script_that_turns_slow_can_still_be_killed_from_a_new_connection() {
+    let kvs = TestServer::start().await;
+    let addr = kvs.resp.to_string();
+    let mut c = connect(&addr).await;
+    ask(&mut c, &["CONFIG", "SET", "busy-reply-threshold", "300"]).await;
+    let script =
+        "if ARGV[1] == 'spin' then while true do end end return redis.call('incr', KEYS[1])";
+    for n in 1..=3 {
+        assert_eq!(
+            ask(&mut c, &["EVAL", script, "1", "n", "quick"]).await,
+            format!("int({n})")
+        );
+    }
+    let looping = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let mut c = connect(&addr).await;
+            ask(&mut c, &["EVAL", script, "1", "n", "spin"]).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Two new connections: dealt out in turn, one would land on the looping script's thread.
+    for _ in 0..2 {
+        let mut fresh = within(connect(&addr)).await;
+        let busy = within(ask(&mut fresh, &["GET", "n"])).await;
+        assert!(busy.starts_with("error: BUSY"), "{busy}");
+    }
+    let mut fresh = within(connect(&addr)).await;
+    assert_eq!(within(ask(&mut fresh, &["SCRIPT", "KILL"])).await, "ok");
+    let ended = within(async { looping.await.expect("the script's client") }).await;
+    assert!(ended.contains("Script killed by user"), "{ended}");
+    assert_eq!(
+        ask(&mut c, &["EVAL", script, "1", "n", "quick"]).await,
+        "int(4)"
+    );
+    kvs.stop().await;
+}
+
+/// `what`, which must be done within 10 s.
+async fn within<T>(what: impl Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), what)
+        .await
+        .expect("served in time")
+}
+
 /// A script that allocates without end is stopped at the Lua state's memory limit with an
 /// error; the server, its data and later scripts are unharmed.
 #[tokio::test(flavor = "multi_thread")]

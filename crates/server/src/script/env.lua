@@ -1,7 +1,10 @@
 -- The environment kvs gives a script, built once per Lua state. It runs with the real globals
 -- table; scripts run with `env`, a read-only view of it. Rust passes in the hidden table `K`,
--- where it puts, for the length of one script, the function that runs a command (`K.call`).
+-- where it puts, for the length of one script, the function that runs a command (`K[CALL]`).
+-- The slots read at every call have integer keys: they cost Rust no string to look up.
 local K = ...
+local CALL, RESP, ACL_MARKER = 1, 2, 3
+K[ACL_MARKER] = {}
 local G = _G
 local lua_error, lua_pcall, lua_xpcall = error, pcall, xpcall
 local lua_type, lua_rawget, lua_rawset, lua_tostring = type, rawget, rawset, tostring
@@ -42,11 +45,11 @@ redis.call = K.call_raise
 redis.pcall = K.call_protected
 
 redis.acl_check_cmd = function(...)
-  local check = K.acl
-  if check == nil then
+  local call = K[CALL]
+  if call == nil then
     lua_error(err_table('ERR redis.acl_check_cmd can only be called inside a script invocation'))
   end
-  local ok, answer = check(...)
+  local ok, answer = call(K[ACL_MARKER], {...})
   if not ok then lua_error(answer) end
   return answer
 end
@@ -104,10 +107,10 @@ redis.setresp = function(...)
   if version ~= 2 and version ~= 3 then
     lua_error(err_table('ERR RESP version must be 2 or 3.'))
   end
-  if K.call == nil then
+  if K[CALL] == nil then
     lua_error(err_table('ERR redis.setresp can only be called inside a script invocation'))
   end
-  K.resp = version
+  K[RESP] = version
 end
 
 redis.set_repl = function(...)
@@ -118,7 +121,7 @@ redis.set_repl = function(...)
   if lua_type(flags) ~= 'number' or flags < 0 or flags > 3 then
     lua_error(err_table('ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'))
   end
-  if K.call == nil then
+  if K[CALL] == nil then
     lua_error(err_table('ERR redis.set_repl can only be called inside a script invocation'))
   end
 end
@@ -234,7 +237,7 @@ end
 K.run = function(f, keys, args)
   lua_rawset(G, 'KEYS', keys)
   lua_rawset(G, 'ARGV', args)
-  K.resp = 2
+  K[RESP] = 2
   K.raised = nil
   K.killed = nil
   return lua_xpcall(f, handler)
@@ -372,7 +375,7 @@ if K.functions then
 
   -- Runs a function with its keys and arguments: as K.run does a script.
   K.run = function(f, keys, args)
-    K.resp = 2
+    K[RESP] = 2
     K.raised = nil
     K.killed = nil
     return lua_xpcall(function() return f(keys, args) end, handler)

@@ -131,6 +131,8 @@ pub(crate) struct Running {
     lua_bytes: AtomicU64,
     /// Bytes the functions' Lua state holds.
     function_bytes: AtomicU64,
+    /// The running one runs on a connection thread (it was known to be quick).
+    inline: AtomicBool,
     /// The running one is a function: its name and request (FUNCTION STATS).
     function: parking_lot::Mutex<Option<(String, Vec<Bytes>)>>,
     is_function: AtomicBool,
@@ -177,7 +179,8 @@ impl Running {
     }
 
     /// A script (`None`) or a function (its name and request) begins.
-    pub(crate) fn begin(&self, function: Option<(String, Vec<Bytes>)>) {
+    pub(crate) fn begin(&self, function: Option<(String, Vec<Bytes>)>, inline: bool) {
+        self.inline.store(inline, Ordering::Release);
         self.is_function
             .store(function.is_some(), Ordering::Release);
         *self.function.lock() = function;
@@ -190,6 +193,13 @@ impl Running {
         self.since.store(0, Ordering::Release);
         self.kill.store(false, Ordering::Release);
         *self.function.lock() = None;
+    }
+
+    /// A script runs that others should wait for without holding their thread: one on the
+    /// scripting thread, or one on a connection thread that has run past [`STALLED`].
+    pub(crate) fn holds_shards_for_long(&self) -> bool {
+        self.elapsed()
+            .is_some_and(|e| !self.inline.load(Ordering::Acquire) || e >= STALLED)
     }
 
     /// The BUSY error for requests refused while it runs.
@@ -260,10 +270,25 @@ impl Running {
     }
 }
 
-/// The scripting thread, started on first use.
+/// The Lua states and the scripting thread, started on first use.
+///
+/// A script runs on the connection's own thread, with no hand-off, once it is known to be quick
+/// (its last run took under [`QUICK`]): the common case of small scripts called again and
+/// again. Any other request goes to the scripting thread, `kvs-lua`, and the
+/// connection awaits the answer without holding its thread. That keeps a long script from
+/// stalling the other connections of a connection thread, so they can be told `BUSY` and send
+/// `SCRIPT KILL`. Should a quick script turn slow while it runs on a connection thread, it marks
+/// that thread stalled, new connections are placed on the others, and it runs on the thread from
+/// then on.
 #[derive(Debug, Default)]
 pub(crate) struct Scripts {
     jobs: parking_lot::Mutex<Option<mpsc::Sender<Job>>>,
+    /// Both Lua states and what is compiled in them, shared by the scripting thread and the
+    /// connection threads (one user at a time: a script holds every shard anyway).
+    vm: Arc<parking_lot::Mutex<Option<vm::Vm>>>,
+    /// Quick scripts may run on connection threads (set when there are at least two, so another
+    /// is always there to take SCRIPT KILL).
+    inline: AtomicBool,
     /// The SHA1s of the scripts the thread holds, for `SCRIPT EXISTS` without a trip to it.
     known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
     /// The function libraries loaded, for FUNCTION LIST, DUMP and STATS without a trip to it
@@ -271,8 +296,21 @@ pub(crate) struct Scripts {
     libraries: Arc<parking_lot::RwLock<Vec<functions::Library>>>,
 }
 
+/// A script whose last run finished within this long may run on a connection's own thread.
+pub(crate) const QUICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A script running on a connection thread for this long marks the thread stalled, and from then
+/// on other requests wait for it asynchronously, as for any script on the scripting thread.
+pub(crate) const STALLED: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Scripts {
-    /// Hands `request` to the scripting thread; the answer arrives on the receiver.
+    /// Lets quick scripts run on the connection threads (see [`Scripts`]).
+    pub(crate) fn set_inline(&self, on: bool) {
+        self.inline.store(on, Ordering::Relaxed);
+    }
+
+    /// Answers `request`: at once on this thread if it is a quick script and the Lua states are
+    /// free, else on the scripting thread. The answer arrives on the receiver.
     pub(crate) fn submit(
         &self,
         request: Request,
@@ -280,7 +318,22 @@ impl Scripts {
         user: Arc<User>,
     ) -> oneshot::Receiver<Uncommitted<Frame>> {
         let (answer, receiver) = oneshot::channel();
-        let running = engine.script().clone();
+        let mut request = request;
+        if self.inline.load(Ordering::Relaxed)
+            // Taken only if free: a connection never sleeps waiting for another's script (on
+            // two cores, spinning or sleeping for it was measured to cost more than the
+            // scripting thread's hand-off it saves).
+            && let Some(mut vm) = self.vm.try_lock()
+            && let Some(vm) = vm.as_mut()
+        {
+            match vm.handle_if_quick(request, &engine, &user) {
+                Ok(done) => {
+                    let _ = answer.send(done);
+                    return receiver;
+                }
+                Err(back) => request = back,
+            }
+        }
         let job = Job {
             request,
             engine,
@@ -288,8 +341,9 @@ impl Scripts {
             answer,
         };
         let mut jobs = self.jobs.lock();
-        let sender =
-            jobs.get_or_insert_with(|| start(self.known.clone(), running, self.libraries.clone()));
+        let sender = jobs.get_or_insert_with(|| {
+            start(self.vm.clone(), self.known.clone(), self.libraries.clone())
+        });
         if let Err(mpsc::SendError(job)) = sender.send(job) {
             // The thread is gone (it could not start): say so rather than hang.
             let _ = job.answer.send(Uncommitted::nothing_written(Frame::err(
@@ -304,7 +358,10 @@ impl Scripts {
     /// runs, or the request may run beside one), else wait and ask again, or be answered `BUSY`.
     pub(crate) fn busy(running: &Running, allowed: bool) -> Option<Busy> {
         let elapsed = running.elapsed()?;
-        if allowed {
+        // A quick script running on a connection thread is over in microseconds: the request
+        // goes ahead, and waits for the shards' locks if it needs them, unless that script
+        // turned out not to be quick after all.
+        if allowed || !running.holds_shards_for_long() {
             return None;
         }
         Some(if elapsed < running.busy_after() {
@@ -340,25 +397,32 @@ impl Scripts {
 }
 
 fn start(
+    vm: Arc<parking_lot::Mutex<Option<vm::Vm>>>,
     known: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
-    running: Arc<Running>,
     libraries: Arc<parking_lot::RwLock<Vec<functions::Library>>>,
 ) -> mpsc::Sender<Job> {
     let (sender, receiver) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name("kvs-lua".into())
         // Converting a deeply nested reply recurses: room for it, whatever the build.
-        .stack_size(32 << 20)
+        .stack_size(SCRIPT_STACK)
         .spawn(move || {
-            let mut vm = match vm::Vm::new(known, running, libraries) {
-                Ok(vm) => vm,
-                Err(e) => {
-                    tracing::error!("cannot start the Lua interpreter: {e}");
-                    return;
-                }
-            };
             for job in receiver {
-                let answer = vm.handle(job.request, &job.engine, &job.user);
+                let mut held = vm.lock();
+                if held.is_none() {
+                    let running = job.engine.script().clone();
+                    match vm::Vm::new(known.clone(), running, libraries.clone()) {
+                        Ok(fresh) => *held = Some(fresh),
+                        Err(e) => tracing::error!("cannot start the Lua interpreter: {e}"),
+                    }
+                }
+                let answer = match held.as_mut() {
+                    Some(vm) => vm.handle(job.request, &job.engine, &job.user),
+                    None => Uncommitted::nothing_written(Frame::err(
+                        "the scripting engine is not running",
+                    )),
+                };
+                drop(held);
                 let _ = job.answer.send(answer);
             }
         });
@@ -367,3 +431,7 @@ fn start(
     }
     sender
 }
+
+/// The stack of a thread that runs scripts (the scripting thread and the connection threads):
+/// converting a deeply nested reply, or JSON, recurses.
+pub(crate) const SCRIPT_STACK: usize = 32 << 20;

@@ -39,12 +39,24 @@ struct Compiled {
     flags: Flags,
     /// Came with `EVAL` (may be dropped when too many are held), not `SCRIPT LOAD`.
     by_eval: bool,
+    quick: Quick,
+}
+
+/// Whether a script's last run was quick (see [`super::QUICK`]): `None` until it has run. (Its
+/// first run is often slow for reasons of its own, cold caches among them: a script is judged by
+/// what it did last.)
+type Quick = Option<bool>;
+
+/// What a run that took `took` says.
+fn judged(took: Duration) -> Quick {
+    Some(took < super::QUICK)
 }
 
 /// A library and the Lua functions it registered, in the order of its `functions`.
 struct Loaded {
     library: Library,
     callbacks: Vec<Function>,
+    quick: Vec<Quick>,
 }
 
 /// One Lua state with the environment scripts (or functions) see.
@@ -54,6 +66,8 @@ struct State {
     hidden: Table,
     env: Table,
     run: Function,
+    /// Scripts run in it, for pacing the garbage collector.
+    calls: Cell<u32>,
 }
 
 /// What a failing script is called in its error: `script: <label>, on @user_<kind>:<line>.`
@@ -96,12 +110,27 @@ pub(super) struct Vm {
 }
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+/// The hidden table's slot for the running script's `call` (see env.lua).
+const CALL: i64 = 1;
+/// Its slot for the protocol `redis.setresp` chose.
+const RESP: i64 = 2;
+/// Its slot for the table that marks a call as `redis.acl_check_cmd`'s.
+const ACL_MARKER: i64 = 3;
 const LOAD_TIMEOUT: &str = "ERR FUNCTION LOAD timeout";
 
 /// The most memory one Lua state may hold: a script that allocates without end gets Lua's
 /// "not enough memory" error instead of taking the server's memory. (Its allocations also count
 /// toward `maxmemory`, which reads the allocator's figures.)
 pub(crate) const LUA_MEMORY_LIMIT: usize = 1 << 30;
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("scripts", &self.scripts.len())
+            .field("libraries", &self.libraries.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl State {
     fn new(
@@ -165,20 +194,14 @@ impl State {
             })?,
         )?;
         // redis.call and redis.pcall: Rust functions, so that a script's `return redis.call(...)`
-        // is no tail call (its line is known when it fails) and any number of arguments fits.
-        // Both reach the running script's `call` (set for the length of one script) with the
-        // arguments in a table; redis.call raises a failure as its error table, kept in `raised`
-        // for the error handler and pcall.
+        // is no tail call (its line is known when it fails). Both reach the running script's
+        // `call` (set for the length of one script); redis.call raises a failure as its error
+        // table, kept in `raised` for the error handler and pcall.
         let dispatch = {
             let hidden = hidden.clone();
             move |lua: &Lua, args: MultiValue| -> mlua::Result<(bool, Value)> {
-                let n = args.len();
-                let packed = lua.create_table_with_capacity(n, 0)?;
-                for (i, v) in args.into_iter().enumerate() {
-                    packed.raw_set(i + 1, v)?;
-                }
-                match hidden.raw_get::<Value>("call")? {
-                    Value::Function(call) => call.call((packed, n)),
+                match hidden.raw_get::<Value>(CALL)? {
+                    Value::Function(call) => call.call(args),
                     _ => failed(
                         lua,
                         "ERR redis.call/pcall can only be called inside a script invocation",
@@ -217,6 +240,10 @@ impl State {
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(10_000),
             move |lua, _| {
+                if stop.elapsed().is_some_and(|e| e >= super::STALLED) {
+                    // Running on a connection thread: new connections go to the others.
+                    crate::connection_threads::stalled(true);
+                }
                 let text = if stop.killed() {
                     KILLED
                 } else if deadline.lock().is_some_and(|d| Instant::now() >= d) {
@@ -241,6 +268,7 @@ impl State {
             hidden,
             env,
             run,
+            calls: Cell::new(0),
         })
     }
 
@@ -361,6 +389,7 @@ impl Vm {
                 function,
                 flags,
                 by_eval,
+                quick: None,
             },
         );
         self.known.write().insert(sha.clone());
@@ -394,7 +423,12 @@ impl Vm {
             read_only,
             label: Label::Script(&sha),
         };
-        run(&self.eval, &self.running, call, None, engine, user)
+        let started = Instant::now();
+        let answer = run(&self.eval, &self.running, call, None, engine, user);
+        if let Some(compiled) = self.scripts.get_mut(&sha) {
+            compiled.quick = judged(started.elapsed());
+        }
+        answer
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -408,17 +442,13 @@ impl Vm {
         engine: &Engine,
         user: &User,
     ) -> Uncommitted<Frame> {
-        let found = self.libraries.iter().find_map(|loaded| {
-            loaded
-                .library
-                .functions
-                .iter()
-                .position(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
-                .map(|i| (&loaded.library.functions[i], &loaded.callbacks[i]))
-        });
-        let Some((info, callback)) = found else {
+        let Some((at, i)) = self.function(name) else {
             return Uncommitted::nothing_written(Frame::err("Function not found"));
         };
+        let (info, callback) = (
+            &self.libraries[at].library.functions[i],
+            &self.libraries[at].callbacks[i],
+        );
         let fname = info.name.clone();
         let call = Call {
             function: callback.clone(),
@@ -429,7 +459,55 @@ impl Vm {
             label: Label::Function(&fname),
         };
         let shown = Some((fname.clone(), argv));
-        run(&self.functions, &self.running, call, shown, engine, user)
+        let started = Instant::now();
+        let answer = run(&self.functions, &self.running, call, shown, engine, user);
+        // The library is still there: nothing changes libraries while a function runs.
+        if let Some(quick) = self.libraries.get_mut(at).and_then(|l| l.quick.get_mut(i)) {
+            *quick = judged(started.elapsed());
+        }
+        answer
+    }
+
+    /// Where the function named `name` (any case) is: its library's index and its own.
+    fn function(&self, name: &[u8]) -> Option<(usize, usize)> {
+        self.libraries.iter().enumerate().find_map(|(at, loaded)| {
+            loaded
+                .library
+                .functions
+                .iter()
+                .position(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
+                .map(|i| (at, i))
+        })
+    }
+
+    /// Answers `request` here and now if it runs a script or function known to be quick;
+    /// otherwise gives it back, for the scripting thread.
+    pub(super) fn handle_if_quick(
+        &mut self,
+        request: Request,
+        engine: &Engine,
+        user: &User,
+    ) -> Result<Uncommitted<Frame>, Request> {
+        let quick = self.synced
+            && match &request {
+                Request::Eval { source, .. } => {
+                    let sha = match source {
+                        Source::Body(body) => sha1hex(body),
+                        Source::Sha(sha) => String::from_utf8_lossy(sha).to_ascii_lowercase(),
+                    };
+                    self.scripts
+                        .get(&sha)
+                        .is_some_and(|c| c.quick == Some(true))
+                }
+                Request::Fcall { name, .. } => self
+                    .function(name)
+                    .is_some_and(|(at, i)| self.libraries[at].quick[i] == Some(true)),
+                _ => false,
+            };
+        if !quick {
+            return Err(request);
+        }
+        Ok(self.handle(request, engine, user))
     }
 
     /// Loads the libraries the store holds (at startup, after recovery), with no time limit.
@@ -509,7 +587,12 @@ impl Vm {
         if library.functions.is_empty() {
             return Err("No functions registered".into());
         }
-        Ok(Loaded { library, callbacks })
+        let quick = vec![None; callbacks.len()];
+        Ok(Loaded {
+            library,
+            callbacks,
+            quick,
+        })
     }
 
     /// The first function of `new` whose name a library other than `except` already has.
@@ -691,20 +774,25 @@ fn run(
         wrote: Cell::new(false),
     };
     let (lua, hidden, run) = (&state.lua, &state.hidden, &state.run);
-    running.begin(shown);
+    running.begin(shown, crate::connection_threads::on_connection_thread());
     let answer = engine.apply_exclusive(|txn, now| {
         let result = lua.scope(|scope| {
-            let call = scope.create_function(|lua, (packed, n): (Table, usize)| {
-                let args = (1..=n)
-                    .map(|i| packed.raw_get::<Value>(i))
-                    .collect::<mlua::Result<Vec<Value>>>()?;
-                let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
-                context.call(lua, args, txn, now, resp3)
+            // redis.call and pcall with the command's words; redis.acl_check_cmd with the
+            // hidden table's private marker, then a table of them.
+            let call = scope.create_function(|lua, args: MultiValue| {
+                if let (Some(Value::Table(marker)), Some(Value::Table(packed))) =
+                    (args.front(), args.get(1))
+                    && hidden
+                        .raw_get::<Table>(ACL_MARKER)
+                        .is_ok_and(|m| m == *marker)
+                {
+                    let words = packed.sequence_values().collect::<mlua::Result<Vec<_>>>()?;
+                    return context.acl_check(lua, words);
+                }
+                let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
+                context.call(lua, args.into_iter().collect(), txn, now, resp3)
             })?;
-            hidden.raw_set("call", call)?;
-            let acl =
-                scope.create_function(|lua, args: MultiValue| context.acl_check(lua, args))?;
-            hidden.raw_set("acl", acl)?;
+            hidden.raw_set(CALL, call)?;
             let keys = lua.create_sequence_from(
                 keys.iter()
                     .map(|k| lua.create_string(k))
@@ -716,17 +804,15 @@ fn run(
                     .collect::<mlua::Result<Vec<_>>>()?,
             )?;
             let (ok, value): (bool, Value) = run.call((function, keys, args))?;
-            hidden.raw_set("call", Value::Nil)?;
-            hidden.raw_set("acl", Value::Nil)?;
-            let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
+            hidden.raw_set(CALL, Value::Nil)?;
+            let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
             Ok(if ok {
                 to_frame(&value, resp3)
             } else {
                 failure(&value, &label)
             })
         });
-        let _ = hidden.raw_set("call", Value::Nil);
-        let _ = hidden.raw_set("acl", Value::Nil);
+        let _ = hidden.raw_set(CALL, Value::Nil);
         result.unwrap_or_else(|e| {
             Frame::err(format!(
                 "Error running script {}, {}",
@@ -736,9 +822,19 @@ fn run(
         })
     });
     running.end();
-    // A step of garbage collection after each call, as Redis takes one (50 KB every 50 calls):
-    // what scripts leave behind is freed as they run, not only when Lua's own pace decides.
-    let _ = lua.gc_step();
+    crate::connection_threads::stalled(false);
+    // Garbage collection every 50 calls, as Redis does it: what scripts leave behind is freed as
+    // they run, not only when Lua's own pace decides.
+    let calls = state.calls.get().wrapping_add(1);
+    state.calls.set(calls);
+    if calls.is_multiple_of(50) {
+        // Steps until a collection cycle ends (a bound, in case it never seems to).
+        for _ in 0..200 {
+            if lua.gc_step().unwrap_or(true) {
+                break;
+            }
+        }
+    }
     answer
 }
 
@@ -805,9 +901,9 @@ fn failed(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
 impl Context<'_> {
     /// `redis.acl_check_cmd`: whether the script's user may run the command: `(true, bool)`, or
     /// `(false, error table)`.
-    fn acl_check(&self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    fn acl_check(&self, lua: &Lua, args: Vec<Value>) -> mlua::Result<(bool, Value)> {
         let fail = |text: &str| failed(lua, text);
-        let argv = match request_of(args.into_iter().collect()) {
+        let argv = match request_of(args) {
             Ok(argv) => argv,
             Err(why) => return fail(why),
         };
