@@ -334,3 +334,62 @@ fn a_huge_multibulk_is_stopped_at_the_query_buffer_limit() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// What redis-cli prints for `words`, sent to the server on `port`.
+fn cli(port: u16, words: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(words)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// SHUTDOWN stops the server as SIGTERM does, with no reply; while a script that has written
+/// loops (so SCRIPT KILL cannot stop it), only SHUTDOWN NOSAVE is taken, and it ends the process
+/// at once, the script's writes never committed.
+#[test]
+fn shutdown_stops_the_server_and_nosave_ends_a_script_that_cannot_be_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let (mut child, ports) = common::start(&["--data-dir", data]);
+    assert_eq!(cli(ports.resp, &["SET", "k", "v"]), "OK");
+    assert_eq!(cli(ports.resp, &["SHUTDOWN", "BOGUS"]), "ERR syntax error");
+    assert_eq!(
+        cli(ports.resp, &["SHUTDOWN", "ABORT"]),
+        "ERR No shutdown in progress."
+    );
+    assert_eq!(cli(ports.resp, &["SHUTDOWN"]), "");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+
+    let (mut child, ports) = common::start(&["--data-dir", data]);
+    assert_eq!(cli(ports.resp, &["GET", "k"]), "v");
+    cli(
+        ports.resp,
+        &["CONFIG", "SET", "busy-reply-threshold", "100"],
+    );
+    let mut looping = Command::new("redis-cli")
+        .args(["-p", &ports.resp.to_string()])
+        .args(["EVAL", "redis.call('set', 'x', '1') while true do end", "0"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli runs");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        cli(ports.resp, &["SCRIPT", "KILL"]).starts_with("UNKILLABLE"),
+        "a script that wrote cannot be killed"
+    );
+    assert!(cli(ports.resp, &["SHUTDOWN"]).starts_with("BUSY"));
+    assert_eq!(cli(ports.resp, &["SHUTDOWN", "NOSAVE"]), "");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let _ = looping.wait();
+
+    let (child, ports) = common::start(&["--data-dir", data]);
+    assert_eq!(cli(ports.resp, &["GET", "k"]), "v");
+    assert_eq!(
+        cli(ports.resp, &["EXISTS", "x"]),
+        "0",
+        "the script's write is not kept"
+    );
+    common::stop(child);
+}

@@ -275,6 +275,7 @@ impl Server {
         let shared = resp::Shared::new(self.engine.clone(), self.config.clone(), self.acl.clone());
         // With two connection threads or more, one is always free to take SCRIPT KILL.
         shared.scripts.set_inline(workers >= 2);
+        let requested = shared.shutdown.clone();
         let app = http::AppState::new(
             self.engine.clone(),
             self.config.limits.clone(),
@@ -340,7 +341,10 @@ impl Server {
                 Some(secure.clone()),
             ));
         }
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = requested.cancelled() => tracing::info!("SHUTDOWN asked by a client"),
+        }
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         stop.cancel();
         self.engine.feed().stop_listeners();

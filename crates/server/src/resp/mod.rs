@@ -35,6 +35,8 @@ pub struct Shared {
     pub(crate) pause: client_list::Pause,
     /// Lua scripts (EVAL and SCRIPT).
     pub(crate) scripts: crate::script::Scripts,
+    /// Cancelled by SHUTDOWN: the server stops as on SIGTERM.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Shared {
@@ -55,6 +57,7 @@ impl Shared {
             acl,
             pause: client_list::Pause::default(),
             scripts,
+            shutdown: CancellationToken::new(),
         })
     }
 }

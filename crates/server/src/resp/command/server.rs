@@ -179,6 +179,26 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
     },
     SessionCommand {
         spec: Spec {
+            name: "shutdown",
+            arity: -1,
+            flags: &[
+                Flag::Admin,
+                Flag::Noscript,
+                Flag::Loading,
+                Flag::Stale,
+                Flag::NoMulti,
+                Flag::AllowBusy,
+            ],
+            categories: &[Category::Admin, Category::Slow, Category::Dangerous],
+            group: "server",
+            summary: "Synchronously save the dataset to disk and then shut down the server",
+            example: "SHUTDOWN NOSAVE",
+            ..Spec::BLANK
+        },
+        run: shutdown,
+    },
+    SessionCommand {
+        spec: Spec {
             name: "save",
             arity: 1,
             flags: &[
@@ -222,6 +242,63 @@ pub(super) const COMMANDS: &[SessionCommand] = &[
         run: |session, _| persistence::lastsave(&session.shared.engine),
     },
 ];
+
+/// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`: stops the server as SIGTERM does (no new
+/// connections, requests in flight finished, the log closed), after a snapshot with SAVE. The
+/// client gets no reply: its connection closes, as Redis's clients expect. While a script runs,
+/// only SHUTDOWN NOSAVE is accepted, and it ends the process at once (the log closed first): the
+/// way out of a script that has written and so cannot be killed.
+fn shutdown(session: &mut Session, args: &[Bytes]) -> Frame {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for arg in args {
+        match arg.to_ascii_lowercase().as_slice() {
+            b"save" => save = true,
+            b"nosave" => nosave = true,
+            b"abort" => abort = true,
+            b"now" | b"force" => {}
+            _ => return Frame::err("syntax error"),
+        }
+    }
+    if (save && nosave) || (abort && args.len() > 1) {
+        return Frame::err("syntax error");
+    }
+    if abort {
+        return Frame::err("No shutdown in progress.");
+    }
+    let engine = session.shared.engine.clone();
+    if engine.script().holds_shards_for_long() {
+        if !nosave {
+            return Frame::Error(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                    .into(),
+            );
+        }
+        tracing::warn!("SHUTDOWN NOSAVE while a script runs: the process ends now");
+        // The doors stop accepting first (as for any shutdown), so no client connects to a
+        // server about to vanish; then the log is closed and the process ends.
+        session.shared.shutdown.cancel();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        engine.close();
+        std::process::exit(0);
+    }
+    if save {
+        let Ok(awaited) = persistence::save(&engine) else {
+            return Frame::err("Errors trying to SHUTDOWN. Check logs.");
+        };
+        let token = session.shared.shutdown.clone();
+        tokio::spawn(async move {
+            match awaited.await {
+                Ok(Ok(_)) => token.cancel(),
+                _ => tracing::warn!("SHUTDOWN SAVE: the snapshot failed; the server goes on"),
+            }
+        });
+    } else {
+        session.shared.shutdown.cancel();
+    }
+    session.closing = true;
+    session.silent = true;
+    Frame::Null
+}
 
 fn time(_: &mut Session, _: &[Bytes]) -> Frame {
     let now = SystemTime::now()
