@@ -204,18 +204,24 @@ local function lookup(name)
   if lib ~= nil then return lib end
   return G[name]
 end
-env = lua_setmetatable({}, {
-  __index = function(_, name)
-    local v = lookup(name)
-    if v == nil then
-      lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = readonly,
-  __metatable = sealed,
-})
-protected[env] = true
+-- A read-only view whose reads go through `find`: a name it does not know raises Redis's error,
+-- at the line of the script that read it.
+local function strict(find)
+  local view = lua_setmetatable({}, {
+    __index = function(_, name)
+      local v = find(name)
+      if v == nil then
+        lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = readonly,
+    __metatable = sealed,
+  })
+  protected[view] = true
+  return view
+end
+env = strict(lookup)
 libraries._G = env
 
 -- Finds the line of the script an error was raised on, and makes the error a table.
@@ -328,35 +334,12 @@ if K.functions then
     registered.names[key] = true
     registered[#registered + 1] = { name = name, callback = callback, flags = flags, description = description }
   end
-  local loading_redis = lua_setmetatable({}, {
-    __index = function(_, name)
-      local v = loading[name]
-      if v == nil then
-        lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
-      end
-      return v
-    end,
-    __newindex = readonly,
-    __metatable = sealed,
-  })
-  protected[loading_redis] = true
-  local fenv = lua_setmetatable({}, {
-    __index = function(_, name)
-      local v
-      if K.loading then
-        if name == 'redis' then v = loading_redis end
-      else
-        v = lookup(name)
-      end
-      if v == nil then
-        lua_error("Script attempted to access nonexistent global variable '" .. lua_tostring(name) .. "'", 2)
-      end
-      return v
-    end,
-    __newindex = readonly,
-    __metatable = sealed,
-  })
-  protected[fenv] = true
+  local loading_redis = strict(function(name) return loading[name] end)
+  local fenv = strict(function(name)
+    if not K.loading then return lookup(name) end
+    if name == 'redis' then return loading_redis end
+    return nil
+  end)
   K.env = fenv
 
   -- Runs a library's code: true and what it registered, or false and an error table.
