@@ -188,7 +188,7 @@ pub(crate) fn show(frame: &Frame, indent: usize) -> String {
         Frame::Bulk(b) => quoted(b),
         Frame::Null | Frame::NullArray => "(nil)".to_owned(),
         Frame::Array(v) | Frame::Set(v) | Frame::Push(v) | Frame::Many(v) => items(v, ")"),
-        Frame::Pairs(pairs) => {
+        Frame::Pairs(pairs) | Frame::Grouped(pairs) => {
             let flat: Vec<Frame> = pairs
                 .iter()
                 .map(|(k, v)| Frame::Array(vec![k.clone(), v.clone()]))

@@ -772,6 +772,7 @@ fn class_of(event: Event) -> u32 {
         Event::Lists(_) => NOTIFY_LIST,
         Event::Sets(_) => NOTIFY_SET,
         Event::Sorted(_) => NOTIFY_ZSET,
+        Event::Streams(_) => NOTIFY_STREAM,
         Event::Stored("sortstore") => NOTIFY_LIST,
         Event::Stored(name) if name.starts_with('z') => NOTIFY_ZSET,
         Event::Stored(_) => NOTIFY_SET,

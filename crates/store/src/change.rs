@@ -21,7 +21,7 @@
 //!           [expires_at:u64]                   present when flags has 0x01
 //! flags  := 0x01 has an expiry | 0x02 names a content type (otherwise the default,
 //!           application/octet-stream) | kind << 4, the value's type in bits 4-6
-//!           (0 string, 1 hash, 2 list, 3 set, 4 sorted set); a string's bytes are the
+//!           (0 string, 1 hash, 2 list, 3 set, 4 sorted set, 5 stream); a string's bytes are the
 //!           value, a collection's value is edit* that build it from empty
 //! edit   := 0x01 n:u32 (field value)*            hash fields set        (items are key's layout)
 //!         | 0x02 n:u32 field*                    hash fields removed
@@ -35,6 +35,10 @@
 //!         | 0x0a n:u32 member*                   set members removed
 //!         | 0x0b n:u32 (score:f64 member)*       sorted set members given scores
 //!         | 0x0c n:u32 member*                   sorted set members removed
+//!         | 0x0d n:u32 (id n:u32 item*)*         stream entries added (id := ms:u64 seq:u64)
+//!         | 0x0e n:u32 id*                       stream entries deleted
+//!         | 0x0f id                              stream entries at or below id trimmed
+//!         | 0x10 last:id max_deleted:id added:u64  a stream's counters set
 //! ```
 //!
 //! A collection's change is logged as its edit, not as the whole collection, so HSET on a
@@ -50,7 +54,7 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use crate::collection::{Collection, Edit, Limits, Score};
+use crate::collection::{Collection, Edit, Limits, Score, StreamId};
 use crate::effects::{Change, Effects, Removal};
 use crate::entry::{DEFAULT_CONTENT_TYPE, Entry, Kind, Millis, Value};
 use crate::packed::EntryRef;
@@ -221,7 +225,41 @@ fn encode_edit(buf: &mut Vec<u8>, edit: &Edit) {
             buf.push(12);
             encode_items(buf, members);
         }
+        Edit::StreamAdd(entries) => {
+            buf.push(13);
+            buf.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+            for (id, pairs) in entries {
+                encode_id(buf, *id);
+                encode_items(buf, pairs);
+            }
+        }
+        Edit::StreamDelete(ids) => {
+            buf.push(14);
+            buf.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for id in ids {
+                encode_id(buf, *id);
+            }
+        }
+        Edit::StreamTrim { through } => {
+            buf.push(15);
+            encode_id(buf, *through);
+        }
+        Edit::StreamMeta {
+            last_id,
+            max_deleted,
+            entries_added,
+        } => {
+            buf.push(16);
+            encode_id(buf, *last_id);
+            encode_id(buf, *max_deleted);
+            buf.extend_from_slice(&entries_added.to_le_bytes());
+        }
     }
+}
+
+fn encode_id(buf: &mut Vec<u8>, id: StreamId) {
+    buf.extend_from_slice(&id.ms.to_le_bytes());
+    buf.extend_from_slice(&id.seq.to_le_bytes());
 }
 
 pub(crate) fn encode_remove(buf: &mut Vec<u8>, key: &[u8], why: Removal) {
@@ -364,6 +402,13 @@ impl<'a> Cursor<'a> {
         (0..n).map(|_| self.bytes32()).collect()
     }
 
+    fn id(&mut self) -> Result<StreamId, BadRecord> {
+        Ok(StreamId {
+            ms: self.u64()?,
+            seq: self.u64()?,
+        })
+    }
+
     fn edit(&mut self) -> Result<Edit, BadRecord> {
         Ok(match self.u8()? {
             1 => {
@@ -422,6 +467,26 @@ impl<'a> Cursor<'a> {
                 )
             }
             12 => Edit::ZRemove(self.items()?),
+            13 => {
+                let n = self.count(20)?;
+                Edit::StreamAdd(
+                    (0..n)
+                        .map(|_| Ok((self.id()?, self.items()?)))
+                        .collect::<Result<_, BadRecord>>()?,
+                )
+            }
+            14 => {
+                let n = self.count(16)?;
+                Edit::StreamDelete((0..n).map(|_| self.id()).collect::<Result<_, _>>()?)
+            }
+            15 => Edit::StreamTrim {
+                through: self.id()?,
+            },
+            16 => Edit::StreamMeta {
+                last_id: self.id()?,
+                max_deleted: self.id()?,
+                entries_added: self.u64()?,
+            },
             _ => return Err(BadRecord("unknown edit kind")),
         })
     }
@@ -620,6 +685,57 @@ mod tests {
             decode(&buf),
             Err(BadRecord("a value type this kvs does not know"))
         );
+    }
+
+    /// Streams' edits, and a whole stream with its counters (even one with no entries left),
+    /// come back from their records as they went in.
+    #[test]
+    fn streams_round_trip() {
+        let id = |ms, seq| StreamId { ms, seq };
+        let limits = Limits::default();
+        let edits = [
+            Edit::StreamAdd(vec![
+                (id(1, 0), vec!["f".into(), "v".into()]),
+                (id(1, 1), vec!["g".into(), Bytes::new()]),
+            ]),
+            Edit::StreamDelete(vec![id(1, 0), id(9, 9)]),
+            Edit::StreamTrim { through: id(1, 0) },
+            Edit::StreamMeta {
+                last_id: id(u64::MAX, 3),
+                max_deleted: id(1, 0),
+                entries_added: 17,
+            },
+        ];
+        let mut whole = Collection::empty(Kind::Stream);
+        for edit in &edits {
+            let mut buf = 1u64.to_le_bytes().to_vec();
+            encode_extend(&mut buf, b"s", edit);
+            let changes = decode(&buf).expect("decodes").changes;
+            assert_eq!(
+                changes,
+                [Change::Extend(Bytes::from_static(b"s"), edit.clone())]
+            );
+            whole.apply(edit, &limits);
+        }
+        assert!(!whole.is_empty(), "an emptied stream keeps its key");
+        for stream in [Collection::empty(Kind::Stream), whole] {
+            let entry = Entry {
+                value: Value::Collection(Arc::new(stream.clone())),
+                content_type: Bytes::from_static(DEFAULT_CONTENT_TYPE.as_bytes()),
+                version: 3,
+                modified_at: 5,
+                expires_at: None,
+            };
+            let mut buf = 1u64.to_le_bytes().to_vec();
+            encode_put(&mut buf, b"s", entry.view());
+            let Change::Put(_, back) = &decode(&buf).expect("decodes").changes[0] else {
+                panic!("a put")
+            };
+            let Value::Collection(back) = &back.value else {
+                panic!("a collection")
+            };
+            assert!(back.same(&stream), "{back:?} / {stream:?}");
+        }
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub enum Event {
     Sets(&'static str),
     /// A sorted set command's event (`zadd`, `zincr`, `zrem`, ...).
     Sorted(&'static str),
+    /// A stream command's event (`xadd`, `xtrim`, `xdel`, `xsetid`).
+    Streams(&'static str),
     /// A store command's result replaced the key (`sinterstore`, `sortstore`, ...).
     Stored(&'static str),
 }
@@ -128,6 +130,7 @@ impl Event {
             | Event::Lists(n)
             | Event::Sets(n)
             | Event::Sorted(n)
+            | Event::Streams(n)
             | Event::Stored(n) => n,
         }
     }

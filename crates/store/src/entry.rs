@@ -20,6 +20,7 @@ pub enum Kind {
     List,
     Set,
     ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -31,14 +32,22 @@ impl Kind {
             Kind::List => "list",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 
     /// The kind `TYPE` calls `name`, ignoring case.
     pub fn from_name(name: &[u8]) -> Option<Kind> {
-        [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
-            .into_iter()
-            .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
+        [
+            Kind::String,
+            Kind::Hash,
+            Kind::List,
+            Kind::Set,
+            Kind::ZSet,
+            Kind::Stream,
+        ]
+        .into_iter()
+        .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// The tag the packed layout and the log record carry (three bits).
@@ -49,6 +58,7 @@ impl Kind {
             Kind::List => 2,
             Kind::Set => 3,
             Kind::ZSet => 4,
+            Kind::Stream => 5,
         }
     }
 
@@ -60,6 +70,7 @@ impl Kind {
             2 => Some(Kind::List),
             3 => Some(Kind::Set),
             4 => Some(Kind::ZSet),
+            5 => Some(Kind::Stream),
             _ => None,
         }
     }

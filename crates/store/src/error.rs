@@ -66,6 +66,8 @@ pub enum CommandError {
     Invalid(&'static str),
     /// The same, for a text that names the command or a number (after `ERR `).
     Other(String),
+    /// An error with its own code word instead of `ERR` (`NOGROUP ...`), the whole text.
+    Coded(String),
 }
 
 impl CommandError {
@@ -131,6 +133,7 @@ impl fmt::Display for CommandError {
             CommandError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
             CommandError::Invalid(why) => write!(f, "ERR {why}"),
             CommandError::Other(why) => write!(f, "ERR {why}"),
+            CommandError::Coded(text) => f.write_str(text),
             CommandError::BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
             CommandError::BitopNot => {
                 f.write_str("ERR BITOP NOT must be called with a single source key.")

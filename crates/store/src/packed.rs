@@ -525,6 +525,14 @@ impl<'a> EntryRef<'a> {
             _ => Err(CommandError::WrongType),
         }
     }
+
+    /// The stream, or WRONGTYPE.
+    pub fn stream(self) -> Result<&'a crate::collection::Stream, CommandError> {
+        match self.collection.map(|c| &**c) {
+            Some(Collection::Stream(s)) => Ok(s),
+            _ => Err(CommandError::WrongType),
+        }
+    }
 }
 
 impl EntryRef<'_> {

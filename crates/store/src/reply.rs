@@ -50,6 +50,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// Pairs that may repeat: an array of two-element arrays in RESP3, a flat array in RESP2.
     Pairs(Vec<(Reply, Reply)>),
+    /// Keys each with its group of items (XREAD): a map in RESP3, an array of two-element
+    /// arrays in RESP2.
+    Grouped(Vec<(Reply, Reply)>),
     /// Members of a set: a set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
     /// A double: a double in RESP3, its text (as Redis 7.0 writes it) in RESP2.

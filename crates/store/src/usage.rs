@@ -153,11 +153,11 @@ pub struct Tracking {
     precise: AtomicBool,
     /// When collections leave their compact encodings: read on every collection write, so kept
     /// in atomics rather than behind a lock every writer would take.
-    limits: [AtomicI64; 6],
+    limits: [AtomicI64; 8],
 }
 
 /// The thresholds as the words [`Tracking`] keeps them in.
-fn limits_words(l: crate::collection::Limits) -> [i64; 6] {
+fn limits_words(l: crate::collection::Limits) -> [i64; 8] {
     let w = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     [
         w(l.hash_entries),
@@ -166,6 +166,8 @@ fn limits_words(l: crate::collection::Limits) -> [i64; 6] {
         w(l.zset_entries),
         w(l.zset_value),
         l.list_size,
+        w(l.stream_node_entries),
+        w(l.stream_node_bytes),
     ]
 }
 
@@ -195,6 +197,8 @@ impl Tracking {
             zset_entries: n(3),
             zset_value: n(4),
             list_size: w(5),
+            stream_node_entries: n(6),
+            stream_node_bytes: n(7),
         }
     }
 

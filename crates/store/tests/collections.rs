@@ -34,6 +34,8 @@ fn tiny() -> Limits {
         zset_entries: 3,
         zset_value: 8,
         list_size: 3,
+        stream_node_entries: 3,
+        stream_node_bytes: 64,
     }
 }
 

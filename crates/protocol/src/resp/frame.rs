@@ -29,6 +29,9 @@ pub enum Frame {
     /// Pairs that may repeat (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES): an array of two-element
     /// arrays in RESP3, one flat array in RESP2. Never read from the wire.
     Pairs(Vec<(Frame, Frame)>),
+    /// Keys each with its group of items (XREAD's streams with their entries): a map in RESP3,
+    /// an array of two-element arrays in RESP2. Never read from the wire.
+    Grouped(Vec<(Frame, Frame)>),
     Set(Vec<Frame>),
     Double(f64),
     Boolean(bool),
@@ -91,7 +94,19 @@ impl Frame {
                     v.encode(version, out);
                 }
             }
-            Frame::Map(pairs) => {
+            Frame::Grouped(pairs) if !resp3 => {
+                line(
+                    out,
+                    b'*',
+                    itoa::Buffer::new().format(pairs.len()).as_bytes(),
+                );
+                for (k, v) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    k.encode(version, out);
+                    v.encode(version, out);
+                }
+            }
+            Frame::Map(pairs) | Frame::Grouped(pairs) => {
                 let (marker, count) = if resp3 {
                     (b'%', pairs.len())
                 } else {

@@ -36,6 +36,12 @@ impl From<Reply> for Frame {
                     .map(|(k, v)| (Frame::from(k), Frame::from(v)))
                     .collect(),
             ),
+            Reply::Grouped(pairs) => Frame::Grouped(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Frame::from(k), Frame::from(v)))
+                    .collect(),
+            ),
             Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
             Reply::Double(d) => Frame::Double(d.0),
             Reply::NilArray => Frame::NullArray,

@@ -1,8 +1,9 @@
-//! A hash, list, set or sorted set read over HTTP: JSON, one page at a time.
+//! A hash, list, set, sorted set or stream read over HTTP: JSON, one page at a time.
 //!
 //! - a hash is an object of fields and values;
 //! - a list and a set are arrays of elements;
-//! - a sorted set is an array of `[member, score]` pairs, in score order.
+//! - a sorted set is an array of `[member, score]` pairs, in score order;
+//! - a stream is an array of `[id, {field: value, ...}]` entries, oldest first.
 //!
 //! Elements that are not UTF-8 are shown with invalid bytes replaced. `?offset=` and `?limit=`
 //! choose a page (at most [`MAX_LIMIT`] elements, [`DEFAULT_LIMIT`] unless asked); the
@@ -68,6 +69,20 @@ pub(crate) fn page(c: &Collection, uri: &Uri, headers: &mut HeaderMap) -> Result
                     let score = serde_json::Number::from_f64(s)
                         .map_or_else(|| Json::String(kvs_store::format_double(s)), Json::Number);
                     Json::Array(vec![text(m), score])
+                })
+                .collect(),
+        ),
+        Collection::Stream(s) => Json::Array(
+            s.iter()
+                .skip(offset)
+                .take(take)
+                .map(|(id, pairs)| {
+                    let mut fields = Map::new();
+                    let mut it = pairs.iter();
+                    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                        fields.insert(String::from_utf8_lossy(f).into_owned(), text(v));
+                    }
+                    Json::Array(vec![Json::String(id.to_string()), Json::Object(fields)])
                 })
                 .collect(),
         ),

@@ -71,6 +71,14 @@ pub(crate) fn config(shared: &Shared, args: &[Bytes]) -> Frame {
         ("list-max-ziplist-size", limits.list_size.to_string()),
         ("list-compress-depth", "0".to_owned()),
         (
+            "stream-node-max-entries",
+            limits.stream_node_entries.to_string(),
+        ),
+        (
+            "stream-node-max-bytes",
+            limits.stream_node_bytes.to_string(),
+        ),
+        (
             "maxmemory-policy",
             shared.engine.store().tracking().policy().name().to_owned(),
         ),
@@ -292,6 +300,14 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                     _ => return failed("argument must be between -5 and 2147483647 inclusive"),
                 }
             }
+            "stream-node-max-entries" => match int(i64::MAX as u64, 0) {
+                Ok(n) => Change::Encoding("stream-entries", n as i64),
+                Err(e) => return e,
+            },
+            "stream-node-max-bytes" => match int(i64::MAX as u64, 0) {
+                Ok(n) => Change::Encoding("stream-bytes", n as i64),
+                Err(e) => return e,
+            },
             "busy-reply-threshold" | "lua-time-limit" => match int(i64::MAX as u64, 0) {
                 Ok(ms) => Change::BusyAfter(ms),
                 Err(e) => return e,
@@ -359,6 +375,8 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                     "zset-entries" => limits.zset_entries = n_usize,
                     "zset-value" => limits.zset_value = n_usize,
                     "list" => limits.list_size = n,
+                    "stream-entries" => limits.stream_node_entries = n_usize,
+                    "stream-bytes" => limits.stream_node_bytes = n_usize,
                     _ => {}
                 }
                 store.set_collection_limits(limits);

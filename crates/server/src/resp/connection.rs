@@ -191,10 +191,11 @@ async fn wait_blocked<S: ByteStream>(
     answer
 }
 
-/// Whether one of the keys a blocked command waits on holds the type it pops from.
+/// Whether one of the keys a blocked command waits on holds the type it pops or reads from.
 fn holds(engine: &crate::engine::Engine, blocked: &super::session::Blocked) -> bool {
     let wanted = match &blocked.command {
         kvs_store::Command::ZPop(_) => "zset",
+        kvs_store::Command::XRead(_) => "stream",
         _ => "list",
     };
     blocked.keys.iter().any(|key| {

@@ -369,9 +369,27 @@ impl Session {
             None => Uncommitted::nothing_written(Frame::Error(
                 CommandError::unknown(name, args).to_string(),
             )),
+            // A container (OBJECT, XINFO) with a subcommand it does not have, or the wrong
+            // number of arguments for one: Redis's errors, as for the server's own containers.
+            Some(Found::Data(spec))
+                if let Err(refusal) = command::check(spec, argv)
+                    && !spec.subcommands.is_empty() =>
+            {
+                self.rejected = true;
+                Uncommitted::nothing_written(refusal)
+            }
             Some(Found::Data(_)) => match Command::from_argv(argv) {
-                Ok(command) => {
-                    let retry = command.block_timeout().map(|t| (t, command.clone()));
+                Ok(mut command) => {
+                    if let Command::XRead(read) = &command
+                        && read.block.is_some()
+                    {
+                        let now = crate::engine::now_millis();
+                        command = Command::XRead(read.resolved(self.shared.engine.store(), now));
+                    }
+                    let retry = command.block_timeout().map(|t| match &command {
+                        Command::XRead(read) => (t, Command::XRead(read.clone().waited())),
+                        _ => (t, command.clone()),
+                    });
                     let answer = self.shared.engine.apply(command);
                     if let Some((timeout, command)) = retry
                         && answer.ticket().is_none()

@@ -31,20 +31,15 @@ pub(crate) fn to_lua(lua: &Lua, frame: Frame, resp3: bool) -> mlua::Result<Value
             one(lua, "set", Value::Table(set))?
         }
         Frame::Set(items) => sequence(lua, items, resp3)?,
-        Frame::Map(pairs) if resp3 => {
+        Frame::Map(pairs) | Frame::Grouped(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
                 map.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
             }
             one(lua, "map", Value::Table(map))?
         }
-        Frame::Pairs(pairs) if resp3 => {
-            let list = pairs
-                .into_iter()
-                .map(|(k, v)| Frame::Array(vec![k, v]))
-                .collect();
-            sequence(lua, list, resp3)?
-        }
+        Frame::Grouped(pairs) => nested(lua, pairs, resp3)?,
+        Frame::Pairs(pairs) if resp3 => nested(lua, pairs, resp3)?,
         Frame::Map(pairs) | Frame::Pairs(pairs) => {
             let flat = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
             sequence(lua, flat, resp3)?
@@ -73,6 +68,15 @@ fn one(lua: &Lua, field: &str, value: Value) -> mlua::Result<Value> {
     let t = lua.create_table()?;
     t.raw_set(field, value)?;
     Ok(Value::Table(t))
+}
+
+/// Pairs as a sequence of two-element tables.
+fn nested(lua: &Lua, pairs: Vec<(Frame, Frame)>, resp3: bool) -> mlua::Result<Value> {
+    let list = pairs
+        .into_iter()
+        .map(|(k, v)| Frame::Array(vec![k, v]))
+        .collect();
+    sequence(lua, list, resp3)
 }
 
 fn sequence(lua: &Lua, items: Vec<Frame>, resp3: bool) -> mlua::Result<Value> {

@@ -979,6 +979,10 @@ impl Context<'_> {
         let frame = match found {
             Found::Data(_) => match Command::from_argv(&sorted_in_scripts(argv, txn, now)) {
                 Err(e) => Frame::Error(e.to_string()),
+                // Redis refuses it rather than ignore a wait a script cannot make.
+                Ok(Command::XRead(read)) if read.block.is_some() => Frame::Error(
+                    "ERR xread command is not allowed with BLOCK option from scripts".into(),
+                ),
                 Ok(command) => {
                     if command.writes()
                         && let Some(refusal) = self.engine.write_refusal()

@@ -1,4 +1,4 @@
-//! Hashes, lists, sets and sorted sets: what a key holds besides a string.
+//! Hashes, lists, sets, sorted sets and streams: what a key holds besides a string.
 //!
 //! Each type has a compact encoding for small collections ([`pack::Pack`]: one allocation) and a
 //! real structure for large ones, switching at thresholds like Redis's `*-max-listpack-*`
@@ -11,6 +11,7 @@ pub mod hash;
 pub mod list;
 pub mod pack;
 pub mod set;
+pub mod stream;
 pub mod table;
 pub mod zset;
 
@@ -21,6 +22,7 @@ use bytes::Bytes;
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
+pub use stream::{Stream, StreamId, TrimTo};
 pub use zset::ZSet;
 
 use crate::entry::Kind;
@@ -116,22 +118,31 @@ pub struct Limits {
     pub zset_value: usize,
     /// `list-max-listpack-size`: a positive count of items, or -1 to -5 for 4 to 64 KiB.
     pub list_size: i64,
+    /// `stream-node-max-entries`: entries in one node of a stream's layout (0: no limit).
+    pub stream_node_entries: usize,
+    /// `stream-node-max-bytes`: bytes past which a stream's node takes no more (0: no limit).
+    pub stream_node_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            hash_entries: 128,
-            hash_value: 64,
-            set_intset_entries: 512,
-            zset_entries: 128,
-            zset_value: 64,
-            list_size: -2,
-        }
+        Self::DEFAULT
     }
 }
 
 impl Limits {
+    /// Redis's defaults.
+    pub const DEFAULT: Limits = Limits {
+        hash_entries: 128,
+        hash_value: 64,
+        set_intset_entries: 512,
+        zset_entries: 128,
+        zset_value: 64,
+        list_size: -2,
+        stream_node_entries: 100,
+        stream_node_bytes: 4096,
+    };
+
     /// Whether a list of `items` items taking `bytes` bytes packed stays packed.
     pub fn list_fits(&self, items: usize, bytes: usize) -> bool {
         if self.list_size > 0 {
@@ -150,6 +161,8 @@ pub enum Collection {
     List(List),
     Set(Set),
     ZSet(ZSet),
+    /// Boxed: a stream's counters would make every collection handle larger.
+    Stream(Box<Stream>),
 }
 
 impl Collection {
@@ -159,6 +172,7 @@ impl Collection {
             Kind::List => Collection::List(List::default()),
             Kind::Set => Collection::Set(Set::default()),
             Kind::ZSet => Collection::ZSet(ZSet::default()),
+            Kind::Stream => Collection::Stream(Box::default()),
             Kind::Hash | Kind::String => Collection::Hash(Hash::default()),
         }
     }
@@ -169,6 +183,7 @@ impl Collection {
             Collection::List(_) => Kind::List,
             Collection::Set(_) => Kind::Set,
             Collection::ZSet(_) => Kind::ZSet,
+            Collection::Stream(_) => Kind::Stream,
         }
     }
 
@@ -179,11 +194,14 @@ impl Collection {
             Collection::List(l) => l.len(),
             Collection::Set(s) => s.len(),
             Collection::ZSet(z) => z.len(),
+            Collection::Stream(s) => s.len(),
         }
     }
 
+    /// Whether it holds nothing and so its key goes. A stream is never empty in this sense: an
+    /// emptied stream keeps its key and its last ID, as in Redis.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, Collection::Stream(_)) && self.len() == 0
     }
 
     /// Whether both hold the same elements: the same fields and values, the same members, the
@@ -202,6 +220,7 @@ impl Collection {
                 .iter()
                 .zip(b.iter())
                 .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits()),
+            (Collection::Stream(a), Collection::Stream(b)) => a.same(b),
             _ => false,
         }
     }
@@ -213,6 +232,7 @@ impl Collection {
             Collection::List(l) => l.encoding(),
             Collection::Set(s) => s.encoding(),
             Collection::ZSet(z) => z.encoding(),
+            Collection::Stream(_) => "stream",
         }
     }
 
@@ -223,6 +243,7 @@ impl Collection {
             Collection::List(l) => l.footprint(),
             Collection::Set(s) => s.footprint(),
             Collection::ZSet(z) => z.footprint(),
+            Collection::Stream(s) => s.footprint(),
         }
     }
 
@@ -246,6 +267,10 @@ impl Collection {
             Collection::ZSet(z) => Some(z.iter()),
             _ => None,
         };
+        let mut stream = match self {
+            Collection::Stream(s) => Some((s.iter(), Some(s))),
+            _ => None,
+        };
         let b = Bytes::copy_from_slice;
         std::iter::from_fn(move || {
             let edit = if let Some(it) = hash.as_mut() {
@@ -259,6 +284,22 @@ impl Collection {
                 Edit::SetAdd(it.take(chunk).map(b).collect())
             } else if let Some(it) = zset.as_mut() {
                 Edit::ZAdd(it.take(chunk).map(|(m, s)| (Score(s), b(m))).collect())
+            } else if let Some((it, meta)) = stream.as_mut() {
+                let entries: Vec<_> = it
+                    .take(chunk)
+                    .map(|(id, pairs)| (id, pairs.iter().map(b).collect()))
+                    .collect();
+                if entries.is_empty() {
+                    // The counters last, over what adding the entries counted.
+                    let s = meta.take()?;
+                    Edit::StreamMeta {
+                        last_id: s.last_id(),
+                        max_deleted: s.max_deleted(),
+                        entries_added: s.entries_added(),
+                    }
+                } else {
+                    Edit::StreamAdd(entries)
+                }
             } else {
                 return None;
             };
@@ -321,6 +362,27 @@ impl Collection {
             (Collection::ZSet(z), Edit::ZRemove(members)) => {
                 members.iter().filter(|m| z.remove(m)).count()
             }
+            (Collection::Stream(s), Edit::StreamAdd(entries)) => {
+                for (id, pairs) in entries {
+                    s.add(*id, pairs, limits);
+                }
+                entries.len()
+            }
+            (Collection::Stream(s), Edit::StreamDelete(ids)) => {
+                ids.iter().filter(|id| s.delete(**id)).count()
+            }
+            (Collection::Stream(s), Edit::StreamTrim { through }) => s.trim_through(*through),
+            (
+                Collection::Stream(s),
+                Edit::StreamMeta {
+                    last_id,
+                    max_deleted,
+                    entries_added,
+                },
+            ) => {
+                s.set_meta(*last_id, *max_deleted, *entries_added);
+                0
+            }
             _ => 0,
         }
     }
@@ -376,6 +438,18 @@ pub enum Edit {
     ZAdd(Vec<(Score, Bytes)>),
     /// Members removed.
     ZRemove(Vec<Bytes>),
+    /// Stream entries added, each its ID (decided by the command) and its fields and values.
+    StreamAdd(Vec<(StreamId, Vec<Bytes>)>),
+    /// Stream entries deleted (XDEL).
+    StreamDelete(Vec<StreamId>),
+    /// Every stream entry at or below this ID removed (XTRIM, XADD's trimming).
+    StreamTrim { through: StreamId },
+    /// A stream's counters set (XSETID; the end of a stream in a snapshot).
+    StreamMeta {
+        last_id: StreamId,
+        max_deleted: StreamId,
+        entries_added: u64,
+    },
 }
 
 impl Edit {
@@ -391,6 +465,10 @@ impl Edit {
             | Edit::ListTrim { .. } => Kind::List,
             Edit::SetAdd(_) | Edit::SetRemove(_) => Kind::Set,
             Edit::ZAdd(_) | Edit::ZRemove(_) => Kind::ZSet,
+            Edit::StreamAdd(_)
+            | Edit::StreamDelete(_)
+            | Edit::StreamTrim { .. }
+            | Edit::StreamMeta { .. } => Kind::Stream,
         }
     }
 
@@ -403,6 +481,8 @@ impl Edit {
             }
             Edit::ListPush { items, .. } => items.len(),
             Edit::ZAdd(p) => p.len(),
+            Edit::StreamAdd(e) => e.len(),
+            Edit::StreamDelete(ids) => ids.len(),
             _ => 1,
         }
     }
@@ -424,6 +504,12 @@ impl Edit {
             | Edit::ListInsert { item, .. }
             | Edit::ListRemove { item, .. } => item.len() + 16,
             Edit::ListPop { .. } | Edit::ListTrim { .. } => 16,
+            Edit::StreamAdd(e) => e
+                .iter()
+                .map(|(_, p)| 16 + p.iter().map(|x| x.len() + 4).sum::<usize>())
+                .sum(),
+            Edit::StreamDelete(ids) => ids.len() * 16,
+            Edit::StreamTrim { .. } | Edit::StreamMeta { .. } => 40,
         }
     }
 }

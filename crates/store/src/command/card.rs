@@ -8,7 +8,7 @@ use crate::entry::{Kind, Millis};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
-/// `HLEN`, `LLEN`, `SCARD`, `ZCARD key`: the number of elements, 0 for a missing key.
+/// `HLEN`, `LLEN`, `SCARD`, `ZCARD`, `XLEN key`: the number of elements, 0 for a missing key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Card {
     pub key: Bytes,
@@ -33,6 +33,7 @@ impl Definition for Card {
         Spec::data("llen", 2, R, &[Category::Read, Category::List, Category::Fast], KeySpec::FIRST, Access::NONE, "list", "Get the length of a list", "LLEN l"),
         Spec::data("scard", 2, R, &[Category::Read, Category::Set, Category::Fast], KeySpec::FIRST, Access::NONE, "set", "Get the number of members in a set", "SCARD s"),
         Spec::data("zcard", 2, R, &[Category::Read, Category::SortedSet, Category::Fast], KeySpec::FIRST, Access::NONE, "sorted-set", "Get the number of members in a sorted set", "ZCARD z"),
+        Spec::data("xlen", 2, R, &[Category::Read, Category::Stream, Category::Fast], KeySpec::FIRST, Access::NONE, "stream", "Return the number of entries in a stream", "XLEN s"),
     ];
 
     fn from_args(a: &Args<'_>) -> Result<Self, CommandError> {
@@ -40,6 +41,7 @@ impl Definition for Card {
             "hlen" => Kind::Hash,
             "llen" => Kind::List,
             "scard" => Kind::Set,
+            "xlen" => Kind::Stream,
             _ => Kind::ZSet,
         };
         Ok(Self {

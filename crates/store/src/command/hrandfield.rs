@@ -31,7 +31,7 @@ fn pick(c: &Collection, rng: &mut Rng) -> Option<(Reply, Reply)> {
         Collection::Hash(h) => h.random(rng).map(|(f, v)| (bulk(f), bulk(v))),
         Collection::Set(s) => s.random(rng).map(|m| (bulk(m), Reply::Nil)),
         Collection::ZSet(z) => z.random(rng).map(|(m, s)| (bulk(m), double(s))),
-        Collection::List(_) => None,
+        Collection::List(_) | Collection::Stream(_) => None,
     }
 }
 
@@ -40,7 +40,7 @@ fn all(c: &Collection) -> Vec<(Reply, Reply)> {
         Collection::Hash(h) => h.iter().map(|(f, v)| (bulk(f), bulk(v))).collect(),
         Collection::Set(s) => s.iter().map(|m| (bulk(m), Reply::Nil)).collect(),
         Collection::ZSet(z) => z.iter().map(|(m, s)| (bulk(m), double(s))).collect(),
-        Collection::List(_) => Vec::new(),
+        Collection::List(_) | Collection::Stream(_) => Vec::new(),
     }
 }
 

@@ -202,6 +202,13 @@ command_table! {
     zsetopstore => ZSetOpStore(ZSetOpStore),
     sort => Sort(Sort),
     sort_ro => SortRo(SortRo),
+    xadd => XAdd(XAdd),
+    xtrim => XTrim(XTrim),
+    xdel => XDel(XDel),
+    xrange => XRange(XRange),
+    xread => XRead(XRead),
+    xsetid => XSetId(XSetId),
+    xinfo => XInfo(XInfo),
 }
 
 /// When a write may take effect, judged against the key's live entry under its shard lock.

@@ -111,7 +111,7 @@ impl Sort {
             Some(Collection::List(l)) => l.iter().map(b).collect(),
             Some(Collection::Set(s)) => s.iter().map(b).collect(),
             Some(Collection::ZSet(z)) => z.iter().map(|(m, _)| b(m)).collect(),
-            Some(Collection::Hash(_)) => Vec::new(),
+            Some(Collection::Hash(_) | Collection::Stream(_)) => Vec::new(),
         };
         if dontsort {
             if self.desc && matches!(collection, Some(Collection::ZSet(_))) {
