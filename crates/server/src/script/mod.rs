@@ -18,6 +18,7 @@
 mod convert;
 pub(crate) mod functions;
 mod libs;
+mod runner;
 mod vm;
 
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use sha1::{Digest, Sha1};
 
 use super::convert::{to_frame, to_lua};
 use super::functions::{self, Flags, Library};
+use super::runner::{self, with_runner};
 use super::{FunctionChange, MAX_EVAL_SCRIPTS, Request, RestorePolicy, Source};
 use crate::acl::{Denied, User};
 use crate::commit::Uncommitted;
@@ -22,6 +23,16 @@ use crate::engine::Engine;
 use crate::resp::command::{self as table, Found};
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// `redis.call`'s and `redis.pcall`'s way to the running script's command runner.
+fn run_command(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    runner::call(lua, args).unwrap_or_else(|| {
+        failed(
+            lua,
+            "ERR redis.call/pcall can only be called inside a script invocation",
+        )
+    })
+}
 
 /// The lowercase hex SHA1 of `body`, as scripts are named.
 pub(crate) fn sha1hex(body: &[u8]) -> String {
@@ -66,6 +77,8 @@ struct State {
     hidden: Table,
     env: Table,
     run: Function,
+    /// [`run_command`] as a Lua function: what `K[CALL]` holds while a script runs.
+    command: Function,
     /// Scripts run in it, for pacing the garbage collector.
     calls: Cell<u32>,
 }
@@ -197,19 +210,8 @@ impl State {
         // is no tail call (its line is known when it fails). Both reach the running script's
         // `call` (set for the length of one script); redis.call raises a failure as its error
         // table, kept in `raised` for the error handler and pcall.
-        let dispatch = {
-            let hidden = hidden.clone();
-            move |lua: &Lua, args: MultiValue| -> mlua::Result<(bool, Value)> {
-                match hidden.raw_get::<Value>(CALL)? {
-                    Value::Function(call) => call.call(args),
-                    _ => failed(
-                        lua,
-                        "ERR redis.call/pcall can only be called inside a script invocation",
-                    ),
-                }
-            }
-        };
-        let raising = dispatch.clone();
+        let dispatch = run_command;
+        let raising = dispatch;
         let raised = hidden.clone();
         hidden.raw_set(
             "call_raise",
@@ -260,6 +262,7 @@ impl State {
         )?;
         let env: Table = hidden.raw_get("env")?;
         let run: Function = hidden.raw_get("run")?;
+        let command = lua.create_function(run_command)?;
         // What building the environment left behind is not the state's size.
         lua.gc_collect()?;
         lua.gc_collect()?;
@@ -268,6 +271,7 @@ impl State {
             hidden,
             env,
             run,
+            command,
             calls: Cell::new(0),
         })
     }
@@ -776,35 +780,25 @@ fn run(
     let (lua, hidden, run) = (&state.lua, &state.hidden, &state.run);
     running.begin(shown, crate::connection_threads::on_connection_thread());
     let answer = engine.apply_exclusive(|txn, now| {
-        let result = lua.scope(|scope| {
-            // redis.call and pcall with the command's words; redis.acl_check_cmd with the
-            // hidden table's private marker, then a table of them.
-            let call = scope.create_function(|lua, args: MultiValue| {
-                if let (Some(Value::Table(marker)), Some(Value::Table(packed))) =
-                    (args.front(), args.get(1))
-                    && hidden
-                        .raw_get::<Table>(ACL_MARKER)
-                        .is_ok_and(|m| m == *marker)
-                {
-                    let words = packed.sequence_values().collect::<mlua::Result<Vec<_>>>()?;
-                    return context.acl_check(lua, words);
-                }
-                let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
-                context.call(lua, args.into_iter().collect(), txn, now, resp3)
-            })?;
-            hidden.raw_set(CALL, call)?;
-            let keys = lua.create_sequence_from(
-                keys.iter()
-                    .map(|k| lua.create_string(k))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?;
-            let args = lua.create_sequence_from(
-                args.iter()
-                    .map(|a| lua.create_string(a))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?;
+        // redis.call and pcall with the command's words; redis.acl_check_cmd with the hidden
+        // table's private marker, then a table of them.
+        let runner = |lua: &Lua, args: MultiValue| {
+            if let (Some(Value::Table(marker)), Some(Value::Table(packed))) =
+                (args.front(), args.get(1))
+                && hidden
+                    .raw_get::<Table>(ACL_MARKER)
+                    .is_ok_and(|m| m == *marker)
+            {
+                let words = packed.sequence_values().collect::<mlua::Result<Vec<_>>>()?;
+                return context.acl_check(lua, words);
+            }
+            let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
+            context.call(lua, args.into_iter().collect(), txn, now, resp3)
+        };
+        let result = with_runner(&runner, || -> mlua::Result<Frame> {
+            hidden.raw_set(CALL, &state.command)?;
+            let (keys, args) = runner::sequences(lua, &keys, &args)?;
             let (ok, value): (bool, Value) = run.call((function, keys, args))?;
-            hidden.raw_set(CALL, Value::Nil)?;
             let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
             Ok(if ok {
                 to_frame(&value, resp3)
@@ -823,17 +817,12 @@ fn run(
     });
     running.end();
     crate::connection_threads::stalled(false);
-    // Garbage collection every 50 calls, as Redis does it: what scripts leave behind is freed as
-    // they run, not only when Lua's own pace decides.
+    // Garbage collection every 50 calls, as Redis does it (a step of 50 KB's worth): what
+    // scripts leave behind is freed as they run, not only when Lua's own pace decides.
     let calls = state.calls.get().wrapping_add(1);
     state.calls.set(calls);
     if calls.is_multiple_of(50) {
-        // Steps until a collection cycle ends (a bound, in case it never seems to).
-        for _ in 0..200 {
-            if lua.gc_step().unwrap_or(true) {
-                break;
-            }
-        }
+        let _ = runner::gc_step(lua, 50);
     }
     answer
 }
