@@ -251,6 +251,64 @@ async fn scripts_answer_as_redis_server_does() {
     same_answers(CASES).await;
 }
 
+/// Scripts and functions queued in MULTI run in their place among the block's commands: what a
+/// script reads was written by the commands before it and not yet by those after it, a library
+/// loaded in the block is callable later in it, WATCH still aborts the block, and errors stay
+/// with their command.
+const IN_MULTI: &[&[&str]] = &[
+    &["MULTI"],
+    &["SET", "a", "1"],
+    &["EVAL", "return redis.call('get', 'a')", "0"],
+    &["SET", "a", "2"],
+    &["PING"],
+    &["EVAL", "return redis.call('incr', KEYS[1])", "1", "a"],
+    &["EVAL", "return redis.call('nosuch')", "0"],
+    &["EVAL", "return redis.error_reply('MY custom')", "0"],
+    &["SCRIPT", "LOAD", "return 7"],
+    &["EVALSHA", "59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9", "0"],
+    &["EVAL_RO", "return redis.call('set', 'a', 'x')", "1", "a"],
+    &["GET", "a"],
+    &["EXEC"],
+    &["MULTI"],
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=blk\nredis.register_function('g', function(keys) return redis.call('get', keys[1]) end)",
+    ],
+    &["FCALL", "g", "1", "a"],
+    &["SET", "a", "5"],
+    &["FCALL", "g", "1", "a"],
+    &["FCALL", "nosuch", "x", "a"],
+    &["EXEC"],
+    &["FUNCTION", "DELETE", "blk"],
+    &["WATCH", "a"],
+    &["SET", "a", "6"],
+    &["MULTI"],
+    &["EVAL", "return redis.call('set', 'a', 'never')", "0"],
+    &["EXEC"],
+    &["GET", "a"],
+    &["MULTI"],
+    &["EVAL", "return redis.call('rpush', 'l', 'x')", "0"],
+    &["EVAL", "return redis.call('lpop', 'l')", "0"],
+    &["DEL", "a"],
+    &["EXEC"],
+    &["EXISTS", "a", "l"],
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_in_multi_run_in_their_place_as_redis_server_does() {
+    let cases: Vec<Vec<String>> = IN_MULTI
+        .iter()
+        .map(|c| c.iter().map(|w| w.replace("\\n", "\n")).collect())
+        .collect();
+    let cases: Vec<Vec<&str>> = cases
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let cases: Vec<&[&str]> = cases.iter().map(Vec::as_slice).collect();
+    same_answers(&cases).await;
+}
+
 /// Sends `cases` in order to a fresh kvs and a fresh redis-server; every answer must match.
 async fn same_answers(cases: &[&[&str]]) {
     let kvs = TestServer::start().await;

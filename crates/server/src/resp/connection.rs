@@ -369,6 +369,7 @@ pub(crate) async fn run<S: ByteStream>(
                             if let Frame::Error(text) = done.peek() {
                                 shared.engine.stats().error(text);
                             }
+                            session.script_answered(done.peek());
                             done
                         }
                     };

@@ -31,6 +31,16 @@ pub(crate) enum Queued {
     Refused(Frame),
 }
 
+impl Queued {
+    /// The request it came from; none for a refusal.
+    fn request(&self) -> Option<&[Bytes]> {
+        match self {
+            Queued::Data(_, argv) | Queued::Session(_, argv) => Some(argv),
+            Queued::Refused(_) => None,
+        }
+    }
+}
+
 /// Per-connection state.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -87,6 +97,11 @@ pub(crate) struct Session {
     blocked: Option<Blocked>,
     /// A script handed to the scripting thread: the connection waits for its answer.
     script: Option<ScriptAnswer>,
+    /// While EXEC gathers the scripting requests of a block that holds a script: they run in
+    /// the block, in place, rather than on their own (see [`Session::exec`]).
+    collecting: Option<Vec<crate::script::Request>>,
+    /// A block handed to the scripting engine, counted once its answer arrives.
+    pending_block: Option<Vec<Queued>>,
 }
 
 /// Where a script's answer arrives.
@@ -128,6 +143,8 @@ impl Session {
             awaited: None,
             blocked: None,
             script: None,
+            collecting: None,
+            pending_block: None,
             subs: None,
             drain_before_reply: false,
             replies_off: false,
@@ -185,9 +202,19 @@ impl Session {
         self.script.take()
     }
 
+    /// Whether EXEC is gathering a block's scripting requests to run them in place.
+    pub(crate) fn gathering(&self) -> bool {
+        self.collecting.is_some()
+    }
+
     /// Hands `request` to the scripting thread, as this connection's user; the connection then
     /// waits for the answer (see [`Session::take_script`]). The frame returned stands in for it.
+    /// While EXEC gathers a block's requests, it is kept for the block instead.
     pub(crate) fn start_script(&mut self, request: crate::script::Request) -> Frame {
+        if let Some(gathered) = self.collecting.as_mut() {
+            gathered.push(request);
+            return Frame::Null;
+        }
         let shared = self.shared.clone();
         self.script = Some(shared.scripts.submit(
             request,
@@ -260,14 +287,8 @@ impl Session {
         } else {
             stats.request(Door::Resp, class, took);
         }
-        if outcome != Outcome::Rejected && spec.name != "monitor" && stats.monitors.active() {
-            let addr = self
-                .shared
-                .clients
-                .get(self.id)
-                .map_or_else(String::new, |c| c.addr.to_string());
-            let limit = self.shared.engine.pubsub().limit();
-            stats.monitors.feed(Door::Resp, &addr, argv, limit);
+        if outcome != Outcome::Rejected && spec.name != "monitor" {
+            self.feed_monitors(std::iter::once(argv));
         }
         if outcome != Outcome::Rejected && stats.slowlog.is_slow(took) {
             let (id, shared) = (self.id, &self.shared);
@@ -655,6 +676,12 @@ impl Session {
         {
             return Uncommitted::nothing_written(self.abort_exec(Frame::Error(oom.to_string())));
         }
+        if queued
+            .iter()
+            .any(|q| matches!(q, Queued::Session(_, argv) if runs_script(argv)))
+        {
+            return self.exec_with_scripts(queued, watched);
+        }
         let Some(block) = self.shared.engine.apply_block(data, &watched) else {
             return Uncommitted::nothing_written(Frame::NullArray);
         };
@@ -675,20 +702,7 @@ impl Session {
             }
         }
         let stats = self.shared.engine.stats().clone();
-        // A monitor sees the queued commands now, before EXEC itself, as Redis shows them.
-        if stats.monitors.active() {
-            let addr = self
-                .shared
-                .clients
-                .get(self.id)
-                .map_or_else(String::new, |c| c.addr.to_string());
-            let limit = self.shared.engine.pubsub().limit();
-            for q in &queued {
-                if let Queued::Data(_, argv) | Queued::Session(_, argv) = q {
-                    stats.monitors.feed(Door::Resp, &addr, argv, limit);
-                }
-            }
-        }
+        self.feed_monitors(queued.iter().filter_map(Queued::request));
         block
             .map(|replies| {
                 let (mut replies, mut session) = (replies.into_iter(), session.into_iter());
@@ -705,6 +719,70 @@ impl Session {
             })
             .and(scripts)
             .map(|(frame, ())| frame)
+    }
+
+    /// Shows requests to the monitors, if any: each as it is answered, and a block's queued
+    /// commands at EXEC, before EXEC itself, as Redis shows them.
+    fn feed_monitors<'a>(&self, requests: impl IntoIterator<Item = &'a [Bytes]>) {
+        let stats = self.shared.engine.stats();
+        if !stats.monitors.active() {
+            return;
+        }
+        let addr = self
+            .shared
+            .clients
+            .get(self.id)
+            .map_or_else(String::new, |c| c.addr.to_string());
+        let limit = self.shared.engine.pubsub().limit();
+        for argv in requests {
+            stats.monitors.feed(Door::Resp, &addr, argv, limit);
+        }
+    }
+
+    /// EXEC of a block that holds a script (EVAL, FCALL, ...): the whole block goes to the
+    /// scripting engine, which runs every command in its place in one transaction over every
+    /// shard, as Redis runs it; connection commands are answered here first (they touch no key).
+    /// The connection waits for the answer as for a script's.
+    fn exec_with_scripts(
+        &mut self,
+        queued: Vec<Queued>,
+        watched: Vec<Watched>,
+    ) -> Uncommitted<Frame> {
+        use crate::script::BlockItem;
+        self.collecting = Some(Vec::new());
+        let mut items = Vec::with_capacity(queued.len());
+        for q in &queued {
+            items.push(match q {
+                Queued::Data(command, _) => BlockItem::Data(command.clone()),
+                Queued::Refused(refusal) => BlockItem::Answered(refusal.clone()),
+                Queued::Session(c, argv) => {
+                    let frame = self.run(c, argv);
+                    match self.collecting.as_mut().and_then(Vec::pop) {
+                        Some(request) => BlockItem::Script(request),
+                        None => BlockItem::Answered(frame),
+                    }
+                }
+            });
+        }
+        self.collecting = None;
+        self.feed_monitors(queued.iter().filter_map(Queued::request));
+        let shared = self.shared.clone();
+        let request = crate::script::Request::Block { items, watched };
+        self.script = Some(shared.scripts.submit(
+            request,
+            shared.engine.clone(),
+            self.user.clone(),
+        ));
+        self.pending_block = Some(queued);
+        Uncommitted::nothing_written(Frame::Null)
+    }
+
+    /// Counts a block the scripting engine ran (see [`Session::exec_with_scripts`]) once its
+    /// answer arrived; nothing for other scripts' answers.
+    pub(crate) fn script_answered(&mut self, answer: &Frame) {
+        if let (Some(queued), Frame::Array(replies)) = (self.pending_block.take(), answer) {
+            count_block(self.shared.engine.stats(), &queued, replies);
+        }
     }
 
     /// A queued request's refusal at EXEC, if the user may no longer run it.
@@ -770,6 +848,22 @@ fn lookup(name: &[u8]) -> Option<Found> {
     std::str::from_utf8(&lower[..name.len()])
         .ok()
         .and_then(command::find)
+}
+
+/// Whether `argv` runs a script or a function (so a block holding it runs on the engine).
+fn runs_script(argv: &[Bytes]) -> bool {
+    argv.first().is_some_and(|name| {
+        [
+            "eval",
+            "evalsha",
+            "eval_ro",
+            "evalsha_ro",
+            "fcall",
+            "fcall_ro",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    })
 }
 
 /// Counts the commands a transaction ran, as Redis counts them: each is a call of its own (its

@@ -77,6 +77,23 @@ pub(crate) enum Request {
     Function(FunctionChange),
     /// Nothing but loading the stored libraries, done before any first request.
     Sync,
+    /// A MULTI block that holds a script, run whole in one transaction with each command in its
+    /// place; EXEC's answer, or nil if a watched key changed.
+    Block {
+        items: Vec<BlockItem>,
+        watched: Vec<kvs_store::Watched>,
+    },
+}
+
+/// One command of a MULTI block run by the scripting engine.
+#[derive(Debug)]
+pub(crate) enum BlockItem {
+    /// A data command, run in place.
+    Data(kvs_store::Command),
+    /// A scripting request (EVAL, FCALL, SCRIPT LOAD, FUNCTION LOAD, ...), run in place.
+    Script(Request),
+    /// Answered already: a connection command, or a refusal.
+    Answered(Frame),
 }
 
 /// A change to the function libraries.

@@ -16,13 +16,18 @@ use sha1::{Digest, Sha1};
 use super::convert::{to_frame, to_lua};
 use super::functions::{self, Flags, Library};
 use super::runner::{self, with_runner};
-use super::{FunctionChange, MAX_EVAL_SCRIPTS, Request, RestorePolicy, Source};
+use super::{BlockItem, FunctionChange, MAX_EVAL_SCRIPTS, Request, RestorePolicy, Source};
 use crate::acl::{Denied, User};
 use crate::commit::Uncommitted;
 use crate::engine::Engine;
 use crate::resp::command::{self as table, Found};
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// A MULTI block's transaction, for the scripts it holds to run in place: the transaction over
+/// every shard, its time, and whether memory was over the limit when it began (looked at before
+/// its locks were taken: making room takes them).
+type Within<'t, 's> = Option<(&'t Transaction<'s>, Millis, bool)>;
 
 /// `redis.call`'s and `redis.pcall`'s way to the running script's command runner.
 fn run_command(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
@@ -331,6 +336,17 @@ impl Vm {
     }
 
     fn answer(&mut self, request: Request, engine: &Engine, user: &User) -> Uncommitted<Frame> {
+        self.answer_within(request, engine, user, None)
+    }
+
+    /// Answers `request`, in a transaction of its own or in place in a MULTI block's.
+    fn answer_within(
+        &mut self,
+        request: Request,
+        engine: &Engine,
+        user: &User,
+        within: Within<'_, '_>,
+    ) -> Uncommitted<Frame> {
         let done = Uncommitted::nothing_written;
         match request {
             Request::Load(body) => done(match self.compile(&body, false) {
@@ -352,17 +368,71 @@ impl Vm {
                 keys,
                 args,
                 read_only,
-            } => self.eval(source, keys, args, read_only, engine, user),
+            } => self.eval(source, keys, args, read_only, engine, user, within),
             Request::Fcall {
                 name,
                 keys,
                 args,
                 read_only,
                 argv,
-            } => self.fcall(&name, keys, args, read_only, argv, engine, user),
-            Request::Function(change) => self.change_functions(change, engine),
+            } => self.fcall(&name, keys, args, read_only, argv, engine, user, within),
+            Request::Function(change) => {
+                self.change_functions(change, engine, within.map(|(txn, ..)| txn))
+            }
             Request::Sync => done(Frame::ok()),
+            // A block never holds a block (MULTI inside MULTI is refused).
+            Request::Block { items, watched } if within.is_none() => {
+                self.block(items, &watched, engine, user)
+            }
+            Request::Block { .. } => done(Frame::err("MULTI calls can not be nested")),
         }
+    }
+
+    /// Runs a MULTI block that holds a script: every command in its place, in one transaction
+    /// over every shard, so what the script reads and writes falls between the commands before
+    /// and after it, as in Redis, and the whole block is one record. Nothing runs if a watched
+    /// key changed (EXEC's nil).
+    fn block(
+        &mut self,
+        items: Vec<BlockItem>,
+        watched: &[kvs_store::Watched],
+        engine: &Engine,
+        user: &User,
+    ) -> Uncommitted<Frame> {
+        let oom = engine.admit().is_err();
+        let writes = items
+            .iter()
+            .any(|i| matches!(i, BlockItem::Data(c) if c.writes()));
+        // As for any block: with the log down, a block that writes is refused whole.
+        let refusal = engine.write_refusal().filter(|_| writes);
+        engine.apply_exclusive(|txn, now| {
+            if !txn.unchanged(watched, now) {
+                return Frame::NullArray;
+            }
+            let replies = items
+                .into_iter()
+                .map(|item| match item {
+                    BlockItem::Data(_) if refusal.is_some() => Frame::Error(
+                        refusal
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                    ),
+                    BlockItem::Data(command) => Frame::from(command.apply(txn, now)),
+                    BlockItem::Script(request) => {
+                        let answer =
+                            self.answer_within(request, engine, user, Some((txn, now, oom)));
+                        // In place, nothing is committed on its own: the block commits it.
+                        match answer.ready() {
+                            Ok(frame) => frame,
+                            Err(pending) => pending.peek().clone(),
+                        }
+                    }
+                    BlockItem::Answered(frame) => frame,
+                })
+                .collect();
+            Frame::Array(replies)
+        })
     }
 
     /// Compiles `body` unless it is held already; its SHA1, or the error to answer.
@@ -400,6 +470,7 @@ impl Vm {
         Ok(sha)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn eval(
         &mut self,
         source: Source,
@@ -408,6 +479,7 @@ impl Vm {
         read_only: bool,
         engine: &Engine,
         user: &User,
+        within: Within<'_, '_>,
     ) -> Uncommitted<Frame> {
         let sha = match source {
             Source::Body(body) => match self.compile(&body, true) {
@@ -428,7 +500,7 @@ impl Vm {
             label: Label::Script(&sha),
         };
         let started = Instant::now();
-        let answer = run(&self.eval, &self.running, call, None, engine, user);
+        let answer = run(&self.eval, &self.running, call, None, engine, user, within);
         if let Some(compiled) = self.scripts.get_mut(&sha) {
             compiled.quick = judged(started.elapsed());
         }
@@ -445,6 +517,7 @@ impl Vm {
         argv: Vec<Bytes>,
         engine: &Engine,
         user: &User,
+        within: Within<'_, '_>,
     ) -> Uncommitted<Frame> {
         let Some((at, i)) = self.function(name) else {
             return Uncommitted::nothing_written(Frame::err("Function not found"));
@@ -464,7 +537,15 @@ impl Vm {
         };
         let shown = Some((fname.clone(), argv));
         let started = Instant::now();
-        let answer = run(&self.functions, &self.running, call, shown, engine, user);
+        let answer = run(
+            &self.functions,
+            &self.running,
+            call,
+            shown,
+            engine,
+            user,
+            within,
+        );
         // The library is still there: nothing changes libraries while a function runs.
         if let Some(quick) = self.libraries.get_mut(at).and_then(|l| l.quick.get_mut(i)) {
             *quick = judged(started.elapsed());
@@ -619,7 +700,12 @@ impl Vm {
 
     /// FUNCTION LOAD, DELETE, FLUSH and RESTORE: the change made, logged as one record with the
     /// libraries that result; or Redis's error, nothing changed.
-    fn change_functions(&mut self, change: FunctionChange, engine: &Engine) -> Uncommitted<Frame> {
+    fn change_functions(
+        &mut self,
+        change: FunctionChange,
+        engine: &Engine,
+        within: Option<&Transaction<'_>>,
+    ) -> Uncommitted<Frame> {
         let refuse = |text: String| Uncommitted::nothing_written(Frame::err(text));
         let reply = match change {
             FunctionChange::Load { code, replace } => {
@@ -666,10 +752,17 @@ impl Vm {
         };
         self.publish();
         let payload = functions::dump(self.libraries.iter().map(|l| &l.library.code[..]));
-        engine.apply_exclusive(move |txn, _| {
-            txn.set_meta(Bytes::from_static(functions::META_NAME), payload);
-            reply
-        })
+        let name = Bytes::from_static(functions::META_NAME);
+        match within {
+            Some(txn) => {
+                txn.set_meta(name, payload);
+                Uncommitted::nothing_written(reply)
+            }
+            None => engine.apply_exclusive(move |txn, _| {
+                txn.set_meta(name, payload);
+                reply
+            }),
+        }
     }
 
     fn restore(&mut self, payload: &[u8], policy: RestorePolicy) -> Result<(), String> {
@@ -749,6 +842,7 @@ fn run(
     shown: Option<(String, Vec<Bytes>)>,
     engine: &Engine,
     user: &User,
+    within: Within<'_, '_>,
 ) -> Uncommitted<Frame> {
     let refuse = |text: &str| Uncommitted::nothing_written(Frame::Error(text.to_owned()));
     let Call {
@@ -763,7 +857,10 @@ fn run(
         return refuse("ERR Can not execute a script with write flag using *_ro command.");
     }
     // Memory is looked at once, before the shards are locked (making room takes their locks).
-    let oom = engine.admit().is_err();
+    let oom = match within {
+        Some((_, _, oom)) => oom,
+        None => engine.admit().is_err(),
+    };
     if oom && flags.declared && !flags.no_writes() && !flags.allow_oom() {
         return refuse(
             "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
@@ -779,7 +876,7 @@ fn run(
     };
     let (lua, hidden, run) = (&state.lua, &state.hidden, &state.run);
     running.begin(shown, crate::connection_threads::on_connection_thread());
-    let answer = engine.apply_exclusive(|txn, now| {
+    let body = |txn: &Transaction<'_>, now: Millis| {
         // redis.call and pcall with the command's words; redis.acl_check_cmd with the hidden
         // table's private marker, then a table of them.
         let runner = |lua: &Lua, args: MultiValue| {
@@ -814,7 +911,12 @@ fn run(
                 lua_message(&e)
             ))
         })
-    });
+    };
+    let answer = match within {
+        None => engine.apply_exclusive(body),
+        // Its writes are the block's, committed with it.
+        Some((txn, now, _)) => Uncommitted::nothing_written(body(txn, now)),
+    };
     running.end();
     crate::connection_threads::stalled(false);
     // Garbage collection every 50 calls, as Redis does it (a step of 50 KB's worth): what

@@ -22,6 +22,16 @@ pub struct Applied<T> {
 /// A key under WATCH and the version it had when watched (`None`: absent).
 pub type Watched = (Bytes, Option<u64>);
 
+impl Transaction<'_> {
+    /// Whether every watched key still has the version it had when watched, at `now`; the
+    /// transaction must hold their shards.
+    pub fn unchanged(&self, watched: &[Watched], now: Millis) -> bool {
+        watched.iter().all(|(key, version)| {
+            self.read(key, |shard| shard.peek(key, now).map(|e| e.version)) == *version
+        })
+    }
+}
+
 impl Store {
     /// Applies one command at time `now`.
     pub fn apply(&self, command: Command, now: Millis) -> Applied<Reply> {
@@ -64,10 +74,7 @@ impl Store {
             }
         }
         let txn = Transaction::lock(self, keys.as_deref());
-        let unchanged = watched.iter().all(|(key, version)| {
-            txn.read(key, |shard| shard.peek(key, now).map(|e| e.version)) == *version
-        });
-        if !unchanged {
+        if !txn.unchanged(watched, now) {
             return None;
         }
         let value = commands.into_iter().map(|c| c.apply(&txn, now)).collect();

@@ -369,11 +369,14 @@ fn fcall(session: &mut Session, args: &[Bytes], read_only: bool) -> Frame {
         .iter()
         .flat_map(|l| &l.functions)
         .any(|f| f.name.as_bytes().eq_ignore_ascii_case(name));
-    if !known {
+    // In a MULTI block that loads it first, the function is known only when the block runs:
+    // the engine looks for it then.
+    if !known && !session.gathering() {
         return Frame::err("Function not found");
     }
     let n = match numkeys(count, rest.len(), "Bad number of keys provided") {
         Ok(n) => n,
+        Err(_) if !known => return Frame::err("Function not found"),
         Err(e) => return e,
     };
     let command: &[u8] = if read_only { b"fcall_ro" } else { b"fcall" };
