@@ -886,3 +886,94 @@ async fn raw_reply(addr: &str, words: &[&str], until: &[u8]) -> Vec<u8> {
     }
     reply
 }
+
+/// The counters INFO shows for errors and for the commands named, without times: what must
+/// match between kvs and redis-server.
+async fn counted(c: &mut redis::aio::MultiplexedConnection, commands: &[&str]) -> Vec<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("everything")
+        .query_async(c)
+        .await
+        .expect("INFO");
+    let mut out: Vec<String> = info
+        .lines()
+        .filter(|l| l.starts_with("errorstat_") || l.starts_with("total_error_replies:"))
+        .map(str::to_owned)
+        .collect();
+    for name in commands {
+        let line = info
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or_default();
+        let kept: Vec<&str> = line
+            .split([':', ','])
+            .filter(|f| !f.starts_with("usec"))
+            .collect();
+        out.push(format!("{name} {}", kept.join(",")));
+    }
+    out
+}
+
+/// Errors from commands a script calls are counted once, when they happen, and a rejected
+/// command is a rejected call of it; EVAL's own call is failed when the script's answer is an
+/// error: INFO errorstats and commandstats agree with redis-server's after each case (Redis's
+/// "Consistent eval error reporting", without its GEOADD part).
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_in_scripts_are_counted_as_redis_server_counts_them() {
+    let kvs = TestServer::start().await;
+    let redis = redis_server(&[]).await;
+    let mut k = connect(&kvs.resp.to_string()).await;
+    let mut r = connect(&redis.addr()).await;
+    let oom = "local t = redis.pcall('set','x','y') if t['err'] == \"OOM command not allowed when used memory > 'maxmemory'.\" then return 1 else return 0 end";
+    let ro = "local t = redis.pcall('set','x','y') if t['err'] == \"ERR Write commands are not allowed from read-only scripts.\" then return 1 else return 0 end";
+    let cases: &[&[&[&str]]] = &[
+        &[
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.call('set','x','y')", "1", "x"],
+        ],
+        &[&["EVAL", oom, "1", "x"]],
+        &[&["EVAL", "return redis.pcall('set','x','y')", "1", "x"]],
+        &[
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL", "return redis.call('get','x','y')", "0"],
+        ],
+        &[&["EVAL", "return redis.call('nosuch')", "0"]],
+        &[&["EVAL", "local ok = redis.pcall('nosuch') return 1", "0"]],
+        &[&["EVAL_RO", "return redis.call('set','x','y')", "1", "x"]],
+        &[&["EVAL_RO", ro, "1", "x"]],
+        &[&[
+            "EVAL",
+            "return redis.error_reply('MY_ERR_CODE custom msg')",
+            "0",
+        ]],
+        &[&["EVAL", "return redis.call('incr', 'x')", "1", "x"]],
+        &[&["EVAL", "return redis.call('ping', {})", "0"]],
+        &[&["EVAL", "return 1", "0"]],
+    ];
+    let commands = ["set", "get", "incr", "eval", "eval_ro"];
+    for steps in cases {
+        for c in [&mut k, &mut r] {
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query_async(c)
+                .await
+                .expect("resetstat");
+            // Refused while memory is over the limit, by both alike.
+            ask(c, &["SET", "x", "text"]).await;
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query_async(c)
+                .await
+                .expect("resetstat");
+        }
+        for step in *steps {
+            assert_eq!(ask(&mut k, step).await, ask(&mut r, step).await, "{step:?}");
+        }
+        assert_eq!(
+            counted(&mut k, &commands).await,
+            counted(&mut r, &commands).await,
+            "after {steps:?}"
+        );
+    }
+    kvs.stop().await;
+}

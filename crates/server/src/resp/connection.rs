@@ -359,16 +359,14 @@ pub(crate) async fn run<S: ByteStream>(
                             // Other connections on this thread go on while the script runs.
                             let done = tokio::select! {
                                 done = script => done.unwrap_or_else(|_| {
-                                    Uncommitted::nothing_written(Frame::err(
-                                        "the scripting engine stopped",
-                                    ))
+                                    let stopped = "ERR the scripting engine stopped";
+                                    shared.engine.stats().error(stopped);
+                                    Uncommitted::nothing_written(Frame::Error(stopped.into()))
                                 }),
                                 _ = &mut killed => break 'connection,
                             };
-                            // Its error code counts in INFO errorstats, as any reply's does.
-                            if let Frame::Error(text) = done.peek() {
-                                shared.engine.stats().error(text);
-                            }
+                            // Its error, if any, was counted by the scripting engine, which
+                            // knows whether a command the script called counted it already.
                             session.script_answered(done.peek());
                             done
                         }

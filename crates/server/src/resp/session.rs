@@ -100,8 +100,12 @@ pub(crate) struct Session {
     /// While EXEC gathers the scripting requests of a block that holds a script: they run in
     /// the block, in place, rather than on their own (see [`Session::exec`]).
     collecting: Option<Vec<crate::script::Request>>,
-    /// A block handed to the scripting engine, counted once its answer arrives.
-    pending_block: Option<Vec<Queued>>,
+    /// A block handed to the scripting engine, counted once its answer arrives: its commands,
+    /// and which of them the engine answered (it counted their errors).
+    pending_block: Option<(Vec<Queued>, Vec<bool>)>,
+    /// The command stat slot and start of a request whose script is running: counted, as failed
+    /// or not, once its answer arrives.
+    script_stat: Option<(usize, Instant)>,
 }
 
 /// Where a script's answer arrives.
@@ -145,6 +149,7 @@ impl Session {
             script: None,
             collecting: None,
             pending_block: None,
+            script_stat: None,
             subs: None,
             drain_before_reply: false,
             replies_off: false,
@@ -279,7 +284,12 @@ impl Session {
             (false, None) => Outcome::Ok,
         };
         if let Some(slot) = self.ran_slot {
-            stats.command_at(slot, took, outcome);
+            if self.script.is_some() && outcome == Outcome::Ok {
+                // Its outcome is the script's: counted when the answer arrives.
+                self.script_stat = Some((slot, started));
+            } else {
+                stats.command_at(slot, took, outcome);
+            }
         }
         let class = Class::of(spec);
         if answer.wrote() {
@@ -689,12 +699,14 @@ impl Session {
         // writes are waited for with the block's.
         let mut session = Vec::new();
         let mut scripts = Uncommitted::nothing_written(());
-        for q in &queued {
+        let mut engine = vec![false; queued.len()];
+        for (q, answered) in queued.iter().zip(engine.iter_mut()) {
             if let Queued::Session(c, argv) = q {
                 let frame = self.run(c, argv);
                 match self.script.take() {
                     None => session.push(frame),
                     Some(answer) => {
+                        *answered = true;
                         let answer = wait_for_script(answer);
                         scripts = scripts.and(answer).map(|((), frame)| session.push(frame));
                     }
@@ -714,7 +726,7 @@ impl Session {
                         Queued::Refused(refusal) => refusal.clone(),
                     })
                     .collect();
-                count_block(&stats, &queued, &out);
+                count_block(&stats, &queued, &out, &engine);
                 Frame::Array(out)
             })
             .and(scripts)
@@ -766,6 +778,10 @@ impl Session {
         }
         self.collecting = None;
         self.feed_monitors(queued.iter().filter_map(Queued::request));
+        let engine = items
+            .iter()
+            .map(|i| matches!(i, BlockItem::Script(_)))
+            .collect();
         let shared = self.shared.clone();
         let request = crate::script::Request::Block { items, watched };
         self.script = Some(shared.scripts.submit(
@@ -773,15 +789,24 @@ impl Session {
             shared.engine.clone(),
             self.user.clone(),
         ));
-        self.pending_block = Some(queued);
+        self.pending_block = Some((queued, engine));
         Uncommitted::nothing_written(Frame::Null)
     }
 
     /// Counts a block the scripting engine ran (see [`Session::exec_with_scripts`]) once its
     /// answer arrived; nothing for other scripts' answers.
     pub(crate) fn script_answered(&mut self, answer: &Frame) {
-        if let (Some(queued), Frame::Array(replies)) = (self.pending_block.take(), answer) {
-            count_block(self.shared.engine.stats(), &queued, replies);
+        let stats = self.shared.engine.stats();
+        if let Some((slot, started)) = self.script_stat.take() {
+            let outcome = match answer {
+                Frame::Error(_) => Outcome::Failed,
+                _ => Outcome::Ok,
+            };
+            stats.command_at(slot, started.elapsed(), outcome);
+        }
+        if let (Some((queued, engine)), Frame::Array(replies)) = (self.pending_block.take(), answer)
+        {
+            count_block(stats, &queued, replies, &engine);
         }
     }
 
@@ -869,15 +894,17 @@ fn runs_script(argv: &[Bytes]) -> bool {
 /// Counts the commands a transaction ran, as Redis counts them: each is a call of its own (its
 /// time is the block's, so it counts none of its own), and each error reply is counted by its
 /// code.
-fn count_block(stats: &crate::stats::Stats, queued: &[Queued], replies: &[Frame]) {
-    for (q, reply) in queued.iter().zip(replies) {
-        let argv = match q {
-            Queued::Data(_, argv) | Queued::Session(_, argv) => argv,
-            Queued::Refused(_) => continue,
+fn count_block(stats: &crate::stats::Stats, queued: &[Queued], replies: &[Frame], engine: &[bool]) {
+    for ((q, reply), by_engine) in queued.iter().zip(replies).zip(engine) {
+        let Some(argv) = q.request() else {
+            continue;
         };
         let error = match reply {
             Frame::Error(text) => {
-                stats.error(text);
+                // The scripting engine counted the errors it answered.
+                if !by_engine {
+                    stats.error(text);
+                }
                 true
             }
             _ => false,

@@ -236,7 +236,12 @@ local function handler(e)
   elseif protected[e] then
     e = { err = lua_rawget(e, 'err') }
   end
-  return { err = lua_rawget(e, 'err'), line = line }
+  -- An error a command gave was counted when it happened (INFO errorstats): the mark stays.
+  return {
+    err = lua_rawget(e, 'err'),
+    line = line,
+    ignore_error_stats_update = lua_rawget(e, 'ignore_error_stats_update'),
+  }
 end
 
 -- Runs a compiled script: true and its result, or false and an error table.

@@ -34,6 +34,22 @@ thread_local! {
     static RUNNER: Cell<Option<NonNull<Runner<'static>>>> = const { Cell::new(None) };
 }
 
+thread_local! {
+    /// The script that just ended on this thread ended with an error counted already.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes that the script ending now ends with an error counted already (INFO errorstats).
+pub(super) fn mark_counted() {
+    COUNTED.with(|c| c.set(true));
+}
+
+/// Whether the script that just ended on this thread ended with an error counted already; the
+/// note is cleared.
+pub(super) fn take_counted() -> bool {
+    COUNTED.with(|c| c.replace(false))
+}
+
 /// Runs `body` with `runner` as what [`call`] reaches on this thread; what was installed before
 /// (nothing, outside tests) is put back when `body` returns or unwinds.
 pub(super) fn with_runner<R>(runner: &Runner<'_>, body: impl FnOnce() -> R) -> R {

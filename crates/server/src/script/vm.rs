@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kvs_protocol::resp::Frame;
-use kvs_store::{Command, Flag, Millis, Transaction};
+use kvs_store::{Command, Flag, Millis, Spec, Transaction};
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use sha1::{Digest, Sha1};
@@ -21,6 +21,7 @@ use crate::acl::{Denied, User};
 use crate::commit::Uncommitted;
 use crate::engine::Engine;
 use crate::resp::command::{self as table, Found};
+use crate::stats::Outcome;
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
@@ -327,7 +328,15 @@ impl Vm {
             self.synced = true;
             self.sync(engine);
         }
+        runner::take_counted();
         let answer = self.answer(request, engine, user);
+        // The answer's error counts in INFO errorstats, unless a command the script called
+        // gave it and it was counted then.
+        if let Frame::Error(text) = answer.peek()
+            && !runner::take_counted()
+        {
+            engine.stats().error(text);
+        }
         self.running.set_lua_bytes(
             self.eval.lua.used_memory(),
             self.functions.lua.used_memory(),
@@ -422,6 +431,11 @@ impl Vm {
                     BlockItem::Script(request) => {
                         let answer =
                             self.answer_within(request, engine, user, Some((txn, now, oom)));
+                        if let Frame::Error(text) = answer.peek()
+                            && !runner::take_counted()
+                        {
+                            engine.stats().error(text);
+                        }
                         // In place, nothing is committed on its own: the block commits it.
                         match answer.ready() {
                             Ok(frame) => frame,
@@ -897,11 +911,16 @@ fn run(
             let (keys, args) = runner::sequences(lua, &keys, &args)?;
             let (ok, value): (bool, Value) = run.call((function, keys, args))?;
             let resp3 = hidden.raw_get::<i64>(RESP).unwrap_or(2) == 3;
-            Ok(if ok {
+            let frame = if ok {
                 to_frame(&value, resp3)
             } else {
                 failure(&value, &label)
-            })
+            };
+            // An error a command gave, raised or returned, was counted when it happened.
+            if matches!(frame, Frame::Error(_)) && was_counted(&value) {
+                runner::mark_counted();
+            }
+            Ok(frame)
         });
         let _ = hidden.raw_set(CALL, Value::Nil);
         result.unwrap_or_else(|e| {
@@ -989,6 +1008,35 @@ fn failed(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
     Ok((false, Value::Table(t)))
 }
 
+/// The field of an error table that says its error was counted already (INFO errorstats) when
+/// the command failed, so a script that ends with it does not count it again: Redis's name, as
+/// scripts can see it there too.
+const COUNTED: &str = "ignore_error_stats_update";
+
+/// [`failed`], for an error counted already.
+fn counted_failure(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", text)?;
+    t.raw_set(COUNTED, true)?;
+    Ok((false, Value::Table(t)))
+}
+
+/// Whether a script's error value is an error table counted already.
+fn was_counted(value: &Value) -> bool {
+    matches!(value, Value::Table(t) if t.raw_get::<bool>(COUNTED).unwrap_or(false))
+}
+
+/// What became of a command a script called.
+enum Ran {
+    /// Its arguments could not be a request (Lua's types): not counted anywhere, as in Redis.
+    Unchecked(&'static str),
+    /// Refused before running (unknown, arity, ACL, read-only, memory, ...): an error reply,
+    /// and a rejected call of the command when it is one kvs knows.
+    Refused(Option<&'static Spec>, String),
+    /// It ran: its reply and how long it took.
+    Done(&'static Spec, Frame, Duration),
+}
+
 impl Context<'_> {
     /// `redis.acl_check_cmd`: whether the script's user may run the command: `(true, bool)`, or
     /// `(false, error table)`.
@@ -1018,38 +1066,77 @@ impl Context<'_> {
         now: Millis,
         resp3: bool,
     ) -> mlua::Result<(bool, Value)> {
-        let fail = |text: &str| failed(lua, text);
+        let stats = self.engine.stats();
+        let slot = |spec: &Spec| stats.slot(spec);
+        match self.execute(args, txn, now) {
+            Ran::Unchecked(why) => failed(lua, why),
+            Ran::Refused(spec, text) => {
+                if let Some(slot) = spec.and_then(slot) {
+                    stats.command_at(slot, Duration::ZERO, Outcome::Rejected);
+                }
+                stats.error(&text);
+                counted_failure(lua, &text)
+            }
+            Ran::Done(spec, frame, took) => {
+                let outcome = match frame {
+                    Frame::Error(_) => Outcome::Failed,
+                    _ => Outcome::Ok,
+                };
+                if let Some(slot) = slot(spec) {
+                    stats.command_at(slot, took, outcome);
+                }
+                match frame {
+                    Frame::Error(text) => {
+                        stats.error(&text);
+                        counted_failure(lua, &text)
+                    }
+                    frame => Ok((true, to_lua(lua, frame, resp3)?)),
+                }
+            }
+        }
+    }
+
+    /// Checks and runs one command a script called.
+    fn execute(&self, args: Vec<Value>, txn: &Transaction<'_>, now: Millis) -> Ran {
         let argv = match request_of(args) {
             Ok(argv) => argv,
-            Err(why) => return fail(why),
+            Err(why) => return Ran::Unchecked(why),
         };
+        let refused = |spec: Option<&'static Spec>, text: &str| Ran::Refused(spec, text.into());
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         let Some(found) = table::find(&name) else {
             // Redis's commands that scripts may not run, which kvs does not have either.
             if REFUSED_ELSEWHERE.contains(&name.as_str()) {
-                return fail("ERR This Redis command is not allowed from script");
+                return refused(None, "ERR This Redis command is not allowed from script");
             }
-            return fail("ERR Unknown Redis command called from script");
+            return refused(None, "ERR Unknown Redis command called from script");
         };
         let spec = found.spec();
         if !spec.arity_allows(argv.len()) {
-            return fail("ERR Wrong number of args calling Redis command from script");
+            return refused(
+                Some(spec),
+                "ERR Wrong number of args calling Redis command from script",
+            );
         }
         if !spec.subcommands.is_empty() && argv.len() > 1 {
             match spec.subcommand(&argv) {
-                None => return fail("ERR Unknown Redis command called from script"),
+                None => return refused(None, "ERR Unknown Redis command called from script"),
                 Some(s) if !s.arity_allows(argv.len()) => {
-                    return fail("ERR Wrong number of args calling Redis command from script");
+                    return refused(
+                        Some(s),
+                        "ERR Wrong number of args calling Redis command from script",
+                    );
                 }
                 Some(_) => {}
             }
         }
         let described = spec.describing(&argv);
+        let refused = |text: &str| refused(Some(described), text);
         if described.has(Flag::Noscript) {
-            return fail("ERR This Redis command is not allowed from script");
+            return refused("ERR This Redis command is not allowed from script");
         }
         if let Err(denied) = self.user.check(described, &argv) {
-            return fail(match denied {
+            return refused(match denied {
                 Denied::Command(_) => {
                     "ERR The user executing the script can't run this command or subcommand"
                 }
@@ -1065,39 +1152,36 @@ impl Context<'_> {
         let may_replicate = described.has(Flag::MayReplicate)
             || matches!(name.as_str(), "publish" | "spublish" | "pfcount");
         if self.read_only && (described.has(Flag::Write) || may_replicate) {
-            return fail("ERR Write commands are not allowed from read-only scripts.");
+            return refused("ERR Write commands are not allowed from read-only scripts.");
         }
+        let started = Instant::now();
         let frame = match found {
             Found::Data(_) => match Command::from_argv(&sorted_in_scripts(argv, txn, now)) {
                 Err(e) => Frame::Error(e.to_string()),
                 // Redis refuses it rather than ignore a wait a script cannot make.
-                Ok(Command::XRead(read)) if read.block.is_some() => Frame::Error(
-                    "ERR xread command is not allowed with BLOCK option from scripts".into(),
-                ),
+                Ok(Command::XRead(read)) if read.block.is_some() => {
+                    return refused(
+                        "ERR xread command is not allowed with BLOCK option from scripts",
+                    );
+                }
                 Ok(command) => {
                     if command.writes()
                         && let Some(refusal) = self.engine.write_refusal()
                     {
-                        Frame::Error(refusal.to_string())
+                        return refused(&refusal.to_string());
                     } else if command.denyoom() && self.oom && !self.wrote.get() {
-                        Frame::Error(
-                            "OOM command not allowed when used memory > 'maxmemory'.".into(),
-                        )
-                    } else {
-                        if command.writes() {
-                            self.wrote.set(true);
-                            self.running.wrote();
-                        }
-                        Frame::from(command.apply(txn, now))
+                        return refused("OOM command not allowed when used memory > 'maxmemory'.");
                     }
+                    if command.writes() {
+                        self.wrote.set(true);
+                        self.running.wrote();
+                    }
+                    Frame::from(command.apply(txn, now))
                 }
             },
             Found::Session(_) => session_command(self.engine, &name, &argv),
         };
-        match frame {
-            Frame::Error(text) => fail(&text),
-            frame => Ok((true, to_lua(lua, frame, resp3)?)),
-        }
+        Ran::Done(described, frame, started.elapsed())
     }
 }
 
