@@ -977,3 +977,76 @@ async fn errors_in_scripts_are_counted_as_redis_server_counts_them() {
     }
     kvs.stop().await;
 }
+
+/// The fields of each ACL LOG entry that do not depend on time or the connection.
+async fn acl_log(c: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<String>> {
+    let log: Value = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(c)
+        .await
+        .expect("ACL LOG");
+    let Value::Array(entries) = log else {
+        panic!("ACL LOG: {log:?}")
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let fields: Vec<(String, String)> = match entry {
+                Value::Array(flat) => flat
+                    .chunks(2)
+                    .map(|kv| (format!("{:?}", kv[0]), format!("{:?}", kv[1])))
+                    .collect(),
+                Value::Map(pairs) => pairs
+                    .iter()
+                    .map(|(k, v)| (format!("{k:?}"), format!("{v:?}")))
+                    .collect(),
+                other => panic!("an entry: {other:?}"),
+            };
+            fields
+                .into_iter()
+                .filter(|(k, _)| {
+                    ["count", "reason", "context", "object", "username"]
+                        .iter()
+                        .any(|name| k.contains(&format!("\"{name}\"")))
+                })
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        })
+        .collect()
+}
+
+/// A command a script is refused by the ACL leaves an ACL LOG entry with context `lua`, as
+/// redis-server's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn acl_refusals_in_scripts_are_logged_as_redis_server_logs_them() {
+    let kvs = TestServer::start().await;
+    let redis = redis_server(&[]).await;
+    let mut logs = Vec::new();
+    for addr in [kvs.resp.to_string(), redis.addr()] {
+        let mut admin = connect(&addr).await;
+        for setup in [
+            &[
+                "ACL", "SETUSER", "u", "on", "nopass", "~a*", "+@all", "-incr",
+            ][..],
+            &["ACL", "LOG", "RESET"],
+        ] {
+            assert_eq!(ask(&mut admin, setup).await, "ok", "{setup:?}");
+        }
+        let mut user = redis::Client::open(format!("redis://u:x@{addr}"))
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connects as u");
+        for script in [
+            "return redis.pcall('get', 'b')",
+            "return redis.pcall('incr', 'a')",
+            "return redis.pcall('get', 'a')",
+        ] {
+            ask(&mut user, &["EVAL", script, "0"]).await;
+        }
+        logs.push(acl_log(&mut admin).await);
+    }
+    assert_eq!(logs[0].len(), 2, "{:?}", logs[0]);
+    assert_eq!(logs[0], logs[1]);
+    kvs.stop().await;
+}

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use admin::REDIS_VERSION;
 pub use clients::Clients;
+pub(crate) use session::log_acl;
 
 use crate::acl::Acl;
 use crate::config::Config;

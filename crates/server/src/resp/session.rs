@@ -225,6 +225,7 @@ impl Session {
             request,
             shared.engine.clone(),
             self.user.clone(),
+            Some(self.caller()),
         ));
         Frame::Null
     }
@@ -520,29 +521,21 @@ impl Session {
 
     /// Adds an entry to `ACL LOG`, with this connection's `CLIENT LIST` line.
     pub(crate) fn log_acl(&self, reason: &'static str, object: String, username: String) {
-        let client_info = self
-            .shared
-            .clients
-            .get(self.id)
-            .map(|c| {
-                super::client_list::client_line(&self.shared, self.id, &c)
-                    .trim_end()
-                    .to_owned()
-            })
-            .unwrap_or_default();
-        self.shared.acl.log.lock().add(LogEntry {
-            count: 1,
-            reason,
-            context: if self.multi.is_some() {
-                "multi"
-            } else {
-                "toplevel"
-            },
-            object,
-            username,
-            updated: Instant::now(),
-            client_info,
-        });
+        let context = if self.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        log_acl(&self.shared, self.id, context, reason, object, username);
+    }
+
+    /// Who runs the scripts this connection starts, for the ACL LOG entries of what they are
+    /// refused.
+    fn caller(&self) -> crate::script::Caller {
+        crate::script::Caller {
+            shared: self.shared.clone(),
+            id: self.id,
+        }
     }
 
     /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
@@ -788,6 +781,7 @@ impl Session {
             request,
             shared.engine.clone(),
             self.user.clone(),
+            Some(self.caller()),
         ));
         self.pending_block = Some((queued, engine));
         Uncommitted::nothing_written(Frame::Null)
@@ -873,6 +867,36 @@ fn lookup(name: &[u8]) -> Option<Found> {
     std::str::from_utf8(&lower[..name.len()])
         .ok()
         .and_then(command::find)
+}
+
+/// Adds an entry to `ACL LOG` for client `id`, with its `CLIENT LIST` line; `context` is where
+/// the refused request came from (`toplevel`, `multi`, `lua`).
+pub(crate) fn log_acl(
+    shared: &Shared,
+    id: u64,
+    context: &'static str,
+    reason: &'static str,
+    object: String,
+    username: String,
+) {
+    let client_info = shared
+        .clients
+        .get(id)
+        .map(|c| {
+            super::client_list::client_line(shared, id, &c)
+                .trim_end()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    shared.acl.log.lock().add(LogEntry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username,
+        updated: Instant::now(),
+        client_info,
+    });
 }
 
 /// Whether `argv` runs a script or a function (so a block holding it runs on the engine).

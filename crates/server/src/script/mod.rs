@@ -126,7 +126,44 @@ struct Job {
     request: Request,
     engine: Arc<Engine>,
     user: Arc<User>,
+    caller: Option<Caller>,
     answer: oneshot::Sender<Uncommitted<Frame>>,
+}
+
+/// The connection a script runs for: where ACL LOG entries for the commands it is refused name
+/// their client.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub(crate) shared: Arc<crate::resp::Shared>,
+    pub(crate) id: u64,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Caller({})", self.id)
+    }
+}
+
+thread_local! {
+    /// The connection the script running on this thread runs for.
+    static CALLER: std::cell::RefCell<Option<Caller>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `caller` as the connection scripts run for on this thread.
+fn for_caller<R>(caller: Option<Caller>, f: impl FnOnce() -> R) -> R {
+    let previous = CALLER.with(|c| c.replace(caller));
+    let result = f();
+    CALLER.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
+/// Adds an ACL LOG entry (context `lua`) for a command the running script was refused.
+pub(crate) fn log_refusal(reason: &'static str, object: String, username: String) {
+    CALLER.with(|c| {
+        if let Some(caller) = &*c.borrow() {
+            crate::resp::log_acl(&caller.shared, caller.id, "lua", reason, object, username);
+        }
+    });
 }
 
 /// How long a script runs before other clients are answered `BUSY` instead of waiting for it,
@@ -334,6 +371,7 @@ impl Scripts {
         request: Request,
         engine: Arc<Engine>,
         user: Arc<User>,
+        caller: Option<Caller>,
     ) -> oneshot::Receiver<Uncommitted<Frame>> {
         let (answer, receiver) = oneshot::channel();
         let mut request = request;
@@ -344,7 +382,8 @@ impl Scripts {
             && let Some(mut vm) = self.vm.try_lock()
             && let Some(vm) = vm.as_mut()
         {
-            match vm.handle_if_quick(request, &engine, &user) {
+            let caller = caller.clone();
+            match for_caller(caller, || vm.handle_if_quick(request, &engine, &user)) {
                 Ok(done) => {
                     let _ = answer.send(done);
                     return receiver;
@@ -356,6 +395,7 @@ impl Scripts {
             request,
             engine,
             user,
+            caller,
             answer,
         };
         let mut jobs = self.jobs.lock();
@@ -391,7 +431,7 @@ impl Scripts {
 
     /// Loads the function libraries the store holds, waiting (on this thread) until they are.
     pub(crate) fn load_stored(&self, engine: Arc<Engine>, user: Arc<User>) {
-        let mut answer = self.submit(Request::Sync, engine, user);
+        let mut answer = self.submit(Request::Sync, engine, user, None);
         while let Err(oneshot::error::TryRecvError::Empty) = answer.try_recv() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -435,7 +475,9 @@ fn start(
                     }
                 }
                 let answer = match held.as_mut() {
-                    Some(vm) => vm.handle(job.request, &job.engine, &job.user),
+                    Some(vm) => for_caller(job.caller, || {
+                        vm.handle(job.request, &job.engine, &job.user)
+                    }),
                     None => Uncommitted::nothing_written(Frame::err(
                         "the scripting engine is not running",
                     )),

@@ -1136,6 +1136,8 @@ impl Context<'_> {
             return refused("ERR This Redis command is not allowed from script");
         }
         if let Err(denied) = self.user.check(described, &argv) {
+            let (reason, object) = denied.reason_and_object();
+            super::log_refusal(reason, object, self.user.name().to_owned());
             return refused(match denied {
                 Denied::Command(_) => {
                     "ERR The user executing the script can't run this command or subcommand"
