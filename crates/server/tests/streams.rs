@@ -41,6 +41,11 @@ async fn resp3(addr: &str) -> redis::aio::MultiplexedConnection {
 /// Requests with their answers fixed by the IDs they name (no `*`: the two servers' clocks
 /// differ), covering each command's options and errors.
 const CASES: &[&str] = &[
+    "CONFIG SET stream-node-max-bytes 4kb",
+    "CONFIG GET stream-node-max-bytes",
+    "CONFIG SET stream-node-max-bytes lots",
+    "CONFIG SET stream-node-max-entries 100",
+    "CONFIG GET stream-node-max-entries",
     "XADD s 1-1 a 1 b 2",
     "XADD s 1-* c 3",
     "XADD s 1 x y",

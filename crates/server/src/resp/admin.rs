@@ -304,9 +304,9 @@ fn config_set(shared: &Shared, pairs: &[Bytes], params: &[(&str, String)]) -> Fr
                 Ok(n) => Change::Encoding("stream-entries", n as i64),
                 Err(e) => return e,
             },
-            "stream-node-max-bytes" => match int(i64::MAX as u64, 0) {
-                Ok(n) => Change::Encoding("stream-bytes", n as i64),
-                Err(e) => return e,
+            "stream-node-max-bytes" => match parse_memory(&value) {
+                Ok(n) => Change::Encoding("stream-bytes", i64::try_from(n).unwrap_or(i64::MAX)),
+                Err(_) => return failed("argument must be a memory value"),
             },
             "busy-reply-threshold" | "lua-time-limit" => match int(i64::MAX as u64, 0) {
                 Ok(ms) => Change::BusyAfter(ms),

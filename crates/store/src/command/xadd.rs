@@ -5,7 +5,7 @@ use super::parse::Args;
 use super::spec::{Access, Category, Flag, KeySpec, Spec};
 use super::xtrim::{BAD_ID, Trim, options, trim_stream};
 use crate::access::Keyspace;
-use crate::collection::{Edit, StreamId};
+use crate::collection::{Edit, Stream, StreamId};
 use crate::effects::Event;
 use crate::entry::{Kind, Millis};
 use crate::error::CommandError;
@@ -46,7 +46,8 @@ impl XAdd {
                 None if self.nomkstream => return Reply::Nil,
                 None => None,
             };
-            let (last_id, auto) = last.unwrap_or((StreamId::MIN, Some(StreamId { ms: now, seq: 0 })));
+            let (last_id, auto) =
+                last.unwrap_or_else(|| (StreamId::MIN, Stream::default().next_auto_id(now)));
             if last_id == StreamId::MAX {
                 return CommandError::Invalid(
                     "The stream has exhausted the last possible ID, unable to add more items",
@@ -130,5 +131,41 @@ impl Definition for XAdd {
 
     fn keys(&self) -> Option<Vec<&[u8]>> {
         Some(vec![&self.key[..]])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Store;
+
+    fn add(store: &Store, id: NewId, now: Millis) -> Reply {
+        XAdd {
+            key: "s".into(),
+            id,
+            pairs: vec!["f".into(), "v".into()],
+            nomkstream: false,
+            trim: None,
+        }
+        .apply(store, now)
+    }
+
+    /// `*` never gives 0-0, even with a clock at the epoch; `ms-*` never spills into the next
+    /// millisecond.
+    #[test]
+    fn new_ids_stay_above_zero_and_within_their_millisecond() {
+        let store = Store::new();
+        assert_eq!(add(&store, NewId::Auto, 0), Reply::Bulk("0-1".into()));
+        assert_eq!(add(&store, NewId::Auto, 0), Reply::Bulk("0-2".into()));
+        let top = StreamId {
+            ms: 5,
+            seq: u64::MAX,
+        };
+        assert_eq!(
+            add(&store, NewId::Exact(top), 0),
+            Reply::Bulk(top.to_bytes())
+        );
+        assert!(matches!(add(&store, NewId::Ms(5), 0), Reply::Error(_)));
+        assert_eq!(add(&store, NewId::Ms(6), 0), Reply::Bulk("6-0".into()));
     }
 }
